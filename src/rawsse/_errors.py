@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._accumulate import ChatResult
+    from ._chat_events import ChatEvent
 
 __all__ = [
     "APIConnectionError",
@@ -83,13 +84,23 @@ class SSEProtocolError(RawSSEError):
 class MalformedChunk(RawSSEError):
     """A data payload that is not a valid chat-completion chunk.
 
-    ``payload`` is the raw data string that failed; ``partial`` the result so far.
+    ``payload`` is the raw data string that failed; ``events`` the chat events
+    decoded from the same ``feed`` before it (so none is lost); ``partial`` the
+    result so far, where the raiser has one.
     """
 
-    def __init__(self, message: str, *, payload: str, partial: ChatResult | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        payload: str,
+        events: list[ChatEvent] | None = None,
+        partial: ChatResult | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.payload = payload
+        self.events: list[ChatEvent] = events if events is not None else []
         self.partial = partial
 
 
