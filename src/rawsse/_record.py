@@ -75,7 +75,7 @@ class Record(tuple):  # type: ignore[type-arg]
         return type(other) is type(self) and tuple.__eq__(self, other)
 
     def __ne__(self, other: object) -> bool:
-        return not (type(other) is type(self) and tuple.__eq__(self, other))  # type: ignore[arg-type]
+        return not (type(other) is type(self) and tuple.__eq__(self, other))
 
     __hash__ = tuple.__hash__
 

@@ -64,6 +64,7 @@ class SSEDecoder:
         "_data_size",
         "_error",
         "_event_type",
+        "_fast_limit",
         "_id_buffer",
         "_offset",
         "_pending",
@@ -92,6 +93,8 @@ class SSEDecoder:
         self.retry: int | None = None
         """The reconnection time in ms from the last valid ``retry`` field, else None."""
         self._error: SSEProtocolError | None = None
+        # Data sizes are counted in characters while they cannot matter; see _measure.
+        self._fast_limit = max_event_bytes >> 2
         self._offset = 0
         self._reset_stream()
 
@@ -102,7 +105,7 @@ class SSEDecoder:
         self._skip_lf = False  # the previous chunk ended with CR
         self._data: list[str] = []
         self._data_size = 0
-        self._data_limit = self.max_event_bytes >> 2
+        self._data_limit = self._fast_limit
         self._event_type = ""
         self._id_buffer = self.last_event_id
         self._retry_in_block: int | None = None
@@ -159,7 +162,7 @@ class SSEDecoder:
         text = chunk.decode("utf-8", "replace")
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
-        return self._lines(text.split("\n"))
+        return self._blocks(text)
 
     def close(self) -> list[ServerSentEvent | Comment]:
         """End of stream: discard any unterminated line or undispatched event.
@@ -192,9 +195,80 @@ class SSEDecoder:
         self._error = SSEProtocolError(message)
         raise self._error
 
-    def _lines(self, lines: list[str]) -> list[ServerSentEvent | Comment]:
-        lines.pop()  # the empty string after the last LF: not a line
-        out: list[ServerSentEvent | Comment] = []
+    def _blocks(self, text: str) -> list[ServerSentEvent | Comment]:
+        # ``text`` is whole lines, each ending in LF.  Split it at blank lines: a
+        # block followed by "\n\n" is its lines then a dispatch.  The common block,
+        # one "data:" line (or one comment) with nothing pending before it, is
+        # handled here in a few C-level operations; every other block goes through
+        # the line-by-line rules in _lines, which are the reference.
+        blocks = text.split("\n\n")
+        tail = blocks.pop()  # lines after the last blank line, not yet dispatched
+        n = len(blocks)
+        if (
+            n
+            and len(text) < self._fast_limit
+            and not self._data
+            and not self._event_type
+            and self._retry_in_block is None
+            and self._id_buffer == self.last_event_id
+            # No block has a line end inside: every LF is a separator's or the tail's.
+            and text.count("\n") == 2 * n + tail.count("\n")
+            # Every block starts with "data: " or ":" (each block but the first, and
+            # the tail, follows a separator).
+            and text.startswith(("data: ", ":"))
+            + text.count("\n\ndata: ")
+            + text.count("\n\n:")
+            - tail.startswith(("data: ", ":"))
+            == n
+        ):
+            # The common chunk: only single-line data events and comments.
+            last_id = self._id_buffer
+            out: list[ServerSentEvent | Comment] = [
+                _tuple_new(ServerSentEvent, ("message", block[6:], last_id, None))
+                if block[0] == "d"
+                else _tuple_new(Comment, (block[2:] if block[1:2] == " " else block[1:],))
+                for block in blocks
+            ]
+            if tail:
+                lines = tail.split("\n")
+                lines.pop()
+                self._lines(lines, out)
+            return out
+        out = []
+        if blocks:
+            append = out.append
+            last_id = self._id_buffer
+            fast_limit = self._fast_limit
+            clean = (
+                not self._data
+                and not self._event_type
+                and self._retry_in_block is None
+                and last_id == self.last_event_id
+            )
+            for block in blocks:
+                if clean and "\n" not in block and len(block) < fast_limit:
+                    if block[:6] == "data: ":
+                        append(_tuple_new(ServerSentEvent, ("message", block[6:], last_id, None)))
+                        continue
+                    if block[:5] == "data:":
+                        append(_tuple_new(ServerSentEvent, ("message", block[5:], last_id, None)))
+                        continue
+                    if block[:1] == ":":
+                        text_ = block[2:] if block[1:2] == " " else block[1:]
+                        append(_tuple_new(Comment, (text_,)))
+                        continue
+                lines = block.split("\n")
+                lines.append("")  # the blank line that followed the block
+                self._lines(lines, out)
+                last_id = self._id_buffer
+                clean = True  # a dispatch leaves nothing pending
+        if tail:
+            lines = tail.split("\n")
+            lines.pop()  # the empty string after the final LF
+            self._lines(lines, out)
+        return out
+
+    def _lines(self, lines: list[str], out: list[ServerSentEvent | Comment]) -> None:
         append = out.append
         data = self._data
         data_size = self._data_size
@@ -219,7 +293,7 @@ class SSEDecoder:
                     )
                     data = []
                     data_size = 0
-                    data_limit = self.max_event_bytes >> 2
+                    data_limit = self._fast_limit
                 event_type = ""
                 self._retry_in_block = None
                 continue
@@ -254,7 +328,6 @@ class SSEDecoder:
         self._data_limit = data_limit
         self._event_type = event_type
         self._id_buffer = last_id
-        return out
 
     def _measure(self, data: list[str]) -> tuple[int, int]:
         # The running size counts characters, a lower bound of the UTF-8 size that
