@@ -37,6 +37,14 @@ else:
 __all__ = ["Record"]
 
 _tuple_new = tuple.__new__
+
+try:  # The C descriptor behind namedtuple fields: about twice as fast to read as a property.
+    from collections import _tuplegetter as _field  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover (other Pythons)
+
+    def _field(index: int, doc: str) -> Any:
+        return property(itemgetter(index), doc=doc)
+
 _MISSING = object()
 
 
@@ -68,7 +76,7 @@ class Record(tuple):  # type: ignore[type-arg]
         cls._defaults = defaults
         setattr(cls, "__match_args__", fields)  # noqa: B010 (mypy: not a declared attribute)
         for i, name in enumerate(fields):
-            setattr(cls, name, property(itemgetter(i), doc=f"Field {name!r}."))
+            setattr(cls, name, _field(i, f"Field {name!r}."))
         cls.__new__ = _make_new(cls, fields, defaults)  # type: ignore[method-assign]
 
     def __eq__(self, other: object) -> bool:
