@@ -1,0 +1,490 @@
+"""Cassette format v1: one recorded HTTP exchange as JSON Lines, byte-exact.
+
+Line 1 is the header (``format``, ``recorded_at``, the redacted request, the
+response status, headers and ``t``); then one line per received chunk
+(``{"t": ..., "text": ...}`` when the chunk is valid UTF-8 on its own, else
+``{"t": ..., "b64": ...}``); the last line says how the body ended
+(``{"t": ..., "end": "eof"}``, ``"error"`` with ``"error": "Exc: message"``, or
+``"closed"`` when the consumer closed the response early).  A file without an
+end line reads as ``end == "missing"``.  Every ``t`` is seconds since the
+request was sent.  Concatenating the chunks gives the body exactly.
+
+Secrets are redacted by ``redact_request``/``redact_headers`` and again by the
+writer, so a key never reaches the disk whoever built the ``Cassette``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import datetime
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeGuard
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ._errors import CassetteError
+
+__all__ = [
+    "END_CLOSED",
+    "END_EOF",
+    "END_ERROR",
+    "END_MISSING",
+    "FORMAT",
+    "REDACTED",
+    "Cassette",
+    "body_json",
+    "dumps_cassette",
+    "load_cassette",
+    "loads_cassette",
+    "looks_like_secret",
+    "redact_headers",
+    "redact_request",
+    "redact_text",
+    "redact_url",
+    "save_cassette",
+]
+
+FORMAT = 1
+"""The cassette format this version of rawsse reads and writes."""
+
+END_EOF = "eof"
+"""The body ended normally."""
+END_ERROR = "error"
+"""Reading the body failed (a cut connection); ``error`` says how."""
+END_CLOSED = "closed"
+"""The consumer closed the response before the body ended; the rest was never read."""
+END_MISSING = "missing"
+"""The file has no end line (the recorder died): read as cut."""
+
+_ENDS = (END_EOF, END_ERROR, END_CLOSED)
+REDACTED = "REDACTED"
+
+# Header names whose value is always a secret.
+_SECRET_NAMES = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key"}
+)
+# Names that smell of a credential: ``x-goog-api-key``, ``x-auth-token``, ``key=`` in a
+# query.  ``x-ratelimit-remaining-tokens`` must not match, hence the anchors.
+_SECRET_NAME = re.compile(
+    r"(?i)(^key$|api[-_]?key|secret|password|passwd|cookie|credential|(^|[-_])(access[-_]?|auth[-_]?)?token$)"
+)
+# Values that look like a key whatever their name: OpenAI/OpenRouter/Anthropic style
+# ``sk-...`` and the common provider prefixes ...
+_KEY = (
+    r"\b[sr]k-[A-Za-z0-9_\-]{12,}"
+    r"|\bsk_[A-Za-z0-9_]{12,}"
+    r"|\bAIza[0-9A-Za-z_\-]{20,}"
+    r"|\b(gsk|xai|hf|r8|pplx|nvapi|ghp|gho|github_pat)[-_][A-Za-z0-9_\-]{12,}"
+)
+_KEY_VALUE = re.compile(_KEY)
+# ... and, in headers and queries, HTTP auth schemes too (in a body, "token limit" is prose).
+_SECRET_VALUE = re.compile(r"(?i)\b(bearer|basic|token)\s+\S{4,}|" + _KEY)
+
+
+def looks_like_secret(value: str) -> bool:
+    """Whether ``value`` looks like an API key or credential (``sk-...``, ``Bearer ...``)."""
+    return _SECRET_VALUE.search(value) is not None
+
+
+def redact_text(text: str) -> str:
+    """``text`` with everything that looks like a key replaced by ``REDACTED``."""
+    return _SECRET_VALUE.sub(REDACTED, text)
+
+
+def _secret_name(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in _SECRET_NAMES or _SECRET_NAME.search(lowered) is not None
+
+
+def redact_headers(headers: Iterable[tuple[str, str]] | Mapping[str, str]) -> dict[str, str]:
+    """Lower-cased headers with every secret value replaced by ``"REDACTED"``.
+
+    Repeated headers are joined with ``", "`` (HTTP's rule for combining them).
+    """
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    out: dict[str, str] = {}
+    for name, value in items:
+        key = name.lower()
+        if _secret_name(key) or looks_like_secret(value):
+            value = REDACTED
+        out[key] = value if key not in out else f"{out[key]}, {value}"
+    return out
+
+
+def redact_url(url: str) -> str:
+    """``url`` with secret query values (and any user:password) replaced by ``REDACTED``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(_secret_name(k) or looks_like_secret(v) for k, v in pairs):
+            query = urlencode(
+                [(k, REDACTED if _secret_name(k) or looks_like_secret(v) else v) for k, v in pairs]
+            )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _secrets_in(headers: Iterable[tuple[str, str]]) -> list[str]:
+    """The secret strings inside secret headers or query values, to scrub elsewhere."""
+    found: list[str] = []
+    for name, value in headers:
+        if _secret_name(name) or looks_like_secret(value):
+            token = value.split(None, 1)[-1] if " " in value.strip() else value
+            found += [v for v in (value.strip(), token.strip()) if len(v) >= 8]
+    return found
+
+
+def _scrub(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+        return _KEY_VALUE.sub(REDACTED, value)
+    if isinstance(value, dict):
+        return {k: _scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, secrets) for v in value]
+    return value
+
+
+def redact_request(
+    method: str, url: str, headers: Iterable[tuple[str, str]], body: Any
+) -> dict[str, Any]:
+    """The cassette's ``request`` object, redacted.
+
+    Secret headers and query values become ``"REDACTED"``; the secrets found there,
+    and anything shaped like a key (``sk-...``), are also scrubbed from every
+    string in ``body``.
+    """
+    pairs = list(headers)
+    query = parse_qsl(urlsplit(url).query, keep_blank_values=True)
+    secrets = sorted(set(_secrets_in([*pairs, *query])), key=len, reverse=True)
+    return {
+        "method": method,
+        "url": redact_url(url),
+        "headers": redact_headers(pairs),
+        "body": _scrub(body, secrets),
+    }
+
+
+def body_json(content: bytes) -> Any:
+    """A request body as the cassette stores it: parsed JSON, else text, else base64 text."""
+    if not content:
+        return None
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        return "b64:" + base64.b64encode(content).decode("ascii")
+
+
+@dataclass(frozen=True)
+class Cassette:
+    """One recorded exchange.
+
+    ``request`` is the redacted request (``method``, ``url``, ``headers``,
+    ``body``); ``chunks`` the body as received, ``(t, bytes)`` each; ``end`` one
+    of ``"eof"``, ``"error"``, ``"closed"``, ``"missing"``; ``error`` the
+    ``"ExcType: message"`` of an ``"error"`` end.
+    """
+
+    request: dict[str, Any]
+    status: int
+    headers: dict[str, str]
+    chunks: list[tuple[float, bytes]]
+    end: str = END_EOF
+    error: str | None = None
+    response_t: float = 0.0
+    """Seconds from sending the request to the response headers."""
+    end_t: float | None = None
+    """Seconds from sending the request to the end of the body (None: unknown)."""
+    recorded_at: str = ""
+    path: Path | None = field(default=None, compare=False)
+    """The file it was read from, if any."""
+
+    @classmethod
+    def from_body(
+        cls,
+        body: bytes | Iterable[bytes],
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        method: str = "POST",
+        url: str = "https://openrouter.ai/api/v1/chat/completions",
+        request_body: Any = None,
+        interval: float = 0.0,
+    ) -> Cassette:
+        """A cassette serving ``body`` (bytes, or its chunks) with no real recording.
+
+        Chunk ``i`` is stamped ``i * interval`` seconds; the content type is
+        ``text/event-stream`` unless ``headers`` say otherwise.
+        """
+        pieces = [body] if isinstance(body, (bytes, bytearray)) else list(body)
+        chunks = [(round(i * interval, 6), bytes(p)) for i, p in enumerate(pieces) if p]
+        hdrs = {"content-type": "text/event-stream"}
+        hdrs.update({k.lower(): v for k, v in (headers or {}).items()})
+        return cls(
+            request={"method": method, "url": url, "headers": {}, "body": request_body},
+            status=status,
+            headers=hdrs,
+            chunks=chunks,
+            end=END_EOF,
+            end_t=round(len(pieces) * interval, 6),
+            recorded_at=_now_iso(),
+        )
+
+    @property
+    def body(self) -> bytes:
+        """The body exactly as received (the chunks concatenated)."""
+        return b"".join(data for _, data in self.chunks)
+
+    @property
+    def method(self) -> str:
+        return str(self.request.get("method", "GET")).upper()
+
+    @property
+    def url(self) -> str:
+        return str(self.request.get("url", ""))
+
+    @property
+    def model(self) -> str | None:
+        """The request body's ``model``, when it has one."""
+        body = self.request.get("body")
+        model = body.get("model") if isinstance(body, dict) else None
+        return model if isinstance(model, str) else None
+
+    @property
+    def name(self) -> str:
+        """The file name without ``.jsonl`` (or the model, or ``"cassette"``)."""
+        if self.path is not None:
+            return self.path.name.removesuffix(".jsonl")
+        return self.model or "cassette"
+
+
+def _now_iso() -> str:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _safe(line: str) -> str:
+    # Readable UTF-8, but the characters some readers split lines on stay escaped.
+    return line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\x85", "\\u0085")
+
+
+def _line(obj: dict[str, Any]) -> str:
+    return _safe(_encode(obj))
+
+
+def _chunk_line(t: float, data: bytes) -> str:
+    # Formatted by hand (one line per chunk, the bulk of a file): the same bytes as
+    # json.dumps({"t": t, "text": ...}, ensure_ascii=False), twice as fast.
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return f'{{"t": {float(t)!r}, "b64": "{base64.b64encode(data).decode("ascii")}"}}'
+    return _safe(f'{{"t": {float(t)!r}, "text": {_encode(text)}}}')
+
+
+def dumps_cassette(cassette: Cassette) -> bytes:
+    """The cassette as format v1 bytes (redacting the request and headers again)."""
+    req = cassette.request
+    raw_headers = req.get("headers") or {}
+    request = redact_request(
+        str(req.get("method", "GET")),
+        str(req.get("url", "")),
+        [(str(k), str(v)) for k, v in dict(raw_headers).items()],
+        req.get("body"),
+    )
+    header = {
+        "format": FORMAT,
+        "recorded_at": cassette.recorded_at or _now_iso(),
+        "request": request,
+        "response": {
+            "status": cassette.status,
+            "headers": redact_headers(cassette.headers),
+            "t": cassette.response_t,
+        },
+    }
+    lines = [_line(header)]
+    lines += [_chunk_line(t, data) for t, data in cassette.chunks if data]
+    if cassette.end != END_MISSING:
+        last = cassette.chunks[-1][0] if cassette.chunks else cassette.response_t
+        end: dict[str, Any] = {
+            "t": cassette.end_t if cassette.end_t is not None else last,
+            "end": cassette.end,
+        }
+        if cassette.end == END_ERROR:
+            end["error"] = cassette.error or "unknown error"
+        lines.append(_line(end))
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def save_cassette(cassette: Cassette, path: str | os.PathLike[str]) -> Path:
+    """Write ``cassette`` to ``path`` (format v1; parent directories are created).
+
+    The file is written beside and renamed into place, so a reader never sees
+    half of it.  Returns the path.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    data = dumps_cassette(cassette)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+    return target
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+def load_cassette(path: str | os.PathLike[str]) -> Cassette:
+    """Read a cassette file; ``CassetteError`` (naming file and line) when it is damaged."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise CassetteError(f"{p}: no such cassette") from None
+    except OSError as exc:
+        raise CassetteError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    return dataclasses.replace(loads_cassette(data, source=str(p)), path=p)
+
+
+def _number(value: object) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+
+def _parse_lines(lines: list[bytes], fail: Callable[[int, str], CassetteError]) -> list[Any]:
+    # Fast path: the whole file as one JSON array (one parser call, not one per line).
+    # Any doubt (a damaged line, two values on one line) takes the slow path, which
+    # finds the line to blame.
+    try:
+        records = json.loads(b"[" + b",".join(lines) + b"]")
+        if isinstance(records, list) and len(records) == len(lines):
+            return records
+    except ValueError:
+        pass
+    return [_parse_line(raw, lineno, fail) for lineno, raw in enumerate(lines, 1)]
+
+
+def _parse_line(raw: bytes, lineno: int, fail: Callable[[int, str], CassetteError]) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise fail(lineno, "not UTF-8") from None
+    except ValueError as exc:
+        raise fail(lineno, f"damaged JSON ({exc})") from None
+
+
+def loads_cassette(data: bytes, *, source: str = "<cassette>") -> Cassette:
+    """Parse format v1 bytes; ``source`` names the file in errors."""
+
+    def fail(lineno: int, why: str) -> CassetteError:
+        return CassetteError(f"{source}, line {lineno}: {why}")
+
+    # Split on LF only: str.splitlines() would also split on U+2028 and friends.
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    if not lines or not lines[0].strip():
+        raise fail(1, "empty file: no cassette header")
+    records = _parse_lines(lines, fail)
+    header = records[0]
+    if not isinstance(header, dict) or "format" not in header:
+        raise fail(1, 'missing header: the first line must be {"format": 1, ...}')
+    version = header["format"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise fail(1, f"bad format {version!r}")
+    if version > FORMAT:
+        raise fail(
+            1,
+            f"format {version} is newer than this rawsse reads (format {FORMAT}); upgrade rawsse",
+        )
+    request = header.get("request")
+    response = header.get("response")
+    if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+        raise fail(1, 'bad "request": needs an object with "method" and "url"')
+    if not isinstance(request.get("url"), str):
+        raise fail(1, 'bad "request": needs an object with "method" and "url"')
+    if not isinstance(response, dict):
+        raise fail(1, 'bad "response": needs an object with "status" and "headers"')
+    status = response.get("status")
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 999:
+        raise fail(1, f'bad "response.status" {status!r}')
+    headers = response.get("headers", {})
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise fail(1, 'bad "response.headers": needs an object of strings')
+    response_t = response.get("t", 0.0)
+    if not _number(response_t):
+        raise fail(1, f'bad "response.t" {response_t!r}')
+    request_headers = request.get("headers", {})
+    if not isinstance(request_headers, dict):
+        raise fail(1, 'bad "request.headers": needs an object')
+    recorded_at = header.get("recorded_at", "")
+    if not isinstance(recorded_at, str):
+        raise fail(1, f'bad "recorded_at" {recorded_at!r}')
+
+    chunks: list[tuple[float, bytes]] = []
+    end, error, end_t = END_MISSING, None, None
+    for i, rec in enumerate(records[1:], 2):
+        if end != END_MISSING:
+            raise fail(i, f'a line after the end line (end was "{end}")')
+        if not isinstance(rec, dict):
+            raise fail(i, "a line must be a JSON object")
+        raw_t = rec.get("t")
+        if not _number(raw_t):
+            raise fail(i, f'bad or missing "t" {raw_t!r}')
+        t = float(raw_t)
+        if "end" in rec:
+            end = rec["end"]
+            if end not in _ENDS:
+                raise fail(i, f'bad "end" {end!r} (expected one of {", ".join(_ENDS)})')
+            error = rec.get("error")
+            if end == END_ERROR and not isinstance(error, str):
+                raise fail(i, 'an "error" end needs an "error" string')
+            end_t = t
+        elif "text" in rec:
+            if not isinstance(rec["text"], str) or "b64" in rec:
+                raise fail(i, 'bad chunk: "text" must be a string (and no "b64")')
+            try:
+                chunks.append((t, rec["text"].encode("utf-8")))
+            except UnicodeEncodeError:
+                raise fail(i, 'bad chunk: "text" holds a lone surrogate') from None
+        elif "b64" in rec:
+            b64 = rec["b64"]
+            try:
+                if not isinstance(b64, str):
+                    raise TypeError
+                chunks.append((t, base64.b64decode(b64, validate=True)))
+            except (TypeError, binascii.Error):
+                raise fail(i, 'bad chunk: "b64" is not base64') from None
+        else:
+            raise fail(i, 'a line needs "text", "b64" or "end"')
+
+    return Cassette(
+        request=request,
+        status=status,
+        headers={str(k).lower(): v for k, v in headers.items()},
+        chunks=chunks,
+        end=end,
+        error=error if end == END_ERROR else None,
+        response_t=float(response_t),
+        end_t=end_t,
+        recorded_at=recorded_at,
+    )

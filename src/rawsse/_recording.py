@@ -1,0 +1,213 @@
+"""``RecordingTransport``: tee every exchange through any httpx transport into a cassette.
+
+One class is both an ``httpx.BaseTransport`` and an ``httpx.AsyncBaseTransport``;
+it serves whichever the inner transport is.  The body bytes reach the consumer
+untouched: each chunk is only timestamped and kept (a reference, not a copy).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ._cassette import (
+    END_CLOSED,
+    END_EOF,
+    END_ERROR,
+    Cassette,
+    body_json,
+    redact_headers,
+    redact_request,
+    redact_text,
+    save_cassette,
+)
+
+__all__ = ["RecordingTransport"]
+
+
+class RecordingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """Wrap ``inner`` (a sync or async httpx transport) and record each exchange.
+
+    ``path`` is a directory (``directory=True``, or by default when it exists as
+    one or has no suffix, like ``cassettes``) that gets one new file per exchange,
+    named ``<UTC time>-<model>.jsonl``; otherwise (``out.jsonl``) it is one
+    cassette file, rewritten by every exchange (the last one wins).
+
+    A cassette is written when its body ends (``end: eof`` or ``error``) or, at
+    the latest, when the response is closed (``end: closed`` if the consumer
+    stopped reading early).  A request that fails before any response is not
+    recorded.  ``saved`` lists the files written.
+    """
+
+    def __init__(
+        self,
+        inner: httpx.BaseTransport | httpx.AsyncBaseTransport,
+        path: str | os.PathLike[str],
+        *,
+        directory: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.inner = inner
+        self.path = Path(path)
+        self.saved: list[Path] = []
+        self._clock = clock
+        if directory is None:
+            directory = self.path.is_dir() or not self.path.suffix
+        self._single = not directory
+
+    def __repr__(self) -> str:
+        return f"RecordingTransport({self.inner!r}, {str(self.path)!r})"
+
+    # -- httpx.BaseTransport ------------------------------------------------------------
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        inner = self.inner
+        if not isinstance(inner, httpx.BaseTransport):
+            raise TypeError(f"{inner!r} is an async transport: use it with httpx.AsyncClient")
+        tape = _Tape(self, request, request.read())
+        response = inner.handle_request(request)
+        return tape.response(response)
+
+    def close(self) -> None:
+        if isinstance(self.inner, httpx.BaseTransport):
+            self.inner.close()
+
+    # -- httpx.AsyncBaseTransport -------------------------------------------------------
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        inner = self.inner
+        if not isinstance(inner, httpx.AsyncBaseTransport):
+            raise TypeError(f"{inner!r} is a sync transport: use it with httpx.Client")
+        tape = _Tape(self, request, await request.aread())
+        response = await inner.handle_async_request(request)
+        return tape.response(response)
+
+    async def aclose(self) -> None:
+        if isinstance(self.inner, httpx.AsyncBaseTransport):
+            await self.inner.aclose()
+
+    # -- files --------------------------------------------------------------------------
+
+    def _target(self, cassette: Cassette) -> Path:
+        if self._single:
+            return self.path
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", cassette.model or "exchange").strip("-.")
+        base = f"{stamp}-{slug or 'exchange'}"
+        candidate = self.path / f"{base}.jsonl"
+        n = 1
+        while candidate.exists() or candidate in self.saved:
+            n += 1
+            candidate = self.path / f"{base}-{n}.jsonl"
+        return candidate
+
+
+class _Tape:
+    """One exchange being recorded."""
+
+    def __init__(self, owner: RecordingTransport, request: httpx.Request, content: bytes) -> None:
+        self.owner = owner
+        self.clock = owner._clock
+        self.request = redact_request(
+            request.method, str(request.url), request.headers.multi_items(), body_json(content)
+        )
+        self.recorded_at = (
+            datetime.datetime.now(datetime.timezone.utc)
+            .isoformat(timespec="microseconds")
+            .replace("+00:00", "Z")
+        )
+        self.chunks: list[tuple[float, bytes]] = []
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.response_t = 0.0
+        self.done = False
+        # Last: offsets count from the moment the request goes to the inner transport.
+        self.t0 = self.clock()
+
+    def response(self, response: httpx.Response) -> httpx.Response:
+        self.response_t = self.clock() - self.t0
+        self.status = response.status_code
+        self.headers = redact_headers(response.headers.multi_items())
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_TeeStream(response.stream, self),
+            extensions=response.extensions,
+        )
+
+    def finish(self, end: str, exc: BaseException | None = None) -> None:
+        if self.done:
+            return
+        self.done = True
+        error = None
+        if exc is not None:
+            error = redact_text(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        cassette = Cassette(
+            request=self.request,
+            status=self.status,
+            headers=self.headers,
+            chunks=[(round(t, 6), data) for t, data in self.chunks],
+            end=end,
+            error=error,
+            response_t=round(self.response_t, 6),
+            end_t=round(self.clock() - self.t0, 6),
+            recorded_at=self.recorded_at,
+        )
+        path = self.owner._target(cassette)
+        save_cassette(cassette, path)
+        self.owner.saved.append(path)
+
+
+class _TeeStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """The inner body stream, each chunk timestamped onto the tape on its way through."""
+
+    def __init__(self, stream: Any, tape: _Tape) -> None:
+        self._stream = stream
+        self._tape = tape
+
+    def __iter__(self) -> Iterator[bytes]:
+        tape = self._tape
+        clock, t0, append = tape.clock, tape.t0, tape.chunks.append
+        try:
+            for chunk in self._stream:
+                append((clock() - t0, bytes(chunk)))
+                yield chunk
+        except Exception as exc:
+            tape.finish(END_ERROR, exc)
+            raise
+        tape.finish(END_EOF)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        tape = self._tape
+        clock, t0, append = tape.clock, tape.t0, tape.chunks.append
+        try:
+            async for chunk in self._stream:
+                append((clock() - t0, bytes(chunk)))
+                yield chunk
+        except Exception as exc:
+            tape.finish(END_ERROR, exc)
+            raise
+        tape.finish(END_EOF)
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        try:
+            if close is not None:
+                close()
+        finally:
+            self._tape.finish(END_CLOSED)
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._stream, "aclose", None)
+        try:
+            if aclose is not None:
+                await aclose()
+        finally:
+            self._tape.finish(END_CLOSED)

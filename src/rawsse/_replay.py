@@ -1,0 +1,375 @@
+"""``ReplayTransport``: serve cassettes as a sync and async httpx transport, never the network.
+
+A replay is planned without I/O (``_plan``: which bytes, in which pieces, at
+which offsets, with which stall and which ending); the sync and async shells
+only sleep (``time.sleep`` / ``anyio.sleep``) and yield.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import json
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+
+from ._cassette import END_EOF, END_ERROR, Cassette, load_cassette
+from ._errors import CassetteError
+
+__all__ = ["CassetteSource", "Chunking", "Match", "ReplayTransport", "Timing"]
+
+CassetteSource: TypeAlias = "str | os.PathLike[str] | Cassette"
+Match: TypeAlias = Literal["path", "model", "body"]
+Timing: TypeAlias = Literal["instant", "recorded"]
+Chunking: TypeAlias = "Literal['recorded', 'byte', 'random'] | int"
+
+RANDOM_MAX_CHUNK = 64
+"""``chunking="random"`` cuts pieces of 1 to this many bytes."""
+
+
+def _load(source: CassetteSource | Iterable[CassetteSource]) -> list[Cassette]:
+    if isinstance(source, Cassette):
+        return [source]
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            files = sorted(path.glob("*.jsonl"))
+            if not files:
+                raise CassetteError(f"{path}: no cassettes (*.jsonl) in this directory")
+            return [load_cassette(p) for p in files]
+        return [load_cassette(path)]
+    out: list[Cassette] = []
+    for item in source:
+        out += _load(item)
+    return out
+
+
+def _request_body(request: httpx.Request) -> Any:
+    try:
+        return json.loads(request.content)
+    except (ValueError, UnicodeDecodeError, httpx.RequestNotRead):
+        return None
+
+
+def _model(body: Any) -> str | None:
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    status: int
+    head_t: float
+    pieces: list[tuple[float, bytes]]
+    """The body as served: ``(offset, bytes)``, offsets already scaled."""
+    stall_index: int | None
+    """Stall before piece ``stall_index`` (``len(pieces)``: before the end)."""
+    end_t: float
+    error: Exception | None
+    """Raised after the last piece (a cut); None for a clean end of body."""
+
+
+class ReplayTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """Serve recorded exchanges to ``httpx.Client`` or ``httpx.AsyncClient``.
+
+    ``cassettes``: a file, a directory (its ``*.jsonl``), a ``Cassette``, or a list
+    of these.  A request is matched by method and URL path, plus the body's
+    ``model`` (``match="model"``) or the whole JSON body (``match="body"``); when
+    several match, each is served once in order before any repeats.  A request
+    that matches none raises ``CassetteError`` listing what there is.
+
+    The consumer gets exactly the recorded bytes; the options change only:
+
+    - ``timing``: ``"instant"`` (the default) or ``"recorded"``; ``speed=10``
+      plays the recorded timing ten times faster (and implies ``"recorded"``).
+    - ``chunking``: ``"recorded"``, ``"byte"`` (one byte per chunk), an ``int``
+      N (N bytes per chunk) or ``"random"`` (1..64 bytes, from ``seed``).  A piece
+      is served when its last byte was recorded to arrive.
+    - ``cut_after=N``: after exactly N body bytes raise ``cut_error`` (default
+      ``httpx.RemoteProtocolError``, what httpx raises for a cut chunked body).
+    - ``stall_at=N, stall_for=S``: wait S seconds before body byte N (N=0: before
+      the first byte; past the end: before the end).
+    - ``status``: serve this HTTP status instead of the recorded one.
+
+    A cassette that ended in error is replayed with that error (its httpx class
+    when it is one, else ``httpx.ReadError``); one that ended ``closed`` or
+    ``missing`` raises ``httpx.RemoteProtocolError`` where the recording stops.
+    ``played`` lists ``(request, cassette)`` for every request served.
+    """
+
+    def __init__(
+        self,
+        cassettes: CassetteSource | Iterable[CassetteSource],
+        *,
+        match: Match = "path",
+        timing: Timing | None = None,
+        speed: float | None = None,
+        chunking: Chunking = "recorded",
+        seed: int = 0,
+        cut_after: int | None = None,
+        cut_error: type[httpx.TransportError] = httpx.RemoteProtocolError,
+        stall_at: int | None = None,
+        stall_for: float = 0.0,
+        status: int | None = None,
+    ) -> None:
+        if match not in ("path", "model", "body"):
+            raise ValueError(f"match must be 'path', 'model' or 'body': {match!r}")
+        if timing not in (None, "instant", "recorded"):
+            raise ValueError(f"timing must be 'instant' or 'recorded': {timing!r}")
+        if speed is not None:
+            if not speed > 0:
+                raise ValueError(f"speed must be > 0: {speed!r}")
+            if timing == "instant":
+                raise ValueError("speed= needs recorded timing; drop timing='instant'")
+        if isinstance(chunking, bool) or not (
+            chunking in ("recorded", "byte", "random")
+            or (isinstance(chunking, int) and chunking > 0)
+        ):
+            raise ValueError(
+                f"chunking must be 'recorded', 'byte', 'random' or a size > 0: {chunking!r}"
+            )
+        for name, value in (("cut_after", cut_after), ("stall_at", stall_at)):
+            if value is not None and (isinstance(value, bool) or value < 0):
+                raise ValueError(f"{name} must be >= 0: {value!r}")
+        if stall_for < 0:
+            raise ValueError(f"stall_for must be >= 0: {stall_for!r}")
+        if status is not None and not 100 <= status <= 999:
+            raise ValueError(f"status must be an HTTP status: {status!r}")
+        self.cassettes = _load(cassettes)
+        if not self.cassettes:
+            raise CassetteError("ReplayTransport needs at least one cassette")
+        self.match: Match = match
+        self.timed = speed is not None or timing == "recorded"
+        self.speed = speed if speed is not None else 1.0
+        self.chunking = chunking
+        self.seed = seed
+        self.cut_after = cut_after
+        self.cut_error = cut_error
+        self.stall_at = stall_at
+        self.stall_for = stall_for
+        self.status = status
+        self.played: list[tuple[httpx.Request, Cassette]] = []
+        self._plays = [0] * len(self.cassettes)
+
+    def __repr__(self) -> str:
+        return f"ReplayTransport({len(self.cassettes)} cassette(s), match={self.match!r})"
+
+    # -- choosing -------------------------------------------------------------------------
+
+    def _matches(self, cassette: Cassette, request: httpx.Request, body: Any) -> bool:
+        if cassette.method != request.method.upper():
+            return False
+        if urlsplit(cassette.url).path.rstrip("/") != request.url.path.rstrip("/"):
+            return False
+        if self.match == "model":
+            return cassette.model == _model(body)
+        if self.match == "body":
+            return bool(cassette.request.get("body") == body)
+        return True
+
+    def choose(self, request: httpx.Request) -> Cassette:
+        """The cassette that answers ``request`` (counted as played)."""
+        body = _request_body(request)
+        found = [i for i, c in enumerate(self.cassettes) if self._matches(c, request, body)]
+        if not found:
+            raise CassetteError(self._no_match(request, body))
+        index = min(found, key=lambda i: self._plays[i])  # min() keeps the first of equals
+        self._plays[index] += 1
+        cassette = self.cassettes[index]
+        self.played.append((request, cassette))
+        return cassette
+
+    def _no_match(self, request: httpx.Request, body: Any) -> str:
+        want = f"{request.method} {request.url.path}"
+        if self.match == "model":
+            want += f" (model {_model(body)!r})"
+        elif self.match == "body":
+            want += " with this exact body"
+        lines = [f"no cassette matches {want} (match={self.match!r}); available:"]
+        for c in self.cassettes:
+            where = f" [{c.path}]" if c.path is not None else ""
+            model = f" (model {c.model!r})" if c.model is not None else ""
+            lines.append(f"  - {c.name}: {c.method} {urlsplit(c.url).path}{model}{where}")
+        return "\n".join(lines)
+
+    # -- planning (no I/O) ----------------------------------------------------------------
+
+    def _boundaries(self, recorded: list[int], size: int) -> list[int]:
+        """Where the body is cut into pieces (each piece's end offset)."""
+        if self.chunking == "recorded":
+            return recorded
+        if self.chunking == "byte":
+            return list(range(1, size + 1))
+        if self.chunking == "random":
+            rng = random.Random(self.seed)
+            ends, total = [], 0
+            while total < size:
+                total = min(size, total + rng.randint(1, RANDOM_MAX_CHUNK))
+                ends.append(total)
+            return ends
+        step = int(self.chunking)
+        return [*range(step, size, step), size] if size else []
+
+    def _plan(self, cassette: Cassette, request: httpx.Request) -> _Plan:
+        body = cassette.body
+        size = len(body)
+        # When each recorded byte arrived: the time of the chunk that holds it.
+        rec_ends: list[int] = []
+        rec_times: list[float] = []
+        total = 0
+        for t, data in cassette.chunks:
+            total += len(data)
+            rec_ends.append(total)
+            rec_times.append(t)
+        cuts = set(self._boundaries(rec_ends, size))
+        limit = size
+        if self.cut_after is not None and self.cut_after < size:
+            limit = self.cut_after
+        if 0 < limit < size:
+            cuts.add(limit)
+        if self.stall_at is not None and 0 < self.stall_at < limit:
+            cuts.add(self.stall_at)
+        scale = 1.0 / self.speed
+        ends = sorted(c for c in cuts if 0 < c <= limit)
+        pieces = [
+            (rec_times[bisect.bisect_left(rec_ends, end)] * scale, body[start:end])
+            for start, end in itertools.pairwise([0, *ends])
+        ]
+        # Stall after every piece that ends at or before byte ``stall_at``.
+        stall_index = None if self.stall_at is None else bisect.bisect_right(ends, self.stall_at)
+        error: Exception | None = None
+        if self.cut_after is not None:
+            error = self.cut_error(
+                "peer closed connection without sending complete message body "
+                f"(rawsse replay: cut after {self.cut_after} bytes)",
+                request=request,
+            )
+        elif cassette.end == END_ERROR:
+            error = _recorded_error(cassette.error or "", request)
+        elif cassette.end != END_EOF:
+            error = httpx.RemoteProtocolError(
+                f"cassette {cassette.name!r} ends here (recorded end: {cassette.end}); "
+                "the rest of the body was never recorded",
+                request=request,
+            )
+        last = pieces[-1][0] if pieces else cassette.response_t * scale
+        end_t = cassette.end_t * scale if cassette.end_t is not None else last
+        if error is not None and self.cut_after is not None:
+            end_t = last
+        return _Plan(
+            status=self.status if self.status is not None else cassette.status,
+            head_t=cassette.response_t * scale,
+            pieces=pieces,
+            stall_index=stall_index,
+            end_t=max(end_t, last),
+            error=error,
+        )
+
+    def _response(self, plan: _Plan, cassette: Cassette, stream: Any) -> httpx.Response:
+        return httpx.Response(
+            plan.status,
+            headers=list(cassette.headers.items()),
+            stream=stream,
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    # -- httpx.BaseTransport ----------------------------------------------------------------
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        start = time.monotonic()
+        cassette = self.choose(request)
+        plan = self._plan(cassette, request)
+        if self.timed:
+            _sleep_until(start + plan.head_t)
+        return self._response(plan, cassette, _SyncReplay(self, plan, start))
+
+    # -- httpx.AsyncBaseTransport -----------------------------------------------------------
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        start = anyio.current_time()
+        cassette = self.choose(request)
+        plan = self._plan(cassette, request)
+        if self.timed:
+            await _asleep_until(start + plan.head_t)
+        return self._response(plan, cassette, _AsyncReplay(self, plan, start))
+
+
+def _recorded_error(error: str, request: httpx.Request) -> Exception:
+    name, _, message = error.partition(": ")
+    cls = getattr(httpx, name, None)
+    if isinstance(cls, type) and issubclass(cls, httpx.TransportError):
+        exc: Exception = cls(message or name, request=request)
+        return exc
+    return httpx.ReadError(f"recorded error: {error}", request=request)
+
+
+def _sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+
+
+async def _asleep_until(deadline: float) -> None:
+    delay = deadline - anyio.current_time()
+    if delay > 0:
+        await anyio.sleep(delay)
+
+
+class _SyncReplay(httpx.SyncByteStream):
+    def __init__(self, owner: ReplayTransport, plan: _Plan, start: float) -> None:
+        self._owner = owner
+        self._plan = plan
+        self._start = start
+
+    def __iter__(self) -> Iterator[bytes]:
+        owner, plan, start = self._owner, self._plan, self._start
+        for i, (t, data) in enumerate(plan.pieces):
+            if i == plan.stall_index:
+                time.sleep(owner.stall_for)
+                start += owner.stall_for
+            if owner.timed:
+                _sleep_until(start + t)
+            yield data
+        if plan.stall_index == len(plan.pieces):
+            time.sleep(owner.stall_for)
+            start += owner.stall_for
+        if owner.timed:
+            _sleep_until(start + plan.end_t)
+        if plan.error is not None:
+            raise plan.error
+
+
+class _AsyncReplay(httpx.AsyncByteStream):
+    def __init__(self, owner: ReplayTransport, plan: _Plan, start: float) -> None:
+        self._owner = owner
+        self._plan = plan
+        self._start = start
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        owner, plan, start = self._owner, self._plan, self._start
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep
+        for i, (t, data) in enumerate(plan.pieces):
+            if i == plan.stall_index:
+                await sleep(owner.stall_for)
+                start += owner.stall_for
+            if owner.timed:
+                await _asleep_until(start + t)
+            yield data
+        if plan.stall_index == len(plan.pieces):
+            await sleep(owner.stall_for)
+            start += owner.stall_for
+        if owner.timed:
+            await _asleep_until(start + plan.end_t)
+        if plan.error is not None:
+            raise plan.error

@@ -1,0 +1,233 @@
+"""The rawsse pytest plugin: replay a cassette into a test, or record it once live.
+
+A test names its cassette with ``@pytest.mark.rawsse_cassette("name")`` (default:
+the test function's name) and asks for ``rawsse_client`` (a ``rawsse.Client``),
+``rawsse_async_client`` (a ``rawsse.AsyncClient``), or the bare httpx transports
+``rawsse_transport`` / ``rawsse_async_transport``.  Keyword arguments of the
+marker go to ``ReplayTransport`` (``chunking="byte"``, ``speed=10``,
+``cut_after=100``...).
+
+Cassettes live in ``cassettes/`` next to the test file, or in the directory
+given by the ini option ``rawsse_cassette_dir`` (relative to the rootdir).  A
+missing cassette fails the test at setup, naming the file; with
+``--rawsse-record`` it is recorded live instead (from OpenRouter, with
+``$OPENROUTER_API_KEY``; the marker's ``base_url=`` picks another endpoint).
+Nothing here ever touches the network while replaying.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    import httpx
+
+    from . import AsyncClient, Client
+    from ._cassette import Cassette
+
+__all__ = [
+    "pytest_addoption",
+    "pytest_configure",
+    "rawsse_async_client",
+    "rawsse_async_transport",
+    "rawsse_cassette",
+    "rawsse_cassette_path",
+    "rawsse_client",
+    "rawsse_transport",
+]
+
+MARKER = "rawsse_cassette"
+API_KEY_ENV = "OPENROUTER_API_KEY"
+REPLAY_KEY = "rawsse-replay-no-key"
+"""The API key replay clients send: a placeholder, never a real key."""
+_CHAT_SUFFIX = "/chat/completions"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rawsse", "rawsse cassettes")
+    group.addoption(
+        "--rawsse-record",
+        action="store_true",
+        default=False,
+        help="record missing rawsse cassettes live (needs OPENROUTER_API_KEY)",
+    )
+    parser.addini(
+        "rawsse_cassette_dir",
+        "directory of rawsse cassettes, relative to the rootdir "
+        "(default: cassettes/ next to each test file)",
+        default="",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(name, **replay_options): the rawsse cassette this test replays "
+        "(options go to rawsse.testing.ReplayTransport)",
+    )
+
+
+# -- which cassette -------------------------------------------------------------------
+
+
+def _marker(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    mark = request.node.get_closest_marker(MARKER)
+    node: Any = request.node
+    default = str(getattr(node, "originalname", None) or node.name)
+    if mark is None:
+        return default, {}
+    if len(mark.args) > 1:
+        raise pytest.UsageError(f"@pytest.mark.{MARKER} takes one cassette name: {mark.args!r}")
+    name = str(mark.args[0]) if mark.args else default
+    return name, dict(mark.kwargs)
+
+
+@pytest.fixture
+def rawsse_cassette_path(request: pytest.FixtureRequest) -> Path:
+    """The file of this test's cassette (it may not exist yet)."""
+    name, _ = _marker(request)
+    filename = name if name.endswith(".jsonl") else f"{name}.jsonl"
+    configured = str(request.config.getini("rawsse_cassette_dir") or "")
+    if configured:
+        base = Path(request.config.rootpath) / configured
+    else:
+        base = Path(request.node.path).parent / "cassettes"
+    return base / filename
+
+
+def _recording(request: pytest.FixtureRequest, path: Path) -> bool:
+    """Whether this test records live: the cassette is missing and recording is on."""
+    if path.is_file():
+        return False
+    if not request.config.getoption("--rawsse-record"):
+        pytest.fail(
+            f"rawsse: cassette not found: {path}\n"
+            f"Record it once with `pytest --rawsse-record` (needs {API_KEY_ENV}), "
+            f"or fix the name in @pytest.mark.{MARKER}(...). "
+            "rawsse never falls back to the network.",
+            pytrace=False,
+        )
+    if not os.environ.get(API_KEY_ENV):
+        pytest.fail(
+            f"rawsse: --rawsse-record needs {API_KEY_ENV} to record the missing cassette {path}",
+            pytrace=False,
+        )
+    return True
+
+
+@pytest.fixture
+def rawsse_cassette(request: pytest.FixtureRequest, rawsse_cassette_path: Path) -> Cassette:
+    """This test's cassette, loaded (fails the test when it is missing)."""
+    from ._cassette import load_cassette
+
+    if not rawsse_cassette_path.is_file():
+        _recording(request, rawsse_cassette_path)
+        pytest.fail(f"rawsse: cassette not recorded yet: {rawsse_cassette_path}", pytrace=False)
+    return load_cassette(rawsse_cassette_path)
+
+
+def _replay(request: pytest.FixtureRequest, path: Path) -> Any:
+    from ._replay import ReplayTransport
+
+    _, options = _marker(request)
+    options.pop("base_url", None)
+    return ReplayTransport(path, **options)
+
+
+def _base_url(request: pytest.FixtureRequest, transport: Any) -> str:
+    """Where the client sends requests: the recorded URL (replay) or the live one."""
+    from ._base_client import DEFAULT_BASE_URL
+
+    _, options = _marker(request)
+    if "base_url" in options:
+        return str(options["base_url"])
+    cassettes = getattr(transport, "cassettes", None)
+    if not cassettes:
+        return DEFAULT_BASE_URL
+    url: str = cassettes[0].url.split("?", 1)[0]
+    return url[: -len(_CHAT_SUFFIX)] if url.endswith(_CHAT_SUFFIX) else url
+
+
+# -- transports -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def rawsse_transport(request: pytest.FixtureRequest, rawsse_cassette_path: Path) -> Iterator[Any]:
+    """An httpx transport for ``httpx.Client``: replays the cassette, or records it live."""
+    import httpx
+
+    from ._recording import RecordingTransport
+
+    if _recording(request, rawsse_cassette_path):
+        transport: httpx.BaseTransport = RecordingTransport(
+            httpx.HTTPTransport(), rawsse_cassette_path, directory=False
+        )
+    else:
+        transport = _replay(request, rawsse_cassette_path)
+    yield transport
+    transport.close()
+
+
+@pytest.fixture
+def rawsse_async_transport(
+    request: pytest.FixtureRequest, rawsse_cassette_path: Path
+) -> Iterator[Any]:
+    """An httpx transport for ``httpx.AsyncClient``: replays the cassette, or records it live."""
+    import httpx
+
+    from ._recording import RecordingTransport
+
+    if _recording(request, rawsse_cassette_path):
+        # No kept-alive connections: each one closes with its response, so nothing is
+        # left for this (sync) fixture to close on an event loop it does not own.
+        live = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
+        yield RecordingTransport(live, rawsse_cassette_path, directory=False)
+    else:
+        yield _replay(request, rawsse_cassette_path)
+
+
+# -- clients --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rawsse_client(request: pytest.FixtureRequest, rawsse_transport: Any) -> Iterator[Client]:
+    """A ``rawsse.Client`` wired to this test's cassette (no retries)."""
+    import httpx
+
+    from . import Client
+
+    recording = not hasattr(rawsse_transport, "cassettes")
+    http = httpx.Client(transport=rawsse_transport, timeout=None)
+    client = Client(
+        api_key=os.environ.get(API_KEY_ENV) if recording else REPLAY_KEY,
+        base_url=_base_url(request, rawsse_transport),
+        http_client=http,
+        retries=0,
+    )
+    yield client
+    client.close()
+    http.close()
+
+
+@pytest.fixture
+def rawsse_async_client(request: pytest.FixtureRequest, rawsse_async_transport: Any) -> AsyncClient:
+    """A ``rawsse.AsyncClient`` wired to this test's cassette (asyncio or trio; no retries)."""
+    import httpx
+
+    from . import AsyncClient
+
+    recording = not hasattr(rawsse_async_transport, "cassettes")
+    # Neither transport holds a resource that outlives its responses, so the
+    # client needs no ``aclose`` (which this sync fixture could not await).
+    http = httpx.AsyncClient(transport=rawsse_async_transport, timeout=None)
+    return AsyncClient(
+        api_key=os.environ.get(API_KEY_ENV) if recording else REPLAY_KEY,
+        base_url=_base_url(request, rawsse_async_transport),
+        http_client=http,
+        retries=0,
+    )

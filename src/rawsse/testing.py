@@ -1,0 +1,44 @@
+"""Record and replay for tests: cassettes, ``RecordingTransport`` and ``ReplayTransport``.
+
+See ``rawsse.pytest_plugin`` for the pytest marker and fixtures built on these.
+"""
+
+from __future__ import annotations
+
+from ._cassette import END_CLOSED as END_CLOSED
+from ._cassette import END_EOF as END_EOF
+from ._cassette import END_ERROR as END_ERROR
+from ._cassette import END_MISSING as END_MISSING
+from ._cassette import FORMAT as FORMAT
+from ._cassette import REDACTED as REDACTED
+from ._cassette import Cassette as Cassette
+from ._cassette import dumps_cassette as dumps_cassette
+from ._cassette import load_cassette as load_cassette
+from ._cassette import loads_cassette as loads_cassette
+from ._cassette import looks_like_secret as looks_like_secret
+from ._cassette import redact_headers as redact_headers
+from ._cassette import redact_url as redact_url
+from ._cassette import save_cassette as save_cassette
+from ._errors import CassetteError as CassetteError
+from ._recording import RecordingTransport as RecordingTransport
+from ._replay import ReplayTransport as ReplayTransport
+
+__all__ = [
+    "END_CLOSED",
+    "END_EOF",
+    "END_ERROR",
+    "END_MISSING",
+    "FORMAT",
+    "REDACTED",
+    "Cassette",
+    "CassetteError",
+    "RecordingTransport",
+    "ReplayTransport",
+    "dumps_cassette",
+    "load_cassette",
+    "loads_cassette",
+    "looks_like_secret",
+    "redact_headers",
+    "redact_url",
+    "save_cassette",
+]
