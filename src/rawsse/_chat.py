@@ -1,0 +1,471 @@
+"""The sans-I/O chat-completion decoder: SSE events in, typed chat events out.
+
+``ChatDecoder`` owns an ``SSEDecoder``; each ``data:`` payload is parsed once
+(json's own scanner) and, for an ordinary delta, becomes one event.  It knows
+nothing of HTTP.  The SSE ``event:`` name is not used: every data payload is
+read as a chunk (OpenAI-compatible streams send none).
+
+Malformed input raises: a payload that is not JSON, not an object, or has a
+field of the wrong type (``"choices": 5``, ``"content": 7``) raises
+``MalformedChunk`` carrying the payload and the events decoded before it in the
+same call.  The bad payload is skipped whole (none of its events are kept, no
+state changes) and the decoder stays usable: the next ``feed``, ``close`` or
+``decode_event`` first returns the events that followed it in the same call.
+An empty payload (``data:`` alone) is ignored.  Nothing but ``RawSSEError``
+subclasses escapes, on any input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ._chat_events import (
+    ChatEvent,
+    Done,
+    Extra,
+    Finish,
+    InBandError,
+    KeepAlive,
+    ReasoningDelta,
+    RefusalDelta,
+    RoleDelta,
+    StreamStart,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+from ._errors import MalformedChunk
+from ._sse import (
+    DEFAULT_MAX_EVENT_BYTES,
+    DEFAULT_MAX_LINE_BYTES,
+    Comment,
+    ServerSentEvent,
+    SSEDecoder,
+)
+
+__all__ = ["ChatDecoder", "parse_chat_stream"]
+
+_new = tuple.__new__
+_FLOAT_MAX = int(sys.float_info.max)
+_loads = json.loads
+# json.loads wraps this scanner in a Python call, two regex matches and a
+# keyword check: about a third of its time on a typical chunk.  The scanner
+# alone parses the same grammar; whatever it does not settle (leading or
+# trailing whitespace, an error) goes through json.loads itself, so the
+# accepted language and the messages are exactly json.loads's.
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+# Keys each level models.  One superset test against the common keys tells
+# that an object has nothing rare (usage, error, unmodelled keys); only then
+# are its other keys looked at.  ``logprobs`` is unmodelled but present (as
+# null) on most chunks, so it is checked on its own.  ``object`` is not
+# reported: it is the constant "chat.completion.chunk".
+_COMMON_CHUNK_KEYS = frozenset(("id", "object", "created", "model", "provider", "choices"))
+_CHUNK_KEYS = _COMMON_CHUNK_KEYS | {"usage", "error"}
+_COMMON_CHOICE_KEYS = frozenset(
+    ("index", "delta", "finish_reason", "native_finish_reason", "logprobs")
+)
+_CHOICE_KEYS = _COMMON_CHOICE_KEYS | {"error"}
+_DELTA_KEYS = frozenset(
+    (
+        "role",
+        "content",
+        "reasoning",
+        "reasoning_content",
+        "reasoning_details",
+        "refusal",
+        "tool_calls",
+    )
+)
+_PLAIN_DELTA_KEYS = frozenset(("role", "content"))
+_TOOL_KEYS = frozenset(("index", "id", "type", "function"))
+_FUNCTION_KEYS = frozenset(("name", "arguments"))
+
+
+class ChatDecoder:
+    """Incremental decoder: ``feed(bytes)`` and ``close()`` return chat events in order.
+
+    ``done`` is true once ``data: [DONE]`` (exactly) arrived; every SSE event or
+    comment after it is ignored and counted in ``ignored_after_done``.  Events:
+    ``StreamStart`` once; the chunk's ``Extra``; per choice, in this order, ``RoleDelta`` (when the
+    role first appears or changes), ``ReasoningDelta``, ``TextDelta``,
+    ``RefusalDelta``, ``ToolCallDelta`` per fragment, ``Extra``, ``Finish``,
+    ``InBandError``; then the chunk's ``Usage`` and top-level ``InBandError``
+    (last, so that everything else in an error chunk is seen first).
+    """
+
+    __slots__ = ("_pending", "_roles", "_sse", "_started", "done", "ignored_after_done")
+
+    def __init__(
+        self,
+        *,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        self._sse = SSEDecoder(max_line_bytes=max_line_bytes, max_event_bytes=max_event_bytes)
+        self._pending: list[ServerSentEvent | Comment] = []
+        self._roles: dict[int, str] = {}  # the last role reported per choice
+        self._started = False
+        self.done = False
+        """True once ``data: [DONE]`` arrived."""
+        self.ignored_after_done = 0
+        """How many SSE events and comments arrived after ``[DONE]`` (and were ignored)."""
+
+    def feed(self, data: bytes) -> list[ChatEvent]:
+        """Decode the next bytes of the stream; return the events they complete."""
+        return self._decode(self._after_pending(self._sse.feed(data)))
+
+    def close(self) -> list[ChatEvent]:
+        """End of the byte stream: return what is left (an unterminated event is discarded)."""
+        return self._decode(self._after_pending(self._sse.close()))
+
+    def decode_event(self, item: ServerSentEvent | Comment) -> list[ChatEvent]:
+        """Decode one already-parsed SSE event or comment (for callers with their own SSE)."""
+        return self._decode(self._after_pending([item]))
+
+    def _after_pending(
+        self, items: list[ServerSentEvent | Comment]
+    ) -> list[ServerSentEvent | Comment]:
+        # Items that followed a malformed payload in the same call come first.
+        if self._pending:
+            items = self._pending + items
+            self._pending = []
+        return items
+
+    def _decode(self, items: list[ServerSentEvent | Comment]) -> list[ChatEvent]:
+        if self.done:
+            self.ignored_after_done += len(items)
+            return []
+        out: list[ChatEvent] = []
+        append = out.append
+        message = ServerSentEvent
+        roles = self._roles
+        for position, item in enumerate(items):
+            if type(item) is not message:
+                append(_new(KeepAlive, (item[0],)))
+                continue
+            data = item[1]
+            if data == "[DONE]":
+                self.done = True
+                append(_new(Done, ()))
+                self.ignored_after_done += len(items) - position - 1
+                break
+            if not data:
+                continue
+            # The hot path, inlined (a call costs as much as several lookups): one
+            # dict lookup per field, and one superset test per level to learn that
+            # nothing rare (usage, error, unmodelled keys) is present.  State is
+            # committed at the end, so a chunk that fails changes nothing.
+            mark = len(out)
+            try:
+                try:
+                    try:
+                        chunk, end = _scan(data, 0)
+                    except StopIteration:
+                        end = -1
+                    if end != len(data):
+                        chunk = _loads(data)
+                except (ValueError, RecursionError) as exc:
+                    raise _malformed(data, f"data is not JSON ({exc})") from None
+                if type(chunk) is not dict:
+                    raise _malformed(data, f"data is {_kind(chunk)}, not an object")
+                begun = not self._started and _start(chunk, data, out)
+                rare = not _COMMON_CHUNK_KEYS.issuperset(chunk)
+                if rare:
+                    fields = {
+                        k: v for k, v in chunk.items() if v is not None and k not in _CHUNK_KEYS
+                    }
+                    if fields:
+                        append(_new(Extra, (None, fields, "chunk")))
+                new_roles: list[tuple[int, str]] | None = None
+                choices = chunk.get("choices")
+                if choices:
+                    if type(choices) is not list:
+                        raise _malformed(data, f"choices is {_kind(choices)}, not a list")
+                    at = -1
+                    for choice in choices:
+                        at += 1
+                        if type(choice) is not dict:
+                            raise _malformed(data, f"choices[{at}] is {_kind(choice)}")
+                        index = choice.get("index")
+                        if type(index) is not int:
+                            if index is not None:
+                                raise _malformed(data, f"choices[{at}].index is {_kind(index)}")
+                            index = at  # no index: its place in the list is the best guess
+                        delta = choice.get("delta")
+                        if delta:
+                            if type(delta) is not dict:
+                                raise _malformed(data, f"choices[{at}].delta is {_kind(delta)}")
+                            role = delta.get("role")
+                            content = delta.get("content")
+                            # Only role and content (non-null) present: the common delta.
+                            plain = len(delta) == (role is not None) + (content is not None)
+                            if role is not None and roles.get(index) != role:
+                                if type(role) is not str:
+                                    raise _malformed(data, f"delta.role is {_kind(role)}")
+                                if new_roles is None:
+                                    new_roles = []
+                                new_roles.append((index, role))
+                                append(_new(RoleDelta, (index, role)))
+                            if not plain:
+                                _reasoning(delta, index, data, out)
+                            if content:
+                                if type(content) is not str:
+                                    raise _malformed(data, f"delta.content is {_kind(content)}")
+                                append(_new(TextDelta, (index, content)))
+                            elif content is not None and content != "":
+                                raise _malformed(data, f"delta.content is {_kind(content)}")
+                            if not plain:
+                                _tail(delta, index, data, out)
+                        elif delta is not None and delta != {}:
+                            raise _malformed(data, f"choices[{at}].delta is {_kind(delta)}")
+                        odd = not _COMMON_CHOICE_KEYS.issuperset(choice)
+                        if odd or choice.get("logprobs") is not None:
+                            fields = {
+                                k: v
+                                for k, v in choice.items()
+                                if v is not None and (k not in _CHOICE_KEYS or k == "logprobs")
+                            }
+                            if fields:
+                                append(_new(Extra, (index, fields, "choice")))
+                        reason = choice.get("finish_reason")
+                        native = choice.get("native_finish_reason")
+                        if reason is not None or native is not None:
+                            if (reason is not None and type(reason) is not str) or (
+                                native is not None and type(native) is not str
+                            ):
+                                raise _malformed(data, f"choices[{at}]: finish reason not text")
+                            append(_new(Finish, (index, reason, native)))
+                        if odd:
+                            error = choice.get("error")
+                            if error is not None:
+                                append(_error(index, error, chunk, data))
+                elif choices is not None and choices != []:
+                    raise _malformed(data, f"choices is {_kind(choices)}, not a list")
+                if rare:
+                    usage = chunk.get("usage")
+                    if usage is not None:
+                        append(_usage(usage, data))
+                    error = chunk.get("error")
+                    if error is not None:
+                        append(_error(None, error, chunk, data))
+            except MalformedChunk as exc:
+                del out[mark:]
+                self._pending = items[position + 1 :]
+                exc.events = out
+                raise
+            if begun:
+                self._started = True
+            if new_roles is not None:
+                for index, role in new_roles:
+                    roles[index] = role
+        return out
+
+
+def _start(chunk: dict[str, Any], data: str, out: list[ChatEvent]) -> bool:
+    """Append ``StreamStart`` if the chunk has an id or model; return whether it did."""
+    id_ = chunk.get("id")
+    model = chunk.get("model")
+    if id_ is None and model is None:
+        return False
+    provider = chunk.get("provider")
+    created = chunk.get("created")
+    for name, value in (("id", id_), ("model", model), ("provider", provider)):
+        if value is not None and type(value) is not str:
+            raise _malformed(data, f"{name} is {_kind(value)}, not a string")
+    if created is not None and type(created) is not int:
+        raise _malformed(data, f"created is {_kind(created)}, not an integer")
+    out.append(_new(StreamStart, (id_, model, provider, created)))
+    return True
+
+
+def _reasoning(delta: dict[str, Any], index: int, data: str, out: list[ChatEvent]) -> None:
+    """Reasoning (which precedes the content of the same delta)."""
+    reasoning = delta.get("reasoning")
+    other = delta.get("reasoning_content")
+    details = delta.get("reasoning_details")
+    if reasoning is None and other is None and details is None:
+        return
+    for name, value in (("reasoning", reasoning), ("reasoning_content", other)):
+        if value is not None and type(value) is not str:
+            raise _malformed(data, f"delta.{name} is {_kind(value)}, not a string")
+    entries: tuple[dict[str, Any], ...] = ()
+    from_details = ""
+    if details is not None:
+        if type(details) is not list:
+            raise _malformed(data, f"delta.reasoning_details is {_kind(details)}, not a list")
+        parts = []
+        for entry in details:
+            if type(entry) is not dict:
+                raise _malformed(data, f"a reasoning_details entry is {_kind(entry)}")
+            for key in ("text", "summary"):
+                value = entry.get(key)
+                if value is None:
+                    continue
+                if type(value) is not str:
+                    raise _malformed(data, f"reasoning_details {key} is {_kind(value)}")
+                if entry.get("type") != "reasoning.encrypted":
+                    parts.append(value)
+        entries = tuple(details)
+        from_details = "".join(parts)
+    text = reasoning or other or from_details
+    if text or entries:
+        out.append(_new(ReasoningDelta, (index, text, entries)))
+
+
+def _tail(delta: dict[str, Any], index: int, data: str, out: list[ChatEvent]) -> None:
+    """Refusal, tool calls and unmodelled keys (which follow the content)."""
+    refusal = delta.get("refusal")
+    if refusal:
+        if type(refusal) is not str:
+            raise _malformed(data, f"delta.refusal is {_kind(refusal)}, not a string")
+        out.append(_new(RefusalDelta, (index, refusal)))
+    elif refusal is not None and refusal != "":
+        raise _malformed(data, f"delta.refusal is {_kind(refusal)}, not a string")
+    calls = delta.get("tool_calls")
+    odd_calls = False
+    if calls is not None:
+        if type(calls) is not list:
+            raise _malformed(data, f"delta.tool_calls is {_kind(calls)}, not a list")
+        for call in calls:
+            odd_calls = _tool_call(call, index, data, out) or odd_calls
+    if not _DELTA_KEYS.issuperset(delta) or odd_calls:
+        fields = {
+            k: v
+            for k, v in delta.items()
+            if v is not None and (k not in _DELTA_KEYS or (odd_calls and k == "tool_calls"))
+        }
+        if fields:
+            out.append(_new(Extra, (index, fields, "delta")))
+
+
+def _tool_call(call: Any, index: int, data: str, out: list[ChatEvent]) -> bool:
+    """Append one ``ToolCallDelta``; return whether the entry has unmodelled keys."""
+    if type(call) is not dict:
+        raise _malformed(data, f"a tool_calls entry is {_kind(call)}, not an object")
+    tool_index = call.get("index")
+    if tool_index is not None and type(tool_index) is not int:
+        raise _malformed(data, f"tool_calls index is {_kind(tool_index)}, not an integer")
+    id_ = call.get("id")
+    type_ = call.get("type")
+    function = call.get("function")
+    name = arguments = None
+    odd = not _TOOL_KEYS.issuperset(call)
+    if function is not None:
+        if type(function) is not dict:
+            raise _malformed(data, f"tool_calls function is {_kind(function)}, not an object")
+        name = function.get("name")
+        arguments = function.get("arguments")
+        odd = odd or not _FUNCTION_KEYS.issuperset(function)
+    for key, value in (("id", id_), ("type", type_), ("name", name), ("arguments", arguments)):
+        if value is not None and type(value) is not str:
+            raise _malformed(data, f"tool_calls {key} is {_kind(value)}, not a string")
+    out.append(_new(ToolCallDelta, (index, tool_index, id_, name, arguments or "", type_)))
+    return odd
+
+
+def _count(usage: dict[str, Any], key: str, data: str) -> int | None:
+    value = usage.get(key)
+    if value is None or type(value) is int:
+        return value
+    raise _malformed(data, f"usage {key} is {_kind(value)}, not an integer")
+
+
+def _usage(usage: Any, data: str) -> Usage:
+    if type(usage) is not dict:
+        raise _malformed(data, f"usage is {_kind(usage)}, not an object")
+    cost = usage.get("cost")
+    if cost is not None and type(cost) is not float:
+        if type(cost) is not int or not -_FLOAT_MAX <= cost <= _FLOAT_MAX:
+            raise _malformed(data, f"usage cost is {_kind(cost)}, not a (float) number")
+        cost = float(cost)
+    details = usage.get("completion_tokens_details")
+    reasoning = _count(details, "reasoning_tokens", data) if type(details) is dict else None
+    if reasoning is None:
+        reasoning = _count(usage, "reasoning_tokens", data)
+    details = usage.get("prompt_tokens_details")
+    cached = _count(details, "cached_tokens", data) if type(details) is dict else None
+    if cached is None:
+        cached = _count(usage, "cached_tokens", data)
+    return _new(
+        Usage,
+        (
+            _count(usage, "prompt_tokens", data),
+            _count(usage, "completion_tokens", data),
+            _count(usage, "total_tokens", data),
+            reasoning,
+            cached,
+            cost,
+            usage,
+        ),
+    )
+
+
+def _error(index: int | None, error: Any, chunk: dict[str, Any], data: str) -> InBandError:
+    # Lenient on purpose: an error must surface as an error, whatever its shape.
+    if type(error) is str:
+        return _new(InBandError, (index, None, error, None, chunk))
+    if type(error) is not dict:
+        raise _malformed(data, f"error is {_kind(error)}, not an object")
+    code = error.get("code")
+    if code is None:
+        code = error.get("http_status")  # availability errors carry no code
+    if type(code) is not int and type(code) is not str:
+        code = None
+    message = error.get("message")
+    if type(message) is not str:
+        message = "" if message is None else json.dumps(message)
+    metadata = error.get("metadata")
+    if type(metadata) is not dict:
+        metadata = None
+    return _new(InBandError, (index, code, message, metadata, chunk))
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _malformed(data: str, reason: str) -> MalformedChunk:
+    shown = data if len(data) <= 200 else data[:200] + "…"
+    return MalformedChunk(f"malformed chunk: {reason}: {shown!r}", payload=data)
+
+
+def parse_chat_stream(data: bytes | Iterable[bytes]) -> list[ChatEvent]:
+    """Decode a whole stream (bytes, or an iterable of byte chunks) into chat events.
+
+    A malformed payload raises ``MalformedChunk`` with ``events`` = every event
+    before it and ``partial`` = their accumulated result.
+    """
+    from ._accumulate import accumulate
+
+    decoder = ChatDecoder()
+    events: list[ChatEvent] = []
+    try:
+        for chunk in _chunks(data):
+            events += decoder.feed(chunk)
+        events += decoder.close()
+    except MalformedChunk as exc:
+        events += exc.events
+        raise MalformedChunk(
+            exc.message, payload=exc.payload, events=events, partial=accumulate(events)
+        ) from None
+    return events
+
+
+def _chunks(data: bytes | Iterable[bytes]) -> Iterable[bytes]:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return [bytes(data)]
+    return data

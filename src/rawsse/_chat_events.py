@@ -1,0 +1,199 @@
+"""Typed chat-completion events: what ``ChatDecoder`` makes of each chunk.
+
+Every event is an immutable ``Record`` with value equality.  Events that belong
+to one choice carry its ``index``, so ``n > 1`` works everywhere.  ``ChatEvent``
+is the union of all of them, for ``match`` with ``assert_never``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+from ._record import Record
+
+__all__ = [
+    "CONTENT_EVENTS",
+    "ChatEvent",
+    "Done",
+    "Extra",
+    "Finish",
+    "InBandError",
+    "KeepAlive",
+    "ReasoningDelta",
+    "RefusalDelta",
+    "RoleDelta",
+    "StreamStart",
+    "TextDelta",
+    "ToolCallDelta",
+    "Usage",
+]
+
+
+class StreamStart(Record):
+    """The stream's metadata, once, from the first chunk that has an ``id`` or ``model``."""
+
+    __slots__ = ()
+    id: str | None
+    """The completion id (``gen-…`` on OpenRouter)."""
+    model: str | None
+    """The model that served the request (may differ from the one requested)."""
+    provider: str | None
+    """OpenRouter's upstream provider name, where sent."""
+    created: int | None
+    """Unix time of creation, as sent."""
+
+
+class RoleDelta(Record):
+    """The role of choice ``index``: sent when it first appears or changes, not when repeated."""
+
+    __slots__ = ()
+    index: int  # type: ignore[assignment]  # shadows tuple.index
+    role: str
+
+
+class TextDelta(Record):
+    """A non-empty fragment of choice ``index``'s content."""
+
+    __slots__ = ()
+    index: int  # type: ignore[assignment]  # shadows tuple.index
+    text: str
+
+
+class ReasoningDelta(Record):
+    """Reasoning of choice ``index``, from any of the shapes providers send.
+
+    ``text`` is readable text only, from one source per delta: ``delta.reasoning``,
+    else ``delta.reasoning_content``, else the ``text``/``summary`` of
+    ``reasoning_details`` (encrypted entries give none).  ``details`` are the
+    delta's ``reasoning_details`` entries, verbatim (signatures, encrypted data).
+    """
+
+    __slots__ = ()
+    index: int  # type: ignore[assignment]  # shadows tuple.index
+    text: str
+    details: tuple[dict[str, Any], ...] = ()
+
+
+class ToolCallDelta(Record):
+    """One tool-call fragment of choice ``index``.
+
+    ``tool_index`` is the fragment's ``index`` (None when the provider sent none);
+    ``arguments`` is the fragment's piece of the JSON arguments ("" when absent).
+    """
+
+    __slots__ = ()
+    index: int  # type: ignore[assignment]  # shadows tuple.index
+    tool_index: int | None
+    id: str | None
+    name: str | None
+    arguments: str
+    type: str | None = None
+
+
+class RefusalDelta(Record):
+    """A non-empty fragment of choice ``index``'s refusal."""
+
+    __slots__ = ()
+    index: int  # type: ignore[assignment]  # shadows tuple.index
+    text: str
+
+
+class Finish(Record):
+    """A finish reason of choice ``index``: one per chunk that carries one (providers repeat it)."""
+
+    __slots__ = ()
+    index: int  # type: ignore[assignment]  # shadows tuple.index
+    reason: str | None
+    """The normalized ``finish_reason`` (``stop``, ``length``, ``tool_calls``, …)."""
+    native_reason: str | None
+    """The provider's own ``native_finish_reason``, where sent."""
+
+
+class Usage(Record):
+    """Token counts and cost; the last ``Usage`` of a stream is the one that counts."""
+
+    __slots__ = ()
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    total_tokens: int | None
+    reasoning_tokens: int | None
+    """``completion_tokens_details.reasoning_tokens``, else a top-level ``reasoning_tokens``."""
+    cached_tokens: int | None
+    """``prompt_tokens_details.cached_tokens``, else a top-level ``cached_tokens``."""
+    cost: float | None
+    """OpenRouter's cost in credits, as a float."""
+    raw: dict[str, Any]
+    """The whole ``usage`` object as sent."""
+
+
+class KeepAlive(Record):
+    """An SSE comment, such as OpenRouter's ``: OPENROUTER PROCESSING``."""
+
+    __slots__ = ()
+    text: str
+
+
+class InBandError(Record):
+    """An error sent inside the stream after HTTP 200.
+
+    ``index`` is None for a top-level ``error`` and the choice index for a
+    ``choices[].error``.  ``raw`` is the whole chunk.
+    """
+
+    __slots__ = ()
+    index: int | None  # type: ignore[assignment]  # shadows tuple.index
+    code: int | str | None
+    """``error.code`` (a number on OpenRouter, a string elsewhere), else ``error.http_status``."""
+    message: str
+    metadata: dict[str, Any] | None
+    raw: dict[str, Any]
+
+
+class Extra(Record):
+    """Fields the typed events do not model, so that nothing sent is lost.
+
+    ``scope`` says where they were: ``"chunk"`` (then ``index`` is None),
+    ``"choice"`` (``logprobs``, …) or ``"delta"`` (``annotations``, ``images``,
+    ``audio``, …).  Keys whose value is ``null`` are left out: they carry
+    nothing, and ``logprobs: null`` or ``usage: null`` on every chunk would
+    otherwise double the events.  ``object`` is not reported (it is the constant
+    ``chat.completion.chunk``).  A delta whose ``tool_calls`` entries carry
+    unmodelled keys (Gemini's ``extra_content``) also reports the whole
+    ``tool_calls`` list here.
+    """
+
+    __slots__ = ()
+    index: int | None  # type: ignore[assignment]  # shadows tuple.index
+    fields: dict[str, Any]
+    scope: str = "delta"
+
+
+class Done(Record):
+    """``data: [DONE]``: the stream's end marker."""
+
+    __slots__ = ()
+
+
+ChatEvent: TypeAlias = (
+    StreamStart
+    | RoleDelta
+    | TextDelta
+    | ReasoningDelta
+    | ToolCallDelta
+    | RefusalDelta
+    | Finish
+    | Usage
+    | KeepAlive
+    | InBandError
+    | Extra
+    | Done
+)
+"""Every event ``ChatDecoder`` produces."""
+
+CONTENT_EVENTS: tuple[type[ChatEvent], ...] = (
+    TextDelta,
+    ReasoningDelta,
+    ToolCallDelta,
+    RefusalDelta,
+)
+"""The events that count as a token (for time-to-first-token and stall timers)."""
