@@ -1,0 +1,548 @@
+"""Everything the sync and async clients share that is not I/O.
+
+``BaseClient`` builds requests (URL, headers, body) and holds the settings;
+``StreamCore`` is the state machine of one stream: it feeds body bytes through
+``ChatDecoder`` into ``ChatAccumulator``, runs the clocks, decides retries,
+translates foreign exceptions into rawsse's errors (in ``translate``, the one
+place that knows httpx's exception tree) and produces the metrics.  The shells in
+``_client`` only move bytes and sleep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from ._accumulate import ChatAccumulator, ChatResult, ChatStatus
+from ._chat import ChatDecoder
+from ._chat_events import CONTENT_EVENTS, ChatEvent, InBandError, KeepAlive
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    ConfigurationError,
+    ConnectTimeout,
+    FirstTokenTimeout,
+    IdleTimeout,
+    IncompleteStreamError,
+    MalformedChunk,
+    RawSSEError,
+    StreamError,
+    StreamInterrupted,
+    StreamTimeout,
+    UnexpectedContentType,
+)
+from ._http_errors import MAX_BODY_CHARS, parse_retry_after, status_error
+from ._metrics import StreamMetrics, logger, percentile
+from ._timeouts import Clocks, Timeouts
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_LIMITS",
+    "BaseClient",
+    "InBandErrorMode",
+    "StreamCore",
+]
+
+DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+API_KEY_ENV = "OPENROUTER_API_KEY"
+
+# Each stream holds one HTTP/1.1 connection for its whole life, so the pool must
+# allow as many connections as concurrent streams: 1,000 streams through one
+# AsyncClient need 1,000 connections.  2,048 leaves headroom while still bounding
+# file descriptors; beyond it, new streams wait (up to ``Timeouts.connect``) for a
+# free connection.  Idle connections kept for reuse are capped lower, since after
+# a burst most of them would only hold file descriptors.
+DEFAULT_LIMITS = httpx.Limits(
+    max_connections=2048, max_keepalive_connections=256, keepalive_expiry=30.0
+)
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503})
+MAX_RETRY_AFTER = 60.0  # a server asking for a longer wait is not retried; the error says why
+
+InBandErrorMode = Literal["raise", "yield"]
+
+_CONTENT = frozenset(CONTENT_EVENTS)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+class BaseClient:
+    """Settings and request building shared by ``Client`` and ``AsyncClient``."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str,
+        app_url: str | None,
+        app_title: str | None,
+        timeout: Timeouts | None,
+        retries: int,
+        headers: Mapping[str, str] | None,
+        in_band_error: InBandErrorMode,
+        on_metrics: Callable[[StreamMetrics], object] | None,
+        retry_delay: float,
+        max_retry_delay: float,
+    ) -> None:
+        if api_key is None:
+            api_key = os.environ.get(API_KEY_ENV) or None
+        self.base_url = base_url.rstrip("/")
+        host = (urlsplit(self.base_url).hostname or "").lower()
+        if api_key is None and (host == "openrouter.ai" or host.endswith(".openrouter.ai")):
+            raise ConfigurationError(
+                f"no API key: pass api_key=... or set the {API_KEY_ENV} environment variable "
+                f"(required by {self.base_url})"
+            )
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0: {retries!r}")
+        if in_band_error not in ("raise", "yield"):
+            raise ValueError(f"in_band_error must be 'raise' or 'yield': {in_band_error!r}")
+        self._api_key = api_key
+        self.timeout = timeout if timeout is not None else Timeouts()
+        self.retries = retries
+        self.in_band_error: InBandErrorMode = in_band_error
+        self.on_metrics = on_metrics
+        self.retry_delay = retry_delay
+        self.max_retry_delay = max_retry_delay
+        self._url = self.base_url + "/chat/completions"
+        base_headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"rawsse/{_version()}",
+        }
+        if app_url is not None:
+            base_headers["HTTP-Referer"] = app_url
+        if app_title is not None:
+            base_headers["X-OpenRouter-Title"] = app_title
+            base_headers["X-Title"] = app_title  # the older name, still read by OpenRouter
+        if headers:
+            base_headers.update(headers)
+        if api_key is not None:
+            base_headers["Authorization"] = f"Bearer {api_key}"
+        self._headers = base_headers
+
+    def __repr__(self) -> str:
+        # Never the key: only where requests go and how long they may take.
+        return f"{type(self).__name__}(base_url={self.base_url!r}, timeout={self.timeout!r})"
+
+    def _body(self, model: str, messages: Any, params: dict[str, Any], *, stream: bool) -> bytes:
+        body: dict[str, Any] = {"model": model, "messages": messages, **params}
+        body["stream"] = stream
+        if stream:
+            options = body.get("stream_options")
+            options = dict(options) if isinstance(options, Mapping) else {}
+            options.setdefault("include_usage", True)
+            body["stream_options"] = options
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    def _request_headers(self, extra: Mapping[str, str] | None, *, stream: bool) -> dict[str, str]:
+        headers = dict(self._headers)
+        headers["Accept"] = "text/event-stream" if stream else "application/json"
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def _core(
+        self,
+        now: float,
+        timeout: Timeouts | None,
+        in_band_error: InBandErrorMode | None,
+        retries: int | None,
+    ) -> StreamCore:
+        return StreamCore(
+            timeouts=timeout if timeout is not None else self.timeout,
+            now=now,
+            retries=self.retries if retries is None else retries,
+            in_band_error=in_band_error if in_band_error is not None else self.in_band_error,
+            on_metrics=self.on_metrics,
+            retry_delay=self.retry_delay,
+            max_retry_delay=self.max_retry_delay,
+        )
+
+
+def _is_event_stream(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
+
+
+class StreamCore:
+    """The sans-I/O state of one streaming request: clocks, decoding, result, metrics.
+
+    The shell calls ``begin_attempt`` before each HTTP attempt, ``check_head`` on
+    the response head, ``feed`` with each body chunk, ``end_of_body`` at EOF and
+    ``fail`` / ``cancel`` when it stops early.  ``pending`` is an error to raise
+    once the events returned before it were yielded.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeouts: Timeouts,
+        now: float,
+        retries: int,
+        in_band_error: InBandErrorMode,
+        on_metrics: Callable[[StreamMetrics], object] | None,
+        retry_delay: float,
+        max_retry_delay: float,
+    ) -> None:
+        self.timeouts = timeouts
+        self.clocks = Clocks(timeouts, now)
+        self.retries = retries
+        self.raise_in_band = in_band_error == "raise"
+        self.on_metrics = on_metrics
+        self.retry_delay = retry_delay
+        self.max_retry_delay = max_retry_delay
+        self.attempts = 0
+        self.finished = False
+        self.pending: RawSSEError | None = None
+        """An error that ends the stream, raised after the events before it."""
+        self.error: BaseException | None = None
+        """The error the stream ended with, raised again by ``final()``."""
+        self.response_started = False
+        self.generation_id: str | None = None
+        self._final: ChatResult | None = None
+        self._end: float | None = None
+        self._metrics_sent = False
+        self._reset(now)
+
+    def _reset(self, now: float) -> None:
+        self.decoder = ChatDecoder()
+        self.accumulator = ChatAccumulator()
+        self.content_seen = False
+        self.response_started = False
+        self._ttfb: float | None = None
+        self._ttft: float | None = None
+        self._gaps: list[float] = []
+        self._content_events = 0
+        self._events = 0
+        self._keepalives = 0
+        self._reads = 0
+        self._bytes = 0
+
+    # -- attempts -------------------------------------------------------------
+
+    def begin_attempt(self, now: float) -> None:
+        self.attempts += 1
+        if self.attempts > 1:
+            self._reset(now)
+        self.clocks.begin_attempt(now)
+
+    def httpx_timeout(self, *, read: bool = True) -> httpx.Timeout:
+        """httpx's limits: ``read`` is the idle clock, unless the shell's own deadline
+        covers it (``read=False``: the async shell's cancel scope, which saves httpcore
+        a second scope per read)."""
+        t = self.timeouts
+        return httpx.Timeout(
+            connect=t.connect, read=t.idle if read else None, write=t.connect, pool=t.connect
+        )
+
+    def check_head(self, status: int, headers: httpx.Headers) -> bool:
+        """True when the answer is a stream to read; False when it is an error whose body
+        the shell must read and pass to ``head_error``."""
+        if 200 <= status < 300 and _is_event_stream(headers.get("content-type", "")):
+            self.response_started = True
+            self.generation_id = headers.get("x-generation-id")
+            return True
+        return False
+
+    def head_error(self, status: int, headers: httpx.Headers, body: bytes) -> RawSSEError:
+        if 200 <= status < 300:
+            content_type = headers.get("content-type", "")
+            text = body[:MAX_BODY_CHARS].decode("utf-8", "replace")
+            return UnexpectedContentType(
+                f"expected a text/event-stream answer, got HTTP {status} with "
+                f"Content-Type {content_type or '(none)'!r}: {text[:200]!r}",
+                status=status,
+                content_type=content_type,
+                body=text,
+            )
+        return status_error(status, dict(headers.items()), body)
+
+    def retry_after(self, err: RawSSEError, now: float) -> float | None:
+        """Seconds to wait before the next attempt, or None when ``err`` is final.
+
+        Retries happen only before the first content event, for connection
+        failures, 408/429/500/502/503 and the idle and first-token timeouts.
+        """
+        if self.content_seen or self.attempts > self.retries:
+            return None
+        hinted: float | None = None
+        if isinstance(err, APIStatusError):
+            if err.status not in RETRY_STATUSES:
+                return None
+            hinted = getattr(err, "retry_after", None)
+            if hinted is None:
+                hinted = parse_retry_after(err.headers.get("retry-after"))
+        elif not isinstance(err, (APIConnectionError, ConnectTimeout, IdleTimeout)) and not (
+            isinstance(err, FirstTokenTimeout)
+        ):
+            return None
+        if hinted is not None:
+            if hinted > MAX_RETRY_AFTER:
+                return None
+            delay = hinted
+        else:
+            backoff = min(self.max_retry_delay, self.retry_delay * 2 ** (self.attempts - 1))
+            delay = backoff * random.uniform(0.5, 1.0)  # jitter, not crypto
+        total = self.timeouts.total
+        if total is not None and now + delay >= self.clocks.start + total:
+            return None
+        return delay
+
+    # -- body -----------------------------------------------------------------
+
+    def feed(self, chunk: bytes, now: float) -> list[ChatEvent]:
+        """Decode one body chunk; return the events to yield (``pending`` may be set)."""
+        clocks = self.clocks
+        self._reads += 1
+        self._bytes += len(chunk)
+        if self._ttfb is None:
+            self._ttfb = now - clocks.attempt_start
+        try:
+            events = self.decoder.feed(chunk)
+        except MalformedChunk as exc:
+            events = exc.events
+            self.pending = exc
+        if not events:
+            if self.pending is not None:
+                self._stop(ChatStatus.ERROR, now)
+            return events
+        add = self.accumulator.add
+        content = _CONTENT
+        n_content = 0
+        cut = -1
+        for i, event in enumerate(events):
+            add(event)
+            kind = type(event)
+            if kind in content:
+                n_content += 1
+            elif kind is KeepAlive:
+                self._keepalives += 1
+            elif kind is InBandError and self.raise_in_band and cut < 0:
+                cut = i
+        self._events += len(events)
+        if n_content:
+            self._content_events += n_content
+            if clocks.first_content is None:
+                clocks.first_content = now
+                self._ttft = now - clocks.attempt_start
+                self.content_seen = True
+            else:
+                self._gaps.append(now - clocks.last_content)
+            clocks.last_content = now
+        if cut >= 0:
+            error = events[cut]
+            assert isinstance(error, InBandError)
+            self.pending = StreamError(
+                f"the server sent an error in the stream: {error.message}"
+                + (f" (code {error.code})" if error.code is not None else ""),
+                code=error.code,
+                metadata=error.metadata,
+                raw=error.raw,
+            )
+            events = events[:cut]
+        if self.pending is not None:
+            self._stop(ChatStatus.ERROR, now)
+        return events
+
+    def end_of_body(self, now: float) -> list[ChatEvent]:
+        """The body ended cleanly; return the last events (``pending`` may be set)."""
+        try:
+            events = self.decoder.close()
+        except MalformedChunk as exc:
+            events = exc.events
+            self.pending = exc
+        for event in events:
+            self.accumulator.add(event)
+        if self.pending is not None:
+            self._stop(ChatStatus.ERROR, now)
+            return events
+        # The accumulator's rule: [DONE], or every choice finished and usage arrived
+        # (some OpenAI-compatible servers end without [DONE], or with an unterminated one).
+        status = self.accumulator.result().status
+        if status is ChatStatus.COMPLETE or status is ChatStatus.ERROR:
+            self._stop(status, now)
+        else:
+            self.pending = IncompleteStreamError(
+                "the connection closed before the stream finished (no [DONE])"
+            )
+            self._stop(ChatStatus.TRUNCATED, now)
+        return events
+
+    # -- failure --------------------------------------------------------------
+
+    def translate(self, exc: Exception, now: float) -> RawSSEError | None:
+        """The rawsse error for ``exc`` (httpx's or ours), or None when it is foreign."""
+        if isinstance(exc, RawSSEError):
+            return exc
+        if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
+            return ConnectTimeout(
+                f"connecting took longer than {self.timeouts.connect} s ({type(exc).__name__})",
+                timeout=self.timeouts.connect,
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return self.timeout_error(now)
+        if isinstance(exc, httpx.TransportError):
+            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if self.response_started:
+                return IncompleteStreamError(f"the connection broke mid-stream ({detail})")
+            return APIConnectionError(f"the request failed before a response ({detail})")
+        return None
+
+    def timeout_error(self, now: float) -> StreamTimeout:
+        """The typed timeout for a deadline that fired at ``now``."""
+        found = self.clocks.expired(now)
+        kind, limit = found if found is not None else (IdleTimeout, self.timeouts.idle)
+        what = {
+            "TotalTimeout": "the request took longer than",
+            "IdleTimeout": "no bytes arrived for",
+            "FirstTokenTimeout": "no content arrived within",
+            "StallTimeout": "no content arrived (only keep-alives) for",
+        }.get(kind.__name__, "timed out after")
+        return kind(f"{what} {limit} s", timeout=limit)
+
+    def fail(self, err: BaseException, now: float) -> None:
+        """End the stream with ``err``; set its ``partial`` and the final status."""
+        if isinstance(err, StreamTimeout):
+            status = ChatStatus.TIMED_OUT
+        elif isinstance(err, IncompleteStreamError):
+            status = ChatStatus.TRUNCATED
+        else:
+            status = ChatStatus.ERROR
+        if not self.finished:
+            self._stop(status, now)
+        self.error = err
+        if isinstance(err, (StreamInterrupted, MalformedChunk)):
+            err.partial = self._final
+
+    def cancel(self, now: float) -> None:
+        """The caller stopped early (break, close, task cancellation)."""
+        if not self.finished:
+            self._stop(ChatStatus.CANCELLED, now)
+
+    def take_pending(self) -> RawSSEError:
+        err = self.pending
+        assert err is not None
+        self.pending = None
+        self.error = err
+        if isinstance(err, (StreamInterrupted, MalformedChunk)):
+            err.partial = self._final
+        return err
+
+    def _stop(self, status: ChatStatus, now: float) -> None:
+        self.finished = True
+        self._end = now
+        result = self.accumulator.result()
+        if result.status != status:
+            result = dataclasses.replace(result, status=status)
+        self._final = result
+        self._emit_metrics()
+
+    # -- views ----------------------------------------------------------------
+
+    @property
+    def result(self) -> ChatResult:
+        return self._final if self._final is not None else self.accumulator.result()
+
+    def metrics(self, now: float) -> StreamMetrics:
+        result = self.result
+        usage = result.usage
+        gaps = sorted(self._gaps)
+        end = self._end if self._end is not None else now
+        tps: float | None = None
+        first = self.clocks.first_content
+        if usage is not None and usage.completion_tokens and first is not None:
+            span = self.clocks.last_content - first
+            if span > 0:
+                tps = usage.completion_tokens / span
+        return StreamMetrics(
+            ttft=self._ttft,
+            total=end - self.clocks.start if self._end is not None else None,
+            attempts=self.attempts,
+            ttfb=self._ttfb,
+            status=str(result.status.value) if self.finished else None,
+            model=result.model,
+            provider=result.provider,
+            generation_id=self.generation_id or result.id,
+            content_events=self._content_events,
+            events=self._events,
+            keepalives=self._keepalives,
+            reads=self._reads,
+            bytes_received=self._bytes,
+            gap_p50=percentile(gaps, 0.5) if gaps else None,
+            gap_p95=percentile(gaps, 0.95) if gaps else None,
+            gap_max=gaps[-1] if gaps else None,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            reasoning_tokens=usage.reasoning_tokens if usage else None,
+            cost=usage.cost if usage else None,
+            tokens_per_second=tps,
+        )
+
+    def _emit_metrics(self) -> None:
+        if self._metrics_sent:
+            return
+        self._metrics_sent = True
+        if self.on_metrics is None and not logger.isEnabledFor(20):  # logging.INFO
+            return
+        assert self._end is not None
+        metrics = self.metrics(self._end)
+        if logger.isEnabledFor(20):
+            logger.info("stream %s", metrics.log_line())
+        if self.on_metrics is not None:
+            self.on_metrics(metrics)
+
+
+def result_from_completion(status: int, headers: httpx.Headers, body: bytes) -> ChatResult:
+    """The ``ChatResult`` of a non-streaming answer (``stream=False``).
+
+    The completion is turned into the one chunk it would have been as a stream
+    and decoded by the same ``ChatDecoder``, so both paths give equal results.
+    """
+    content_type = headers.get("content-type", "")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("choices", []), list):
+        text = body[:MAX_BODY_CHARS].decode("utf-8", "replace")
+        raise UnexpectedContentType(
+            f"expected a JSON chat completion, got HTTP {status} with Content-Type "
+            f"{content_type or '(none)'!r}: {text[:200]!r}",
+            status=status,
+            content_type=content_type,
+            body=text,
+        )
+    chunk = {k: v for k, v in data.items() if k != "choices"}
+    choices = []
+    for position, choice in enumerate(data.get("choices") or []):
+        if not isinstance(choice, dict):
+            continue
+        converted = {k: v for k, v in choice.items() if k != "message"}
+        converted.setdefault("index", position)
+        message = choice.get("message")
+        delta = dict(message) if isinstance(message, dict) else {}
+        calls = delta.get("tool_calls")
+        if isinstance(calls, list):
+            delta["tool_calls"] = [
+                {"index": i, **call} if isinstance(call, dict) and "index" not in call else call
+                for i, call in enumerate(calls)
+            ]
+        converted["delta"] = delta
+        choices.append(converted)
+    chunk["choices"] = choices
+    decoder = ChatDecoder()
+    accumulator = ChatAccumulator()
+    payload = json.dumps(chunk, ensure_ascii=False).encode("utf-8")
+    for event in decoder.feed(b"data: " + payload + b"\n\ndata: [DONE]\n\n"):
+        accumulator.add(event)
+    return accumulator.result()
