@@ -45,6 +45,7 @@ except ImportError:  # pragma: no cover (other Pythons)
     def _field(index: int, doc: str) -> Any:
         return property(itemgetter(index), doc=doc)
 
+
 _MISSING = object()
 
 
