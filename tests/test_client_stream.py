@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import rawsse
@@ -178,13 +179,35 @@ def test_no_key_needed_off_openrouter(
     assert "authorization" not in server.exchanges[0].headers
 
 
-def test_key_from_environment(
+def test_environment_key_is_never_sent_to_another_host(
     server: ServerThread, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-v1-fromenv")
     server.expect(sse_script(chunk(content="ok", finish="stop", usage=USAGE) + DONE))
     drive(mode, server.url, client={"api_key": None})
-    assert server.exchanges[0].headers["authorization"] == "Bearer sk-or-v1-fromenv"
+    assert "authorization" not in server.exchanges[0].headers
+
+
+def test_key_from_environment_goes_to_openrouter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-v1-fromenv")
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        body = (
+            b'data: {"choices":[{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\n'
+        )
+        return httpx.Response(
+            200,
+            headers={"content-type": "text/event-stream"},
+            content=body + b"data: [DONE]\n\n",
+        )
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    with rawsse.Client(http_client=http) as client:
+        assert client.complete(model="m", messages=[]).text == "ok"
+    assert seen[0].url.host == "openrouter.ai"
+    assert seen[0].headers["authorization"] == "Bearer sk-or-v1-fromenv"
 
 
 @pytest.mark.parametrize("cls", [rawsse.Client, rawsse.AsyncClient])
@@ -478,3 +501,22 @@ def test_record_to_writes_a_cassette(server: ServerThread, mode: str, tmp_path: 
     assert cassette.end == "eof"
     assert cassette.request["headers"]["authorization"] == "REDACTED"
     assert cassette.request["body"]["model"] == "test/model"
+
+
+def test_compressed_stream_is_decoded() -> None:
+    # Any OpenAI-compatible server may gzip its event stream; the decoder must see plain bytes.
+    import gzip
+
+    body = fixture_body("plain_text")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            headers={"content-type": "text/event-stream", "content-encoding": "gzip"},
+            content=iter([gzip.compress(body)]),
+        )
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    with rawsse.Client(base_url="http://test/v1", http_client=http) as client:
+        result = client.complete(model="m", messages=[])
+    assert result == rawsse.accumulate(rawsse.parse_chat_stream(body))

@@ -95,11 +95,13 @@ class BaseClient:
         retry_delay: float,
         max_retry_delay: float,
     ) -> None:
-        if api_key is None:
-            api_key = os.environ.get(API_KEY_ENV) or None
         self.base_url = base_url.rstrip("/")
         host = (urlsplit(self.base_url).hostname or "").lower()
-        if api_key is None and (host == "openrouter.ai" or host.endswith(".openrouter.ai")):
+        is_openrouter = host == "openrouter.ai" or host.endswith(".openrouter.ai")
+        if api_key is None and is_openrouter:
+            # The environment's OpenRouter key goes to OpenRouter only, never to another host.
+            api_key = os.environ.get(API_KEY_ENV) or None
+        if api_key is None and is_openrouter:
             raise ConfigurationError(
                 f"no API key: pass api_key=... or set the {API_KEY_ENV} environment variable "
                 f"(required by {self.base_url})"

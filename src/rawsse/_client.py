@@ -381,7 +381,7 @@ class Stream:
                 response = self._http.send(self._request, stream=True)
                 self._response = self._last_response = response
                 if core.check_head(response.status_code, response.headers):
-                    self._raw = response.iter_raw()
+                    self._raw = response.iter_bytes()
                     return
                 body = response.read()
                 self._close_response()
@@ -710,7 +710,7 @@ class AsyncStream:
                 response = await self._bounded(self._http.send(self._request, stream=True))
                 self._response = self._last_response = response
                 if core.check_head(response.status_code, response.headers):
-                    self._raw = response.aiter_raw()
+                    self._raw = response.aiter_bytes()
                     return
                 body = await self._bounded(response.aread())
                 await self._close_response()
