@@ -5,6 +5,36 @@ typed chat events), ``_accumulate`` (chat events -> the final message), and the
 I/O shells that alone touch httpx and anyio.
 """
 
+# --- chat layer (issue: typed chat events) ---
+from ._accumulate import ChatAccumulator as ChatAccumulator
+from ._accumulate import ChatResult as ChatResult
+from ._accumulate import ChatStatus as ChatStatus
+from ._accumulate import ChoiceResult as ChoiceResult
+from ._accumulate import ToolCall as ToolCall
+from ._accumulate import accumulate as accumulate
+from ._chat import ChatDecoder as ChatDecoder
+from ._chat import parse_chat_stream as parse_chat_stream
+from ._chat_events import CONTENT_EVENTS as CONTENT_EVENTS
+from ._chat_events import ChatEvent as ChatEvent
+from ._chat_events import Done as Done
+from ._chat_events import Extra as Extra
+from ._chat_events import Finish as Finish
+from ._chat_events import InBandError as InBandError
+from ._chat_events import KeepAlive as KeepAlive
+from ._chat_events import ReasoningDelta as ReasoningDelta
+from ._chat_events import RefusalDelta as RefusalDelta
+from ._chat_events import RoleDelta as RoleDelta
+from ._chat_events import StreamStart as StreamStart
+from ._chat_events import TextDelta as TextDelta
+from ._chat_events import ToolCallDelta as ToolCallDelta
+from ._chat_events import Usage as Usage
+
+# --- end chat layer ---
+# --- clients (issue: streaming clients) ---
+from ._client import AsyncClient as AsyncClient
+from ._client import AsyncStream as AsyncStream
+from ._client import Client as Client
+from ._client import Stream as Stream
 from ._errors import APIConnectionError as APIConnectionError
 from ._errors import APIError as APIError
 from ._errors import APIStatusError as APIStatusError
@@ -33,47 +63,8 @@ from ._errors import StreamInterrupted as StreamInterrupted
 from ._errors import StreamTimeout as StreamTimeout
 from ._errors import TotalTimeout as TotalTimeout
 from ._errors import UnexpectedContentType as UnexpectedContentType
-from ._sse import Comment as Comment
-from ._sse import ServerSentEvent as ServerSentEvent
-from ._sse import SSEDecoder as SSEDecoder
-from ._sse import encode_comment as encode_comment
-from ._sse import encode_event as encode_event
 
-# --- chat layer (issue: typed chat events) ---
-from ._accumulate import ChatAccumulator as ChatAccumulator
-from ._accumulate import ChatResult as ChatResult
-from ._accumulate import ChatStatus as ChatStatus
-from ._accumulate import ChoiceResult as ChoiceResult
-from ._accumulate import ToolCall as ToolCall
-from ._accumulate import accumulate as accumulate
-from ._chat import ChatDecoder as ChatDecoder
-from ._chat import parse_chat_stream as parse_chat_stream
-from ._chat_events import CONTENT_EVENTS as CONTENT_EVENTS
-from ._chat_events import ChatEvent as ChatEvent
-from ._chat_events import Done as Done
-from ._chat_events import Extra as Extra
-from ._chat_events import Finish as Finish
-from ._chat_events import InBandError as InBandError
-from ._chat_events import KeepAlive as KeepAlive
-from ._chat_events import ReasoningDelta as ReasoningDelta
-from ._chat_events import RefusalDelta as RefusalDelta
-from ._chat_events import RoleDelta as RoleDelta
-from ._chat_events import StreamStart as StreamStart
-from ._chat_events import TextDelta as TextDelta
-from ._chat_events import ToolCallDelta as ToolCallDelta
-from ._chat_events import Usage as Usage
-
-# --- end chat layer ---
-
-# --- clients (issue: streaming clients) ---
-from ._client import AsyncClient as AsyncClient
-from ._client import AsyncStream as AsyncStream
-from ._client import Client as Client
-from ._client import Stream as Stream
-from ._metrics import StreamMetrics as StreamMetrics
-from ._timeouts import Timeouts as Timeouts
 # --- end clients ---
-
 # --- stream inspection (issue 6: protocol-debugging CLI) ---
 from ._inspect import Anomaly as Anomaly
 from ._inspect import ChunkRow as ChunkRow
@@ -82,8 +73,19 @@ from ._inspect import StreamInspector as StreamInspector
 from ._inspect import StreamReport as StreamReport
 from ._inspect import inspect_cassette as inspect_cassette
 from ._inspect import inspect_stream as inspect_stream
+from ._metrics import StreamMetrics as StreamMetrics
 from ._report_html import render_html_report as render_html_report
 
 # --- end stream inspection ---
+# --- fixture server (issue 5: local fixture server) ---
+from ._server import FixtureServer as FixtureServer
+from ._sse import Comment as Comment
+from ._sse import ServerSentEvent as ServerSentEvent
+from ._sse import SSEDecoder as SSEDecoder
+from ._sse import encode_comment as encode_comment
+from ._sse import encode_event as encode_event
+from ._timeouts import Timeouts as Timeouts
+
+# --- end fixture server ---
 
 __version__ = "0.1.0"

@@ -129,7 +129,7 @@ class BaseClient:
             base_headers["X-Title"] = app_title  # the older name, still read by OpenRouter
         if headers:
             base_headers.update(headers)
-        if api_key is not None:
+        if api_key:  # an empty key sends no Authorization header
             base_headers["Authorization"] = f"Bearer {api_key}"
         self._headers = base_headers
 
