@@ -5,7 +5,6 @@ typed chat events), ``_accumulate`` (chat events -> the final message), and the
 I/O shells that alone touch httpx and anyio.
 """
 
-# --- chat layer (issue: typed chat events) ---
 from ._accumulate import ChatAccumulator as ChatAccumulator
 from ._accumulate import ChatResult as ChatResult
 from ._accumulate import ChatStatus as ChatStatus
@@ -28,9 +27,6 @@ from ._chat_events import StreamStart as StreamStart
 from ._chat_events import TextDelta as TextDelta
 from ._chat_events import ToolCallDelta as ToolCallDelta
 from ._chat_events import Usage as Usage
-
-# --- end chat layer ---
-# --- clients (issue: streaming clients) ---
 from ._client import AsyncClient as AsyncClient
 from ._client import AsyncStream as AsyncStream
 from ._client import Client as Client
@@ -63,9 +59,6 @@ from ._errors import StreamInterrupted as StreamInterrupted
 from ._errors import StreamTimeout as StreamTimeout
 from ._errors import TotalTimeout as TotalTimeout
 from ._errors import UnexpectedContentType as UnexpectedContentType
-
-# --- end clients ---
-# --- stream inspection (issue 6: protocol-debugging CLI) ---
 from ._inspect import Anomaly as Anomaly
 from ._inspect import ChunkRow as ChunkRow
 from ._inspect import EventRow as EventRow
@@ -75,9 +68,6 @@ from ._inspect import inspect_cassette as inspect_cassette
 from ._inspect import inspect_stream as inspect_stream
 from ._metrics import StreamMetrics as StreamMetrics
 from ._report_html import render_html_report as render_html_report
-
-# --- end stream inspection ---
-# --- fixture server (issue 5: local fixture server) ---
 from ._server import FixtureServer as FixtureServer
 from ._sse import Comment as Comment
 from ._sse import ServerSentEvent as ServerSentEvent
@@ -85,7 +75,5 @@ from ._sse import SSEDecoder as SSEDecoder
 from ._sse import encode_comment as encode_comment
 from ._sse import encode_event as encode_event
 from ._timeouts import Timeouts as Timeouts
-
-# --- end fixture server ---
 
 __version__ = "0.1.0"
