@@ -570,10 +570,8 @@ def test_record_needs_a_jsonl_file() -> None:
 
 @pytest.fixture(scope="module")
 def fixture_server() -> Iterator[str]:
-    try:
-        from rawsse import FixtureServer  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:  # until the lead exports it
-        from rawsse._server import FixtureServer
+    from rawsse import FixtureServer
+
     with FixtureServer(speed=0) as srv:
         yield str(srv.base_url)
 
