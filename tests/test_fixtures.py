@@ -238,6 +238,8 @@ def test_expected_agrees_with_the_decoded_events(name: str) -> None:
 def test_expected_tool_arguments_are_json(name: str) -> None:
     for choice in EXPECTED[name]["choices"]:
         for call in choice["tool_calls"]:
+            if call["type"] == "custom":
+                continue  # a custom tool's input is free text, not JSON
             assert isinstance(json.loads(call["arguments"]), dict)
 
 
