@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 import rawsse
-from rawsse.testing import RecordingTransport, ReplayTransport, load_cassette
+from rawsse.testing import RecordingTransport, ReplayTransport, load_cassette, load_cassettes
 
 from .conftest import FIXTURES, corpus_params
 from .helpers import fixed_size
@@ -194,14 +194,14 @@ def test_the_file_is_written_at_end_of_body(tmp_path: Path) -> None:
     assert transport.saved == [target]
 
 
-def test_a_single_file_keeps_the_last_exchange(tmp_path: Path) -> None:
+def test_a_single_file_keeps_every_exchange(tmp_path: Path) -> None:
     target = tmp_path / "one.jsonl"
     transport = RecordingTransport(mock(Body([b"x"]), status=429), target)
     stream_sync(transport)
     transport.inner = mock(Body([b"data: ok\n\n"]))
     stream_sync(transport)
     assert transport.saved == [target, target]
-    assert load_cassette(target).status == 200
+    assert [c.status for c in load_cassettes(target)] == [429, 200]
 
 
 def test_a_directory_gets_one_file_per_exchange(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from ._cassette import END_EOF, END_ERROR, Cassette, load_cassette
+from ._cassette import END_EOF, END_ERROR, Cassette, load_cassettes
 from ._errors import CassetteError
 
 __all__ = ["CassetteSource", "Chunking", "Match", "ReplayTransport", "Timing"]
@@ -45,8 +45,8 @@ def _load(source: CassetteSource | Iterable[CassetteSource]) -> list[Cassette]:
             files = sorted(path.glob("*.jsonl"))
             if not files:
                 raise CassetteError(f"{path}: no cassettes (*.jsonl) in this directory")
-            return [load_cassette(p) for p in files]
-        return [load_cassette(path)]
+            return [c for p in files for c in load_cassettes(p)]
+        return load_cassettes(path)  # every exchange a file holds, in order
     out: list[Cassette] = []
     for item in source:
         out += _load(item)
@@ -81,9 +81,10 @@ class _Plan:
 class ReplayTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     """Serve recorded exchanges to ``httpx.Client`` or ``httpx.AsyncClient``.
 
-    ``cassettes``: a file, a directory (its ``*.jsonl``), a ``Cassette``, or a list
-    of these.  A request is matched by method and URL path, plus the body's
-    ``model`` (``match="model"``) or the whole JSON body (``match="body"``); when
+    ``cassettes``: a file (every exchange it holds, in order), a directory (its
+    ``*.jsonl``), a ``Cassette``, or a list of these.  A request is matched by
+    method and URL path, plus the body's ``model`` (``match="model"``) or the
+    whole JSON body (``match="body"``); when
     several match, each is served once in order before any repeats.  A request
     that matches none raises ``CassetteError`` listing what there is.
 
