@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rawsse import (
     ChatStatus,
@@ -220,3 +222,56 @@ def test_shapes_stream_through_the_clients(server: ServerThread, mode: str, name
     assert [(t.type, t.name, t.arguments) for t in choice.tool_calls] == [
         (t["type"], t["name"], t["arguments"]) for t in want["tool_calls"]
     ]
+
+
+# -- any parts, any custom field: decoded, or MalformedChunk --------------------------------
+
+json_leaf = st.none() | st.booleans() | st.integers() | st.text(max_size=4)
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=6,
+)
+part = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": st.text(max_size=4) | json_leaf}),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("thinking"),
+            "thinking": st.text(max_size=4)
+            | st.lists(
+                st.fixed_dictionaries({"type": st.just("text"), "text": st.text(max_size=4)})
+                | json_value,
+                max_size=3,
+            ),
+        }
+    ),
+    json_value,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parts=st.lists(part, max_size=4),
+    custom=st.none()
+    | json_value
+    | st.fixed_dictionaries({}, optional={"name": json_value, "input": json_value}),
+)
+def test_any_parts_or_custom_call_decode_or_raise_malformed(parts: list[Any], custom: Any) -> None:
+    delta: dict[str, Any] = {"content": parts}
+    if custom is not None:
+        delta["tool_calls"] = [{"index": 0, "custom": custom}]
+    try:
+        events = parse_chat_stream(sse(delta))
+    except MalformedChunk as exc:
+        error: MalformedChunk | None = exc
+    else:
+        error = None
+    if error is not None:
+        assert error.partial is not None
+        return
+    result = accumulate(events)
+    texts = [p["text"] for p in parts if isinstance(p, dict) and p.get("type") == "text"]
+    assert result.text == "".join(texts)
+    kept = [p for p in parts if not (isinstance(p, dict) and p.get("type") in ("text", "thinking"))]
+    extras = result.choices[0].extras.get("content", [[]])[0] if result.choices else []
+    assert all(p in extras for p in kept), "unknown parts are kept, never dropped"
