@@ -123,7 +123,8 @@ class Client(BaseClient):
     first content event; ``http_client`` brings your own ``httpx.Client`` (the
     first-token, stall and total limits are then checked as bytes arrive, the idle
     limit by httpx's read timeout); ``record_to`` records each exchange as a
-    cassette in that directory.
+    cassette: one file each in a directory, or all appended in order to one file
+    (see ``RecordingTransport``).
     """
 
     def __init__(
