@@ -146,6 +146,9 @@ def _joined(parts: list[str]) -> str:
     return parts[0] if parts else ""
 
 
+_KEY_TYPES = (str, int, float, bool, type(None))
+
+
 class _Detail:
     """A ``reasoning_details`` entry being merged."""
 
@@ -222,10 +225,12 @@ class _Choice:
     def add_details(self, entries: tuple[dict[str, Any], ...]) -> None:
         for entry in entries:
             key_index = entry.get("index")
-            if type(key_index) is not int:
-                self.details.append(_Detail(entry))  # no index: nothing to merge it with
+            kind = entry.get("type")
+            if type(key_index) is not int or type(kind) not in _KEY_TYPES:
+                # No index, or a type that cannot be a key (``[1]``): nothing to merge with.
+                self.details.append(_Detail(entry))
                 continue
-            key = (key_index, entry.get("type"))
+            key = (key_index, kind)
             detail = self.details_by_key.get(key)
             if detail is None:
                 detail = self.details_by_key[key] = _Detail(entry)

@@ -38,6 +38,7 @@ from ._chat_events import (
     Usage,
 )
 from ._errors import MalformedChunk
+from ._json import DEFAULT_MAX_DEPTH, nested_deeper_than
 from ._sse import (
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_LINE_BYTES,
@@ -46,7 +47,10 @@ from ._sse import (
     SSEDecoder,
 )
 
-__all__ = ["ChatDecoder", "parse_chat_stream"]
+__all__ = ["MAX_COUNT", "ChatDecoder", "parse_chat_stream"]
+
+MAX_COUNT = 2**53
+"""The largest usage count accepted (a larger one is a ``MalformedChunk``)."""
 
 _new = tuple.__new__
 _FLOAT_MAX = int(sys.float_info.max)
@@ -369,9 +373,14 @@ def _tool_call(call: Any, index: int, data: str, out: list[ChatEvent]) -> bool:
 
 def _count(usage: dict[str, Any], key: str, data: str) -> int | None:
     value = usage.get(key)
-    if value is None or type(value) is int:
-        return value
-    raise _malformed(data, f"usage {key} is {_kind(value)}, not an integer")
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise _malformed(data, f"usage {key} is {_kind(value)}, not an integer")
+    if not -MAX_COUNT <= value <= MAX_COUNT:
+        # No real count is this large, and a float cannot hold it (tokens per second).
+        raise _malformed(data, f"usage {key} is out of range (beyond 2**53)")
+    return value
 
 
 def _usage(usage: Any, data: str) -> Usage:
@@ -417,11 +426,18 @@ def _error(index: int | None, error: Any, chunk: dict[str, Any], data: str) -> I
         code = None
     message = error.get("message")
     if type(message) is not str:
-        message = "" if message is None else json.dumps(message)
+        message = "" if message is None else _render(message)
     metadata = error.get("metadata")
     if type(metadata) is not dict:
         metadata = None
     return _new(InBandError, (index, code, message, metadata, chunk))
+
+
+def _render(value: object) -> str:
+    """A non-string error message as JSON text, unless nesting makes that unsafe."""
+    if nested_deeper_than(value, DEFAULT_MAX_DEPTH):
+        return f"(an error message nested deeper than {DEFAULT_MAX_DEPTH} levels)"
+    return json.dumps(value)
 
 
 def _kind(value: object) -> str:

@@ -1,0 +1,250 @@
+"""Hostile payloads through the sans-I/O core: only rawsse's own errors, numbers in range."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rawsse
+from rawsse import (
+    ChatDecoder,
+    MalformedChunk,
+    RateLimitError,
+    RawSSEError,
+    accumulate,
+    parse_chat_stream,
+)
+from rawsse._chat_events import ReasoningDelta
+from rawsse._http_errors import status_error
+from rawsse._json import JSONLimitError, bounded_number, loads_bounded
+
+from .server import DONE, Script, Send, ServerThread, chunk, drive, running_server
+
+DEEP = "[" * 50_000 + "]" * 50_000
+
+
+def sse(*payloads: object) -> bytes:
+    return b"".join(
+        b"data: " + (p if isinstance(p, str) else json.dumps(p)).encode() + b"\n\n"
+        for p in payloads
+    )
+
+
+# -- the JSON helper ---------------------------------------------------------------
+
+
+def test_loads_bounded_parses_ordinary_json() -> None:
+    assert loads_bounded('{"a": [1, {"b": "[[[["}]}') == {"a": [1, {"b": "[[[["}]}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [DEEP, "[" * 65 + "]" * 65, "NaN", "[Infinity]", "-Infinity", '{"a": [1, 2'],
+)
+def test_loads_bounded_raises_only_value_error(text: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 (any ValueError is the promise)
+        loads_bounded(text)
+
+
+def test_loads_bounded_names_the_depth() -> None:
+    with pytest.raises(JSONLimitError, match="deeper than 3 levels"):
+        loads_bounded("[[[[1]]]]", max_depth=3)
+    assert loads_bounded("[[[1]]]", max_depth=3) == [[[1]]]
+
+
+def test_loads_bounded_brackets_inside_strings_do_not_count() -> None:
+    text = json.dumps({"s": "[" * 1000 + "{" * 1000, "t": '\\"[[[['})
+    assert loads_bounded(text, max_depth=2)["s"].startswith("[[[")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1.5, 1.5),
+        (10**400, 60.0),
+        (float("inf"), 60.0),
+        (-(10**400), 0.0),
+        (float("-inf"), 0.0),
+        (float("nan"), None),
+        (True, None),
+        ("5", None),
+        (None, None),
+    ],
+)
+def test_bounded_number(value: object, expected: float | None) -> None:
+    assert bounded_number(value, low=0.0, high=60.0) == expected
+
+
+# -- foreign exceptions in the decoder and accumulator ----------------------------
+
+
+def test_reasoning_details_with_an_unhashable_type_accumulates() -> None:
+    body = sse(
+        {"choices": [{"index": 0, "delta": {"reasoning_details": [{"index": 0, "type": [1]}]}}]},
+        {"choices": [{"index": 0, "delta": {"reasoning_details": [{"index": 0, "type": [1]}]}}]},
+    )
+    events = parse_chat_stream(body)
+    assert events[0] == ReasoningDelta(0, "", ({"index": 0, "type": [1]},))
+    result = accumulate(events)
+    assert result.choices[0].reasoning_details == [
+        {"index": 0, "type": [1]},
+        {"index": 0, "type": [1]},
+    ]
+
+
+def test_reasoning_details_with_a_hashable_odd_type_still_merges_by_index() -> None:
+    body = sse(
+        {"choices": [{"delta": {"reasoning_details": [{"index": 0, "type": 7, "text": "a"}]}}]},
+        {"choices": [{"delta": {"reasoning_details": [{"index": 0, "type": 7, "text": "b"}]}}]},
+    )
+    result = accumulate(parse_chat_stream(body))
+    assert result.choices[0].reasoning_details == [{"index": 0, "type": 7, "text": "ab"}]
+
+
+def test_an_error_message_nested_deep_is_not_rendered() -> None:
+    # 900 levels parse under the default recursion limit, but rendering them with
+    # json.dumps a few frames deeper may not: such a message is not rendered at all.
+    inner = "[" * 900 + "]" * 900
+    payload = '{"error": {"code": 500, "message": ' + inner + "}}"
+    (event,) = ChatDecoder().feed(b"data: " + payload.encode() + b"\n\n")
+    assert isinstance(event, rawsse.InBandError)
+    assert event.code == 500
+    assert event.message == "(an error message nested deeper than 64 levels)"
+
+
+def test_an_error_message_that_is_an_object_is_rendered_as_json() -> None:
+    payload = {"error": {"code": 500, "message": {"why": ["a", 1]}}}
+    (event,) = parse_chat_stream(sse(payload))
+    assert isinstance(event, rawsse.InBandError)
+    assert event.message == '{"why": ["a", 1]}'
+
+
+def test_an_error_payload_50000_deep_is_a_malformed_chunk() -> None:
+    with pytest.raises(MalformedChunk) as info:
+        parse_chat_stream(b'data: {"error": {"message": ' + DEEP.encode() + b"}}\n\n")
+    assert info.value.partial is not None
+
+
+def test_a_token_count_beyond_two_to_the_53_is_refused() -> None:
+    usage = {"prompt_tokens": 1, "completion_tokens": 10**400, "total_tokens": 1}
+    with pytest.raises(MalformedChunk, match=r"completion_tokens .* out of range") as info:
+        parse_chat_stream(sse({"choices": [{"delta": {"content": "hi"}}]}, {"usage": usage}))
+    assert info.value.partial is not None
+    assert info.value.partial.text == "hi"
+
+
+def test_a_token_count_of_two_to_the_53_is_kept() -> None:
+    usage = {"completion_tokens": 2**53}
+    (event,) = parse_chat_stream(sse({"usage": usage}))
+    assert isinstance(event, rawsse.Usage)
+    assert event.completion_tokens == 2**53
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerThread]:
+    with running_server() as s:
+        yield s
+
+
+def test_metrics_after_a_huge_token_count_are_an_own_error(server: ServerThread) -> None:
+    usage = {"prompt_tokens": 1, "completion_tokens": 10**400, "total_tokens": 1}
+    body = (
+        chunk(content="a")
+        + b"data: "
+        + json.dumps({"choices": [], "usage": usage}).encode()
+        + b"\n\n"
+        + DONE
+    )
+    server.expect(Script(steps=[Send(body)]))
+    outcome = drive("sync", server.url)
+    assert isinstance(outcome.error, MalformedChunk)
+    assert outcome.metrics is not None  # no OverflowError
+    assert outcome.metrics.completion_tokens is None
+
+
+# -- HTTP error bodies ---------------------------------------------------------------
+
+
+def test_status_error_with_a_body_nested_50000_deep() -> None:
+    err = status_error(500, {}, DEEP.encode())
+    assert isinstance(err, rawsse.InternalServerError)
+    assert err.message.startswith("[[[")
+
+
+@pytest.mark.parametrize("hint", ["1e400", str(10**400), "-1", "NaN", "Infinity"])
+def test_status_error_with_an_absurd_retry_after_hint(hint: str) -> None:
+    body = '{"error": {"message": "slow down", "availability": {"retry_after": ' + hint + "}}}"
+    err = status_error(429, {}, body.encode())
+    assert isinstance(err, RateLimitError)
+    if hint in ("NaN", "Infinity"):  # not JSON: the body is shown as text
+        assert err.message == body
+        assert err.retry_after is None
+    elif hint == "-1":
+        assert err.retry_after is None
+    else:
+        assert err.message == "slow down"
+        assert err.retry_after == 86400.0
+
+
+def test_status_error_keeps_an_ordinary_retry_after_hint() -> None:
+    body = b'{"error": {"message": "m", "availability": {"retry_after": 2.5}}}'
+    err = status_error(429, {}, body)
+    assert isinstance(err, RateLimitError)
+    assert err.retry_after == 2.5
+
+
+# -- properties ------------------------------------------------------------------------
+
+_fragments = st.sampled_from(
+    [
+        b"data: ",
+        b"\n\n",
+        b"\n",
+        b'{"choices": [{"index": 0, "delta": {',
+        b'"reasoning_details": [{"index": 0, "type": ',
+        b'"content": ',
+        b'"\\ud83d"',
+        b'"\\ude00"',
+        b"[1]",
+        b"{}",
+        b"}}]}",
+        b'"usage": {"completion_tokens": 1' + b"0" * 400 + b"}",
+        b'"error": {"message": ' + b"[" * 2000,
+        b"]" * 2000 + b"}",
+        b"[DONE]",
+        b"1e400",
+        b"NaN",
+        b", ",
+        b"\xff",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_fragments, st.binary(max_size=8)), max_size=24))
+def test_any_bytes_through_parse_and_accumulate_raise_only_rawsse_errors(
+    parts: list[bytes],
+) -> None:
+    failure: RawSSEError | None = None
+    try:
+        events = parse_chat_stream(parts)
+    except RawSSEError as exc:
+        failure = exc
+        events = exc.events if isinstance(exc, MalformedChunk) else []
+    if failure is not None:
+        assert isinstance(failure, MalformedChunk)
+        assert failure.partial == accumulate(events)
+    result = accumulate(events)
+    result.text.encode("utf-8")  # never a lone surrogate
+
+
+@pytest.mark.parametrize("odd", [[1], {"a": 1}, 7, None, "reasoning.text", True])
+def test_reasoning_details_type_of_any_shape(odd: object) -> None:
+    entry = {"index": 0, "type": odd, "text": "t"}
+    body = sse(*[{"choices": [{"delta": {"reasoning_details": [entry]}}]}] * 2)
+    result = accumulate(parse_chat_stream(body))
+    assert result.choices[0].reasoning in ("tt", "")
