@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -30,7 +31,7 @@ DEFAULT_MAX_DEPTH = 64
 
 # A string (skipped whole, escapes included; an unterminated one runs to the end,
 # so no position is scanned twice) or one bracket.
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 
 
 class JSONLimitError(ValueError):
@@ -41,15 +42,23 @@ def _refuse_constant(name: str) -> Any:
     raise JSONLimitError(f"{name} is not JSON")
 
 
-def _depth_exceeds(data: bytes, max_depth: int) -> bool:
+# Built once: json.loads with any keyword builds a new decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+_decode = _DECODER.decode
+# The scanner alone parses the same grammar without decode()'s two regex matches;
+# whatever it does not settle goes through decode(), for json's own messages.
+_scan: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+
+
+def _depth_exceeds(text: str, max_depth: int) -> bool:
     depth = 0
-    for match in _TOKEN.finditer(data):
+    for match in _TOKEN.finditer(text):
         token = match[0]
-        if token in (b"[", b"{"):
+        if token == "[" or token == "{":
             depth += 1
             if depth > max_depth:
                 return True
-        elif token in (b"]", b"}"):
+        elif token == "]" or token == "}":
             depth -= 1
     return False
 
@@ -58,16 +67,25 @@ def loads_bounded(data: str | bytes | bytearray, *, max_depth: int = DEFAULT_MAX
     """``json.loads`` that raises only ``ValueError`` and refuses what breaks later code.
 
     Nesting deeper than ``max_depth`` and the literals ``NaN``, ``Infinity`` and
-    ``-Infinity`` raise ``JSONLimitError`` (a ``ValueError``); so does bytes that
-    are not UTF-8 (``UnicodeDecodeError`` is a ``ValueError`` too).  The depth is
+    ``-Infinity`` raise ``JSONLimitError`` (a ``ValueError``); so do bytes that
+    do not decode (``UnicodeDecodeError`` is a ``ValueError`` too).  The depth is
     checked before parsing, in one linear scan, only when the text holds more
-    brackets than ``max_depth``: the common small payload costs two counts.
+    brackets than ``max_depth``: a small payload costs two counts.
     """
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
-    if raw.count(b"[") + raw.count(b"{") > max_depth and _depth_exceeds(raw, max_depth):
+    if isinstance(data, str):
+        text = data
+    else:
+        text = bytes(data).decode(json.detect_encoding(data), "surrogatepass")
+    if text.count("[") + text.count("{") > max_depth and _depth_exceeds(text, max_depth):
         raise JSONLimitError(f"JSON nested deeper than {max_depth} levels")
     try:
-        return json.loads(data, parse_constant=_refuse_constant)
+        try:
+            value, end = _scan(text, 0)
+        except StopIteration:
+            end = -1
+        if end == len(text):
+            return value
+        return _decode(text)
     except RecursionError:
         # Only reachable when the caller's own stack is nearly full.
         raise JSONLimitError("JSON nested too deep for the interpreter's stack") from None
