@@ -18,6 +18,7 @@ subclasses escapes, on any input.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -101,7 +102,16 @@ class ChatDecoder:
     (last, so that everything else in an error chunk is seen first).
     """
 
-    __slots__ = ("_pending", "_roles", "_sse", "_started", "done", "ignored_after_done")
+    __slots__ = (
+        "_held",
+        "_pending",
+        "_roles",
+        "_sse",
+        "_started",
+        "done",
+        "ignored_after_done",
+        "surrogates_replaced",
+    )
 
     def __init__(
         self,
@@ -117,14 +127,24 @@ class ChatDecoder:
         """True once ``data: [DONE]`` arrived."""
         self.ignored_after_done = 0
         """How many SSE events and comments arrived after ``[DONE]`` (and were ignored)."""
+        # A trailing high surrogate per text field, held until that field's next delta.
+        self._held: dict[tuple[int, int, int | None], str] = {}
+        self.surrogates_replaced = 0
+        """How many unpaired UTF-16 surrogates became U+FFFD in delta text."""
 
     def feed(self, data: bytes) -> list[ChatEvent]:
         """Decode the next bytes of the stream; return the events they complete."""
         return self._decode(self._after_pending(self._sse.feed(data)))
 
     def close(self) -> list[ChatEvent]:
-        """End of the byte stream: return what is left (an unterminated event is discarded)."""
-        return self._decode(self._after_pending(self._sse.close()))
+        """End of the byte stream: return what is left (an unterminated event is discarded).
+
+        A high surrogate still held (its pair never came) is returned as U+FFFD.
+        """
+        out = self._decode(self._after_pending(self._sse.close()))
+        if self._held:
+            out += self._release(None)
+        return out
 
     def decode_event(self, item: ServerSentEvent | Comment) -> list[ChatEvent]:
         """Decode one already-parsed SSE event or comment (for callers with their own SSE)."""
@@ -154,6 +174,8 @@ class ChatDecoder:
             data = item[1]
             if data == "[DONE]":
                 self.done = True
+                if self._held:
+                    out += self._release(None)
                 append(_new(Done, ()))
                 self.ignored_after_done += len(items) - position - 1
                 break
@@ -261,12 +283,81 @@ class ChatDecoder:
                 self._pending = items[position + 1 :]
                 exc.events = out
                 raise
+            # A JSON escape is the only way a surrogate gets into a parsed string
+            # (the bytes were decoded with "replace"), so most chunks skip this.
+            if self._held or "\\ud" in data or "\\uD" in data:
+                self._mend(out, mark)
             if begun:
                 self._started = True
             if new_roles is not None:
                 for index, role in new_roles:
                     roles[index] = role
         return out
+
+    def _mend(self, out: list[ChatEvent], mark: int) -> None:
+        """Join surrogate pairs split across deltas; unpaired surrogates become U+FFFD.
+
+        Runs on one chunk's events, ``out[mark:]``, after the chunk is known good.
+        A trailing high surrogate of a text, reasoning, refusal or tool-call
+        arguments fragment is held until the next delta of the same field (a
+        provider cutting an emoji between its UTF-16 halves), then joined.
+        """
+        held = self._held
+        events = out[mark:]
+        del out[mark:]
+        append = out.append
+        for event in events:
+            kind = type(event)
+            if kind is TextDelta or kind is RefusalDelta:
+                field = 0 if kind is TextDelta else 2
+                value = self._joined(held, (event[0], field, None), event[1])
+                if value:
+                    append(_new(kind, (event[0], value)))
+            elif kind is ReasoningDelta:
+                value = self._joined(held, (event[0], 1, None), event[1])
+                if value or event[2]:
+                    append(_new(ReasoningDelta, (event[0], value, event[2])))
+            elif kind is ToolCallDelta:
+                value = self._joined(held, (event[0], 3, event[1]), event[4])
+                append(_new(ToolCallDelta, (*event[:4], value, event[5])))
+            else:
+                if kind is Finish and held:
+                    out += self._release(event[0])
+                append(event)
+
+    def _joined(self, held: dict[tuple[int, int, int | None], str], key: Any, text: str) -> str:
+        before = held.pop(key, None)
+        if before is not None:
+            text = before + text
+        if text and "\ud800" <= text[-1] <= "\udbff":
+            held[key] = text[-1]
+            text = text[:-1]
+        if _SURROGATE.search(text) is None:
+            return text
+        # UTF-16 round trip: adjacent halves become one character, lone ones U+FFFD.
+        mended = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        self.surrogates_replaced += mended.count("\ufffd") - text.count("\ufffd")
+        return mended
+
+    def _release(self, index: int | None) -> list[ChatEvent]:
+        """The held surrogates of choice ``index`` (None: all) as U+FFFD deltas."""
+        out: list[ChatEvent] = []
+        for key in [k for k in self._held if index is None or k[0] == index]:
+            del self._held[key]
+            self.surrogates_replaced += 1
+            choice, field, tool_index = key
+            if field == 0:
+                out.append(_new(TextDelta, (choice, "\ufffd")))
+            elif field == 1:
+                out.append(_new(ReasoningDelta, (choice, "\ufffd", ())))
+            elif field == 2:
+                out.append(_new(RefusalDelta, (choice, "\ufffd")))
+            else:
+                out.append(_new(ToolCallDelta, (choice, tool_index, None, None, "\ufffd", None)))
+        return out
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _start(chunk: dict[str, Any], data: str, out: list[ChatEvent]) -> bool:
