@@ -248,3 +248,51 @@ def test_reasoning_details_type_of_any_shape(odd: object) -> None:
     body = sse(*[{"choices": [{"delta": {"reasoning_details": [entry]}}]}] * 2)
     result = accumulate(parse_chat_stream(body))
     assert result.choices[0].reasoning in ("tt", "")
+
+
+# -- resuming after malformed payloads -----------------------------------------------
+
+BAD = b'data: {"choices": 5}\n\n'
+
+
+def good(text: str) -> bytes:
+    return sse({"choices": [{"index": 0, "delta": {"content": text}}]})
+
+
+def test_resuming_after_many_malformed_payloads_returns_every_good_event_in_order() -> None:
+    decoder = ChatDecoder()
+    data = b"".join(BAD + good(str(i)) for i in range(500))
+    texts: list[str] = []
+    failures = 0
+    while True:
+        try:
+            events = decoder.feed(data)
+        except MalformedChunk as exc:
+            failures += 1
+            texts += [e.text for e in exc.events if isinstance(e, rawsse.TextDelta)]
+            data = b""
+            continue
+        texts += [e.text for e in events if isinstance(e, rawsse.TextDelta)]
+        break
+    assert failures == 500
+    assert texts == [str(i) for i in range(500)]
+
+
+def test_new_bytes_fed_while_items_are_pending_come_after_them() -> None:
+    decoder = ChatDecoder()
+    with pytest.raises(MalformedChunk) as first:
+        decoder.feed(good("a") + BAD + good("b") + BAD + good("c"))
+    assert first.value.events == [rawsse.TextDelta(0, "a")]
+    with pytest.raises(MalformedChunk) as second:
+        decoder.feed(good("d"))
+    assert second.value.events == [rawsse.TextDelta(0, "b")]
+    assert decoder.feed(b"") == [rawsse.TextDelta(0, "c"), rawsse.TextDelta(0, "d")]
+    assert decoder.feed(b"") == []
+
+
+def test_items_pending_after_done_are_counted_as_ignored() -> None:
+    decoder = ChatDecoder()
+    with pytest.raises(MalformedChunk):
+        decoder.feed(BAD + b"data: [DONE]\n\n" + good("x") + b": ka\n\n")
+    assert decoder.feed(good("y")) == [rawsse.Done()]
+    assert decoder.ignored_after_done == 3

@@ -351,7 +351,15 @@ class ChatAccumulator:
                 raise TypeError(f"not a chat event: {event!r}")
 
     def result(self) -> ChatResult:
-        """The result so far (a snapshot: later ``add`` calls do not change it)."""
+        """The result so far (a snapshot: later ``add`` calls do not change it).
+
+        Cost: a text (content, reasoning, refusal, arguments) that grew since the
+        previous call is joined into one string, so it is copied whole; an
+        unchanged one costs nothing.  Lists and dicts (extras, reasoning details)
+        are copied, so no snapshot shares mutable state.  Calling ``result()``
+        after every delta is therefore quadratic in the text's length: display
+        the deltas themselves, and take a snapshot when one is needed.
+        """
         choices = tuple(self._choices[i].snapshot() for i in sorted(self._choices))
         if self._errors or self._finish_error:
             status = ChatStatus.ERROR

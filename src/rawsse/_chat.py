@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -120,7 +121,9 @@ class ChatDecoder:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         self._sse = SSEDecoder(max_line_bytes=max_line_bytes, max_event_bytes=max_event_bytes)
-        self._pending: list[ServerSentEvent | Comment] = []
+        # Items that followed a malformed payload, as (list, start): never copied, so
+        # a batch with many bad payloads costs linear time however it is resumed.
+        self._pending: deque[tuple[list[ServerSentEvent | Comment], int]] = deque()
         self._roles: dict[int, str] = {}  # the last role reported per choice
         self._started = False
         self.done = False
@@ -134,40 +137,49 @@ class ChatDecoder:
 
     def feed(self, data: bytes) -> list[ChatEvent]:
         """Decode the next bytes of the stream; return the events they complete."""
-        return self._decode(self._after_pending(self._sse.feed(data)))
+        return self._run(self._sse.feed(data))
 
     def close(self) -> list[ChatEvent]:
         """End of the byte stream: return what is left (an unterminated event is discarded).
 
         A high surrogate still held (its pair never came) is returned as U+FFFD.
         """
-        out = self._decode(self._after_pending(self._sse.close()))
+        out = self._run(self._sse.close())
         if self._held:
             out += self._release(None)
         return out
 
     def decode_event(self, item: ServerSentEvent | Comment) -> list[ChatEvent]:
         """Decode one already-parsed SSE event or comment (for callers with their own SSE)."""
-        return self._decode(self._after_pending([item]))
+        return self._run([item])
 
-    def _after_pending(
-        self, items: list[ServerSentEvent | Comment]
-    ) -> list[ServerSentEvent | Comment]:
-        # Items that followed a malformed payload in the same call come first.
-        if self._pending:
-            items = self._pending + items
-            self._pending = []
-        return items
+    def _run(self, items: list[ServerSentEvent | Comment]) -> list[ChatEvent]:
+        pending = self._pending
+        if not pending:
+            return self._decode(items, 0)
+        # Items that followed a malformed payload in an earlier call come first.
+        if items:
+            pending.append((items, 0))
+        out: list[ChatEvent] = []
+        while pending:
+            batch, start = pending.popleft()
+            try:
+                out += self._decode(batch, start)
+            except MalformedChunk as exc:
+                exc.events = out + exc.events
+                raise
+        return out
 
-    def _decode(self, items: list[ServerSentEvent | Comment]) -> list[ChatEvent]:
+    def _decode(self, items: list[ServerSentEvent | Comment], start: int) -> list[ChatEvent]:
         if self.done:
-            self.ignored_after_done += len(items)
+            self.ignored_after_done += len(items) - start
             return []
         out: list[ChatEvent] = []
         append = out.append
         message = ServerSentEvent
         roles = self._roles
-        for position, item in enumerate(items):
+        for position in range(start, len(items)):
+            item = items[position]
             if type(item) is not message:
                 append(_new(KeepAlive, (item[0],)))
                 continue
@@ -280,7 +292,8 @@ class ChatDecoder:
                         append(_error(None, error, chunk, data))
             except MalformedChunk as exc:
                 del out[mark:]
-                self._pending = items[position + 1 :]
+                if position + 1 < len(items):
+                    self._pending.appendleft((items, position + 1))
                 exc.events = out
                 raise
             # A JSON escape is the only way a surrogate gets into a parsed string
