@@ -15,6 +15,7 @@ from rawsse import (
     MalformedChunk,
     RateLimitError,
     RawSSEError,
+    SSEProtocolError,
     accumulate,
     parse_chat_stream,
 )
@@ -234,9 +235,9 @@ def test_any_bytes_through_parse_and_accumulate_raise_only_rawsse_errors(
         events = parse_chat_stream(parts)
     except RawSSEError as exc:
         failure = exc
-        events = exc.events if isinstance(exc, MalformedChunk) else []
+        events = exc.events if isinstance(exc, (MalformedChunk, SSEProtocolError)) else []
     if failure is not None:
-        assert isinstance(failure, MalformedChunk)
+        assert isinstance(failure, (MalformedChunk, SSEProtocolError))
         assert failure.partial == accumulate(events)
     result = accumulate(events)
     result.text.encode("utf-8")  # never a lone surrogate
@@ -296,3 +297,48 @@ def test_items_pending_after_done_are_counted_as_ignored() -> None:
         decoder.feed(BAD + b"data: [DONE]\n\n" + good("x") + b": ka\n\n")
     assert decoder.feed(good("y")) == [rawsse.Done()]
     assert decoder.ignored_after_done == 3
+
+
+# -- an SSE bound broken: the events before it travel with the error -----------------
+
+
+def test_a_long_line_after_whole_events_in_the_same_feed_keeps_them() -> None:
+    decoder = ChatDecoder(max_line_bytes=100)
+    with pytest.raises(rawsse.SSEProtocolError, match="line of 206 bytes") as info:
+        decoder.feed(good("a") + good("b") + b"data: " + b"x" * 200 + b"\n\n" + good("c"))
+    assert info.value.events == [rawsse.TextDelta(0, "a"), rawsse.TextDelta(0, "b")]
+    with pytest.raises(rawsse.SSEProtocolError, match="failed earlier"):
+        decoder.feed(good("d"))
+
+
+def test_an_unterminated_long_line_after_whole_events_keeps_them() -> None:
+    decoder = ChatDecoder(max_line_bytes=100)
+    with pytest.raises(rawsse.SSEProtocolError, match="longer than max_line_bytes") as info:
+        decoder.feed(good("a") + b"data: " + b"x" * 200)
+    assert info.value.events == [rawsse.TextDelta(0, "a")]
+
+
+def test_an_event_too_large_after_whole_events_keeps_them() -> None:
+    decoder = ChatDecoder(max_event_bytes=100)
+    big = b"".join(b"data: " + b"y" * 40 + b"\n" for _ in range(5)) + b"\n"
+    with pytest.raises(rawsse.SSEProtocolError, match="max_event_bytes") as info:
+        decoder.feed(good("a") + big)
+    assert info.value.events == [rawsse.TextDelta(0, "a")]
+
+
+def test_parse_chat_stream_attaches_events_and_partial_to_an_sse_error() -> None:
+    body = good("a") + b"data: " + b"x" * (16 * 1024 * 1024 + 1)  # over the default bound
+    with pytest.raises(rawsse.SSEProtocolError) as info:
+        parse_chat_stream([body[:10], body[10:]])
+    assert info.value.events == [rawsse.TextDelta(0, "a")]
+    assert info.value.partial is not None
+    assert info.value.partial.text == "a"
+
+
+def test_a_malformed_payload_before_a_long_line_is_raised_first() -> None:
+    decoder = ChatDecoder(max_line_bytes=100)
+    with pytest.raises(MalformedChunk) as info:
+        decoder.feed(good("a") + BAD + b"data: " + b"x" * 200 + b"\n\n")
+    assert info.value.events == [rawsse.TextDelta(0, "a")]
+    with pytest.raises(rawsse.SSEProtocolError, match="failed earlier"):
+        decoder.feed(b"")

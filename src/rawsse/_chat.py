@@ -39,7 +39,7 @@ from ._chat_events import (
     ToolCallDelta,
     Usage,
 )
-from ._errors import MalformedChunk
+from ._errors import MalformedChunk, SSEProtocolError
 from ._json import DEFAULT_MAX_DEPTH, nested_deeper_than
 from ._sse import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -137,14 +137,22 @@ class ChatDecoder:
 
     def feed(self, data: bytes) -> list[ChatEvent]:
         """Decode the next bytes of the stream; return the events they complete."""
-        return self._run(self._sse.feed(data))
+        try:
+            items = self._sse.feed(data)
+        except SSEProtocolError as exc:
+            raise self._translated(exc) from None
+        return self._run(items)
 
     def close(self) -> list[ChatEvent]:
         """End of the byte stream: return what is left (an unterminated event is discarded).
 
         A high surrogate still held (its pair never came) is returned as U+FFFD.
         """
-        out = self._run(self._sse.close())
+        try:
+            items = self._sse.close()
+        except SSEProtocolError as exc:
+            raise self._translated(exc) from None
+        out = self._run(items)
         if self._held:
             out += self._release(None)
         return out
@@ -152,6 +160,13 @@ class ChatDecoder:
     def decode_event(self, item: ServerSentEvent | Comment) -> list[ChatEvent]:
         """Decode one already-parsed SSE event or comment (for callers with their own SSE)."""
         return self._run([item])
+
+    def _translated(self, exc: SSEProtocolError) -> SSEProtocolError:
+        """The SSE error with the chat events of the SSE events decoded before it.
+
+        A malformed payload among those events is raised instead (it came first).
+        """
+        return SSEProtocolError(exc.message, events=self._run(exc.events))
 
     def _run(self, items: list[ServerSentEvent | Comment]) -> list[ChatEvent]:
         pending = self._pending
@@ -566,8 +581,9 @@ def _malformed(data: str, reason: str) -> MalformedChunk:
 def parse_chat_stream(data: bytes | Iterable[bytes]) -> list[ChatEvent]:
     """Decode a whole stream (bytes, or an iterable of byte chunks) into chat events.
 
-    A malformed payload raises ``MalformedChunk`` with ``events`` = every event
-    before it and ``partial`` = their accumulated result.
+    A malformed payload raises ``MalformedChunk``, a broken SSE bound
+    ``SSEProtocolError``; either carries ``events`` = every event before it and
+    ``partial`` = their accumulated result.
     """
     from ._accumulate import accumulate
 
@@ -582,6 +598,9 @@ def parse_chat_stream(data: bytes | Iterable[bytes]) -> list[ChatEvent]:
         raise MalformedChunk(
             exc.message, payload=exc.payload, events=events, partial=accumulate(events)
         ) from None
+    except SSEProtocolError as exc:
+        events += exc.events
+        raise SSEProtocolError(exc.message, events=events, partial=accumulate(events)) from None
     return events
 
 
