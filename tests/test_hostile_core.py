@@ -19,9 +19,11 @@ from rawsse import (
     accumulate,
     parse_chat_stream,
 )
+from rawsse._cassette import body_json
 from rawsse._chat_events import ReasoningDelta
 from rawsse._http_errors import status_error
 from rawsse._json import JSONLimitError, bounded_number, loads_bounded
+from rawsse._metrics import tokens_per_second
 
 from .server import DONE, Script, Send, ServerThread, chunk, drive, running_server
 
@@ -342,3 +344,33 @@ def test_a_malformed_payload_before_a_long_line_is_raised_first() -> None:
     assert info.value.events == [rawsse.TextDelta(0, "a")]
     with pytest.raises(rawsse.SSEProtocolError, match="failed earlier"):
         decoder.feed(b"")
+
+
+# -- more numbers out of range --------------------------------------------------------
+
+
+def test_a_cost_of_1e400_is_refused() -> None:
+    with pytest.raises(MalformedChunk, match="cost is out of range"):
+        parse_chat_stream(b'data: {"usage": {"cost": 1e400}}\n\n')
+
+
+def test_a_created_time_beyond_two_to_the_53_is_refused() -> None:
+    with pytest.raises(MalformedChunk, match="created is a number, not an integer in range"):
+        parse_chat_stream(sse({"id": "g", "created": 10**400}))
+
+
+@pytest.mark.parametrize(
+    ("tokens", "seconds", "expected"),
+    [(10, 2.0, 5.0), (10**400, 1.0, None), (2**53, 1e-300, None), (0, 1.0, None), (5, 0.0, None)],
+)
+def test_tokens_per_second_never_raises(
+    tokens: int, seconds: float, expected: float | None
+) -> None:
+    assert tokens_per_second(tokens, seconds) == expected
+
+
+def test_a_request_body_nested_deep_is_kept_as_text() -> None:
+    deep = b"[" * 50_000 + b"]" * 50_000
+    assert body_json(deep) == deep.decode()
+    assert body_json(b'{"a": NaN}') == '{"a": NaN}'
+    assert body_json(b'{"a": [1]}') == {"a": [1]}

@@ -19,6 +19,7 @@ from rawsse import (
     accumulate,
     parse_chat_stream,
 )
+from rawsse._unicode import has_surrogates, mend_surrogates
 
 from .helpers import byte_at_a_time, every_split
 
@@ -172,3 +173,39 @@ def test_any_sequence_of_surrogate_escapes_gives_writable_text(pieces: list[str]
     for event in events:
         assert isinstance(event, TextDelta)
         event.text.encode("utf-8")
+
+
+def test_reasoning_details_text_split_across_entries_is_joined_in_the_result() -> None:
+    def detail(escaped: str) -> bytes:
+        entry = f'{{"index": 0, "type": "reasoning.text", "text": "{escaped}"}}'
+        return delta(f'"reasoning_details": [{entry}]')
+
+    result = accumulate(parse_chat_stream(detail("a" + HIGH) + detail(LOW) + detail(HIGH)))
+    assert result.choices[0].reasoning == "a\U0001f600\ufffd"
+    assert result.choices[0].reasoning_details[0]["text"] == "a\U0001f600\ufffd"
+
+
+def test_error_messages_and_stream_metadata_hold_no_lone_surrogate() -> None:
+    body = (
+        b'data: {"id": "g\\ud83d", "model": "m\\ude00", "choices": []}\n\n'
+        b'data: {"error": {"code": 1, "message": "bad \\ud83d"}}\n\n'
+        b'data: {"error": "worse \\ude00"}\n\n'
+    )
+    result = accumulate(parse_chat_stream(body))
+    assert (result.id, result.model) == ("g\ufffd", "m\ufffd")
+    assert [e.message for e in result.errors] == ["bad \ufffd", "worse \ufffd"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "lone"),
+    [
+        ("plain", "plain", 0),
+        ("\ud83d\ude00", "\U0001f600", 0),
+        ("a\ud83d", "a\ufffd", 1),
+        ("\ude00\ud83d", "\ufffd\ufffd", 2),
+        ("\ufffd\ud800", "\ufffd\ufffd", 1),
+    ],
+)
+def test_mend_surrogates(text: str, expected: str, lone: int) -> None:
+    assert mend_surrogates(text) == (expected, lone)
+    assert has_surrogates(text) == (text != expected)

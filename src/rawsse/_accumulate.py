@@ -30,6 +30,7 @@ from ._chat_events import (
     Usage,
 )
 from ._errors import MalformedChunk
+from ._unicode import mend_surrogates
 
 __all__ = [
     "ChatAccumulator",
@@ -171,11 +172,13 @@ class _Detail:
                 fields[key] = value  # a later non-empty value wins (a late signature)
 
     def snapshot(self) -> dict[str, Any]:
+        # Entries are verbatim JSON, so a fragment may end in half a surrogate pair:
+        # the joined text is mended (pairs joined, lone halves U+FFFD).
         out = dict(self.fields)
         if "text" in out:
-            out["text"] = _joined(self.text)
+            out["text"] = mend_surrogates(_joined(self.text))[0]
         if "summary" in out:
-            out["summary"] = _joined(self.summary)
+            out["summary"] = mend_surrogates(_joined(self.summary))[0]
         return out
 
 

@@ -183,8 +183,8 @@ def body_json(content: bytes) -> Any:
     if not content:
         return None
     try:
-        return json.loads(content)
-    except (ValueError, UnicodeDecodeError):
+        return loads_bounded(content, max_depth=MAX_DEPTH)  # what load_cassette accepts
+    except ValueError:  # UnicodeDecodeError too
         pass
     try:
         return content.decode("utf-8")

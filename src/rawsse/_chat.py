@@ -18,7 +18,6 @@ subclasses escapes, on any input.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -48,6 +47,7 @@ from ._sse import (
     ServerSentEvent,
     SSEDecoder,
 )
+from ._unicode import mend_surrogates
 
 __all__ = ["MAX_COUNT", "ChatDecoder", "parse_chat_stream"]
 
@@ -360,11 +360,8 @@ class ChatDecoder:
         if text and "\ud800" <= text[-1] <= "\udbff":
             held[key] = text[-1]
             text = text[:-1]
-        if _SURROGATE.search(text) is None:
-            return text
-        # UTF-16 round trip: adjacent halves become one character, lone ones U+FFFD.
-        mended = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-        self.surrogates_replaced += mended.count("\ufffd") - text.count("\ufffd")
+        mended, lone = mend_surrogates(text)
+        self.surrogates_replaced += lone
         return mended
 
     def _release(self, index: int | None) -> list[ChatEvent]:
@@ -385,9 +382,6 @@ class ChatDecoder:
         return out
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _start(chunk: dict[str, Any], data: str, out: list[ChatEvent]) -> bool:
     """Append ``StreamStart`` if the chunk has an id or model; return whether it did."""
     id_ = chunk.get("id")
@@ -399,8 +393,11 @@ def _start(chunk: dict[str, Any], data: str, out: list[ChatEvent]) -> bool:
     for name, value in (("id", id_), ("model", model), ("provider", provider)):
         if value is not None and type(value) is not str:
             raise _malformed(data, f"{name} is {_kind(value)}, not a string")
-    if created is not None and type(created) is not int:
-        raise _malformed(data, f"created is {_kind(created)}, not an integer")
+    if created is not None and (type(created) is not int or not -MAX_COUNT <= created <= MAX_COUNT):
+        raise _malformed(data, f"created is {_kind(created)}, not an integer in range")
+    id_, model, provider = (
+        None if v is None else mend_surrogates(v)[0] for v in (id_, model, provider)
+    )
     out.append(_new(StreamStart, (id_, model, provider, created)))
     return True
 
@@ -510,6 +507,8 @@ def _usage(usage: Any, data: str) -> Usage:
         if type(cost) is not int or not -_FLOAT_MAX <= cost <= _FLOAT_MAX:
             raise _malformed(data, f"usage cost is {_kind(cost)}, not a (float) number")
         cost = float(cost)
+    elif cost is not None and not -_FLOAT_MAX <= cost <= _FLOAT_MAX:  # 1e400 reads as inf
+        raise _malformed(data, "usage cost is out of range (not a finite number)")
     details = usage.get("completion_tokens_details")
     reasoning = _count(details, "reasoning_tokens", data) if type(details) is dict else None
     if reasoning is None:
@@ -535,7 +534,7 @@ def _usage(usage: Any, data: str) -> Usage:
 def _error(index: int | None, error: Any, chunk: dict[str, Any], data: str) -> InBandError:
     # Lenient on purpose: an error must surface as an error, whatever its shape.
     if type(error) is str:
-        return _new(InBandError, (index, None, error, None, chunk))
+        return _new(InBandError, (index, None, mend_surrogates(error)[0], None, chunk))
     if type(error) is not dict:
         raise _malformed(data, f"error is {_kind(error)}, not an object")
     code = error.get("code")
@@ -546,6 +545,8 @@ def _error(index: int | None, error: Any, chunk: dict[str, Any], data: str) -> I
     message = error.get("message")
     if type(message) is not str:
         message = "" if message is None else _render(message)
+    else:
+        message = mend_surrogates(message)[0]
     metadata = error.get("metadata")
     if type(metadata) is not dict:
         metadata = None
