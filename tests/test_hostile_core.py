@@ -374,3 +374,31 @@ def test_a_request_body_nested_deep_is_kept_as_text() -> None:
     assert body_json(deep) == deep.decode()
     assert body_json(b'{"a": NaN}') == '{"a": NaN}'
     assert body_json(b'{"a": [1]}') == {"a": [1]}
+
+
+# -- values carried verbatim by events are bounded in depth --------------------------
+
+NESTED = "[" * 100 + "]" * 100  # parses, but deeper than events may carry
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '{"system_fingerprint": ' + NESTED + "}",
+        '{"choices": [{"index": 0, "logprobs": ' + NESTED + "}]}",
+        '{"choices": [{"index": 0, "delta": {"annotations": ' + NESTED + "}}]}",
+        '{"choices": [{"delta": {"reasoning_details": [{"index": 0, "x": ' + NESTED + "}]}}]}",
+        '{"usage": {"completion_tokens": 1, "x": ' + NESTED + "}}",
+    ],
+)
+def test_a_value_nested_deeper_than_64_levels_is_a_malformed_chunk(payload: str) -> None:
+    with pytest.raises(MalformedChunk, match="nested deeper than 64 levels"):
+        parse_chat_stream(b"data: " + payload.encode() + b"\n\n")
+
+
+def test_an_error_chunk_nested_deep_still_surfaces_as_an_error() -> None:
+    error = '{"code": 502, "message": "down", "metadata": {"raw": ' + NESTED + "}}"
+    (event,) = parse_chat_stream(b'data: {"error": ' + error.encode() + b"}\n\n")
+    assert event == rawsse.InBandError(
+        None, 502, "down", None, {"error": {"code": 502, "message": "down"}}
+    )

@@ -55,6 +55,7 @@ MAX_COUNT = 2**53
 """The largest usage count accepted (a larger one is a ``MalformedChunk``)."""
 
 _new = tuple.__new__
+_MAX_DEPTH = DEFAULT_MAX_DEPTH
 _FLOAT_MAX = int(sys.float_info.max)
 _loads = json.loads
 # json.loads wraps this scanner in a Python call, two regex matches and a
@@ -232,6 +233,7 @@ class ChatDecoder:
                         k: v for k, v in chunk.items() if v is not None and k not in _CHUNK_KEYS
                     }
                     if fields:
+                        _bounded(fields, data)
                         append(_new(Extra, (None, fields, "chunk")))
                 new_roles: list[tuple[int, str]] | None = None
                 choices = chunk.get("choices")
@@ -283,6 +285,7 @@ class ChatDecoder:
                                 if v is not None and (k not in _CHOICE_KEYS or k == "logprobs")
                             }
                             if fields:
+                                _bounded(fields, data)
                                 append(_new(Extra, (index, fields, "choice")))
                         reason = choice.get("finish_reason")
                         native = choice.get("native_finish_reason")
@@ -429,6 +432,7 @@ def _reasoning(delta: dict[str, Any], index: int, data: str, out: list[ChatEvent
                     raise _malformed(data, f"reasoning_details {key} is {_kind(value)}")
                 if entry.get("type") != "reasoning.encrypted":
                     parts.append(value)
+        _bounded(details, data)
         entries = tuple(details)
         from_details = "".join(parts)
     text = reasoning or other or from_details
@@ -459,6 +463,7 @@ def _tail(delta: dict[str, Any], index: int, data: str, out: list[ChatEvent]) ->
             if v is not None and (k not in _DELTA_KEYS or (odd_calls and k == "tool_calls"))
         }
         if fields:
+            _bounded(fields, data)
             out.append(_new(Extra, (index, fields, "delta")))
 
 
@@ -502,6 +507,7 @@ def _count(usage: dict[str, Any], key: str, data: str) -> int | None:
 def _usage(usage: Any, data: str) -> Usage:
     if type(usage) is not dict:
         raise _malformed(data, f"usage is {_kind(usage)}, not an object")
+    _bounded(usage, data)
     cost = usage.get("cost")
     if cost is not None and type(cost) is not float:
         if type(cost) is not int or not -_FLOAT_MAX <= cost <= _FLOAT_MAX:
@@ -533,8 +539,12 @@ def _usage(usage: Any, data: str) -> Usage:
 
 def _error(index: int | None, error: Any, chunk: dict[str, Any], data: str) -> InBandError:
     # Lenient on purpose: an error must surface as an error, whatever its shape.
+    # Too deep to carry verbatim: ``raw`` keeps only what the event reports.
+    deep = _too_deep(chunk, data)
     if type(error) is str:
-        return _new(InBandError, (index, None, mend_surrogates(error)[0], None, chunk))
+        text = mend_surrogates(error)[0]
+        raw = {"error": text} if deep else chunk
+        return _new(InBandError, (index, None, text, None, raw))
     if type(error) is not dict:
         raise _malformed(data, f"error is {_kind(error)}, not an object")
     code = error.get("code")
@@ -548,9 +558,24 @@ def _error(index: int | None, error: Any, chunk: dict[str, Any], data: str) -> I
     else:
         message = mend_surrogates(message)[0]
     metadata = error.get("metadata")
-    if type(metadata) is not dict:
+    if type(metadata) is not dict or (deep and _too_deep(metadata, data)):
         metadata = None
-    return _new(InBandError, (index, code, message, metadata, chunk))
+    raw = {"error": {"code": code, "message": message}} if deep else chunk
+    return _new(InBandError, (index, code, message, metadata, raw))
+
+
+def _bounded(value: object, data: str) -> None:
+    """Refuse a value an event would carry verbatim if it nests deeper than the bound.
+
+    json.dumps, repr or == of such a value could recurse too far.  Counting the
+    brackets of the payload (outside the hot path) settles most cases at once.
+    """
+    if _too_deep(value, data):
+        raise _malformed(data, f"a value is nested deeper than {_MAX_DEPTH} levels")
+
+
+def _too_deep(value: object, data: str) -> bool:
+    return data.count("{") + data.count("[") > _MAX_DEPTH and nested_deeper_than(value, _MAX_DEPTH)
 
 
 def _render(value: object) -> str:
