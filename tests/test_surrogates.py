@@ -19,6 +19,7 @@ from rawsse import (
     accumulate,
     parse_chat_stream,
 )
+from rawsse._http_errors import status_error
 from rawsse._unicode import has_surrogates, mend_surrogates
 
 from .helpers import byte_at_a_time, every_split
@@ -209,3 +210,12 @@ def test_error_messages_and_stream_metadata_hold_no_lone_surrogate() -> None:
 def test_mend_surrogates(text: str, expected: str, lone: int) -> None:
     assert mend_surrogates(text) == (expected, lone)
     assert has_surrogates(text) == (text != expected)
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"error": {"message": "no \\ud83d"}}', b'{"error": "no \\ud83d"}']
+)
+def test_an_http_error_message_holds_no_lone_surrogate(body: bytes) -> None:
+    err = status_error(500, {}, body)
+    assert err.message == "no \ufffd"
+    str(err).encode("utf-8")

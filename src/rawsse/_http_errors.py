@@ -20,6 +20,7 @@ from ._errors import (
     ServiceUnavailableError,
 )
 from ._json import bounded_number, loads_bounded
+from ._unicode import mend_surrogates
 
 __all__ = ["parse_retry_after", "status_error"]
 
@@ -85,7 +86,7 @@ def status_error(status: int, headers: dict[str, str], body: bytes) -> APIStatus
     err = parsed.get("error") if isinstance(parsed, dict) else None
     if isinstance(err, dict):
         raw_message = err.get("message")
-        message = raw_message if isinstance(raw_message, str) else ""
+        message = mend_surrogates(raw_message)[0] if isinstance(raw_message, str) else ""
         raw_code = err.get("code")
         if isinstance(raw_code, (int, str)) and not isinstance(raw_code, bool):
             code = raw_code
@@ -104,7 +105,7 @@ def status_error(status: int, headers: dict[str, str], body: bytes) -> APIStatus
             if hint is not None and hint >= 0:
                 retry_after = hint
     elif isinstance(err, str):
-        message = err
+        message = mend_surrogates(err)[0]
     if not message:
         message = text.strip()[:200] or f"HTTP {status}"
     cls = _BY_STATUS.get(status)
