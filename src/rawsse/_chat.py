@@ -12,7 +12,16 @@ same call.  The bad payload is skipped whole (none of its events are kept, no
 state changes) and the decoder stays usable: the next ``feed``, ``close`` or
 ``decode_event`` first returns the events that followed it in the same call.
 An empty payload (``data:`` alone) is ignored.  Nothing but ``RawSSEError``
-subclasses escapes, on any input.
+subclasses escapes, on any input; an ``SSEProtocolError`` carries the chat
+events decoded before it.  Values that events carry verbatim (``Extra``,
+``raw``, reasoning details) nest at most ``DEFAULT_MAX_DEPTH`` levels, and
+usage counts stay within ``MAX_COUNT``.
+
+Delta text is always encodable: a UTF-16 surrogate pair split across two
+deltas of the same field is joined (the high half is held until that field's
+next delta), and an unpaired surrogate becomes U+FFFD, counted in
+``surrogates_replaced``.  This is done here rather than in the accumulator so
+that every consumer of events (a UI prints them) gets valid strings.
 """
 
 from __future__ import annotations

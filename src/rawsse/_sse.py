@@ -2,7 +2,8 @@
 
 Bytes go in, ``ServerSentEvent`` and ``Comment`` records come out.  The decoder
 never raises anything but ``SSEProtocolError``, and only when a bound is
-violated; after that it refuses further input.
+violated; the error's ``events`` are those the same call completed before the
+violation, and after it the decoder refuses further input.
 
 How it stays fast: each ``feed`` finds the last line end in the new bytes,
 decodes everything before it as UTF-8 in one call (a line end is never inside a
