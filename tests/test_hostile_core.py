@@ -402,3 +402,23 @@ def test_an_error_chunk_nested_deep_still_surfaces_as_an_error() -> None:
     assert event == rawsse.InBandError(
         None, 502, "down", None, {"error": {"code": 502, "message": "down"}}
     )
+
+
+# -- snapshots cost what changed ------------------------------------------------------
+
+
+def test_a_snapshot_reuses_what_did_not_change() -> None:
+    acc = rawsse.ChatAccumulator()
+    acc.add(rawsse.TextDelta(0, "a" * 1000))
+    acc.add(rawsse.TextDelta(0, "b"))
+    acc.add(rawsse.ToolCallDelta(1, 0, "c0", "f", "{}"))
+    acc.add(rawsse.ToolCallDelta(1, 1, "c1", "g", "{"))
+    first = acc.result()
+    acc.add(rawsse.TextDelta(2, "other choice"))
+    second = acc.result()
+    assert second.choices[0].content is first.choices[0].content  # not joined again
+    assert second.choices[1].tool_calls is first.choices[1].tool_calls
+    acc.add(rawsse.ToolCallDelta(1, 1, None, None, "}"))
+    third = acc.result()
+    assert third.choices[1].tool_calls[1].arguments == "{}"
+    assert second.choices[1].tool_calls[1].arguments == "{"

@@ -192,6 +192,9 @@ class _Call:
         self.type = type_
         self.arguments: list[str] = []
 
+    def snapshot(self) -> ToolCall:
+        return ToolCall(self.index, self.id, self.type, self.name, _joined(self.arguments))
+
 
 class _Choice:
     __slots__ = (
@@ -208,6 +211,7 @@ class _Choice:
         "reasoning",
         "refusal",
         "role",
+        "tool_calls",
     )
 
     def __init__(self, index: int) -> None:
@@ -224,6 +228,9 @@ class _Choice:
         self.finish_reason: str | None = None
         self.native_finish_reason: str | None = None
         self.extras: dict[str, list[Any]] = {}
+        # The last snapshot of the tool calls (immutable, so shared between
+        # snapshots); None once a call changed.
+        self.tool_calls: tuple[ToolCall, ...] | None = ()
 
     def add_details(self, entries: tuple[dict[str, Any], ...]) -> None:
         for entry in entries:
@@ -242,6 +249,7 @@ class _Choice:
                 detail.merge(entry)
 
     def add_call(self, event: ToolCallDelta) -> None:
+        self.tool_calls = None
         tool_index = event.tool_index
         id_ = event.id or None
         name = event.name or None
@@ -268,6 +276,12 @@ class _Choice:
             call.arguments.append(event.arguments)
         self.last_call = call
 
+    def _tool_calls(self) -> tuple[ToolCall, ...]:
+        calls = self.tool_calls
+        if calls is None:
+            calls = self.tool_calls = tuple(c.snapshot() for c in self.calls)
+        return calls
+
     def snapshot(self) -> ChoiceResult:
         return ChoiceResult(
             index=self.index,
@@ -275,9 +289,7 @@ class _Choice:
             content=_joined(self.content),
             reasoning=_joined(self.reasoning),
             reasoning_details=[d.snapshot() for d in self.details],
-            tool_calls=tuple(
-                ToolCall(c.index, c.id, c.type, c.name, _joined(c.arguments)) for c in self.calls
-            ),
+            tool_calls=self._tool_calls(),
             refusal=None if self.refusal is None else _joined(self.refusal),
             finish_reason=self.finish_reason,
             native_finish_reason=self.native_finish_reason,
@@ -358,10 +370,12 @@ class ChatAccumulator:
 
         Cost: a text (content, reasoning, refusal, arguments) that grew since the
         previous call is joined into one string, so it is copied whole; an
-        unchanged one costs nothing.  Lists and dicts (extras, reasoning details)
-        are copied, so no snapshot shares mutable state.  Calling ``result()``
-        after every delta is therefore quadratic in the text's length: display
-        the deltas themselves, and take a snapshot when one is needed.
+        unchanged one costs nothing (the same string is returned), and while no
+        tool call of a choice changes, its ``tool_calls`` tuple is reused.
+        Lists and dicts (extras, reasoning details) are copied, so no snapshot
+        shares mutable state.  Calling ``result()`` after every delta is therefore
+        quadratic in the text's length: display the deltas themselves, and take a
+        snapshot when one is needed.
         """
         choices = tuple(self._choices[i].snapshot() for i in sorted(self._choices))
         if self._errors or self._finish_error:
