@@ -142,7 +142,7 @@ _CHARS = st.sampled_from(["a", "é", "\U0001f600", "\U0001d11e", "\U00010348", "
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_CHARS, min_size=1, max_size=12), st.data())
-def test_any_split_of_utf16_escaped_text_gives_the_text(
+def test_any_split_of_utf16_text_in_any_chunking_gives_the_text(
     chars: list[str], data: st.DataObject
 ) -> None:
     whole = "".join(chars)
@@ -152,7 +152,10 @@ def test_any_split_of_utf16_escaped_text_gives_the_text(
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(escapes) - 1)), max_size=6)))
     pieces = ["".join(escapes[a:b]) for a, b in zip([0, *cuts], [*cuts, len(escapes)], strict=True)]
     body = b"".join(text(p) for p in pieces if p)
-    result = accumulate(parse_chat_stream(body))
+    # ... and the bytes read in any chunks.
+    splits = sorted(data.draw(st.sets(st.integers(0, len(body)), max_size=8)))
+    chunks = [body[a:b] for a, b in zip([0, *splits], [*splits, len(body)], strict=True)]
+    result = accumulate(parse_chat_stream(chunks))
     assert result.text == whole
 
 
