@@ -303,6 +303,21 @@ class RelayEncoder:
         out.append(self._error_event(_error_status(error), message, code, http_status, partial))
         return self._finish_bytes(out, now)
 
+    def cancel(
+        self,
+        now: float | None = None,
+        *,
+        partial: ChatResult | None = None,
+        message: str = "the stream was cancelled",
+    ) -> bytes:
+        """The end of a stream stopped on purpose: pending text, then an ``error`` event
+        with status ``cancelled`` (``partial``: the result so far, for its text)."""
+        if self._closed:
+            return b""
+        out = self._ending(now)
+        out.append(self._error_event(ChatStatus.CANCELLED, message, None, None, partial))
+        return self._finish_bytes(out, now)
+
     # -- output --------------------------------------------------------------------
 
     def _emit(self, name: str, data: dict[str, Any]) -> bytes:

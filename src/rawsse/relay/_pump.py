@@ -83,7 +83,7 @@ class Pump:
                 except Exception as exc:  # reported to the browser as the error event
                     self._end = ("fail", exc)
             if self._end is None:
-                self._end = ("fail", anyio.get_cancelled_exc_class()())
+                self._end = ("cancel", None)
         finally:
             with anyio.CancelScope(shield=True):
                 await stream.close()
@@ -131,7 +131,9 @@ class Pump:
                 now = anyio.current_time()
                 if end[0] == "close":
                     return encoder.close(end[1], now)
-                return encoder.fail(end[1], now)
+                if end[0] == "fail":
+                    return encoder.fail(end[1], now)
+                return encoder.cancel(now, partial=self.stream.result)
             deadline = encoder.deadline()
             self._arrived = arrived = anyio.Event()
             if deadline is None:
