@@ -76,3 +76,135 @@ def parse_events(data: bytes) -> list[tuple[str, dict[str, Any]]]:
     """The relay's data events in ``data``, as (name, JSON object) pairs."""
     found = [e for e in SSEDecoder().feed(data) if isinstance(e, ServerSentEvent)]
     return [(e.event, json.loads(e.data)) for e in found]
+
+
+_RELAY_PROCESS = """
+import asyncio, json, socket, sys
+import uvicorn
+from rawsse import AsyncClient
+from rawsse.relay import RelayApp
+
+options = json.loads(sys.argv[1])
+upstream = options.pop("upstream")
+sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(("127.0.0.1", 0))
+sock.listen(8192)
+print(f"http://127.0.0.1:{sock.getsockname()[1]}/", flush=True)
+
+async def main():
+    async with AsyncClient(base_url=upstream, api_key="", retries=0) as client:
+        app = RelayApp(client, **options)
+        config = uvicorn.Config(app, log_level="error", lifespan="off", backlog=8192)
+        await uvicorn.Server(config).serve(sockets=[sock])
+
+asyncio.run(main())
+"""
+
+
+@contextlib.contextmanager
+def relay_process(upstream: str, **options: Any) -> Iterator[tuple[str, int]]:
+    """``RelayApp`` under uvicorn in a process of its own; yields (base URL, pid)."""
+    import subprocess
+    import sys
+
+    options = {"upstream": upstream, **options}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _RELAY_PROCESS, json.dumps(options)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line.startswith("http://"):
+            raise RuntimeError(f"the relay process did not start: {line!r}")
+        yield line.rstrip("/"), proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def rss_bytes(pid: int) -> int:
+    """The resident memory of process ``pid`` (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def save_answer(
+    path: Any,
+    parts: list[list[str]],
+    *,
+    model: str = "test/model",
+    gap: float = 0.01,
+    pause: float = 0.0,
+) -> str:
+    """Write a cassette answering ``model`` with ``parts`` (lists of text tokens, each
+    token one chunk ``gap`` s apart, ``pause`` s of silence between parts); returns
+    the joined text."""
+    from rawsse.testing import Cassette, save_cassette
+
+    from .server import DONE, USAGE, chunk
+
+    chunks: list[tuple[float, bytes]] = []
+    t = 0.0
+    for number, tokens in enumerate(parts):
+        if number:
+            t += pause
+        for token in tokens:
+            chunks.append((round(t, 6), chunk(content=token)))
+            t += gap
+    chunks.append((round(t, 6), chunk(finish="stop", usage=USAGE) + DONE))
+    cassette = Cassette(
+        request={
+            "method": "POST",
+            "url": "https://openrouter.ai/api/v1/chat/completions",
+            "headers": {},
+            "body": {"model": model},
+        },
+        status=200,
+        headers={"content-type": "text/event-stream"},
+        chunks=chunks,
+        end_t=round(t + 0.001, 6),
+        recorded_at="2026-11-30T00:00:00Z",
+    )
+    save_cassette(cassette, path)
+    return "".join(token for tokens in parts for token in tokens)
+
+
+@contextlib.contextmanager
+def fixture_process(directory: Any) -> Iterator[str]:
+    """``rawsse serve DIRECTORY`` in a process of its own; yields its base URL."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rawsse", "serve", str(directory), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().split()
+        if not line or not line[0].startswith("http://"):
+            raise RuntimeError(f"the fixture server did not start: {line!r}")
+        yield line[0]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -97,8 +97,8 @@ class RelayApp:
     * ``heartbeat``, ``coalesce``: see ``RelayEncoder``;
     * ``write_timeout``: seconds one write to a browser may block (a client that
       stopped reading) before the relay drops it and cancels upstream;
-    * ``max_queued``: events read from upstream that may wait for a slow browser
-      before the relay stops reading upstream.
+    * ``max_queued``: upstream reads (64 KiB at most each) that may wait for a
+      slow browser before the relay stops reading upstream.
     """
 
     def __init__(

@@ -8,8 +8,9 @@ reader is never cancelled to make a heartbeat (cancelling an HTTP read closes
 the connection); only stopping the relay cancels it.
 
 Buffering is bounded: when the writer stops taking bytes (a client that stops
-reading), at most ``max_queued`` events wait in the queue, then the reader
-stops reading upstream, so TCP flow control holds the rest upstream.
+reading), at most ``max_queued`` upstream reads (each at most 64 KiB, httpx's
+read size) wait in the queue; then the reader stops reading upstream, and TCP
+flow control holds the rest upstream.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from ._encoder import RelayEncoder
 
 __all__ = ["DEFAULT_MAX_QUEUED", "Pump"]
 
-DEFAULT_MAX_QUEUED = 1024
-"""Events read from upstream and not yet encoded, per stream, before reading pauses."""
+DEFAULT_MAX_QUEUED = 4
+"""Upstream reads decoded and not yet sent, per stream, before reading upstream pauses."""
 
 
 def _ready(stream: AsyncStream) -> list[ChatEvent]:
@@ -57,7 +58,6 @@ class Pump:
         self.encoder = encoder
         self._max_queued = max_queued
         self._queue: deque[list[ChatEvent]] = deque()
-        self._queued = 0
         self._end: tuple[str, Any] | None = None
         self._arrived = anyio.Event()
         self._room = anyio.Event()
@@ -91,11 +91,10 @@ class Pump:
             self.stopped.set()
 
     async def _put(self, batch: list[ChatEvent]) -> None:
-        while self._queued >= self._max_queued:
+        while len(self._queue) >= self._max_queued:
             self._room = anyio.Event()
             await self._room.wait()
         self._queue.append(batch)
-        self._queued += len(batch)
         self._arrived.set()
 
     def stop(self) -> None:
@@ -119,7 +118,6 @@ class Pump:
                 else:
                     events = [e for batch in queue for e in batch]
                     queue.clear()
-                self._queued = 0
                 self._room.set()
                 data = encoder.feed_many(events, now)
                 data += encoder.poll(now)

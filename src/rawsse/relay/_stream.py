@@ -30,7 +30,7 @@ async def relay_stream(
     upstream failure never raises here.  Closing the iterator (``aclose()``, task
     cancellation, or the garbage collector finalizing an abandoned one) closes the
     upstream stream at once.  See ``RelayEncoder`` for ``heartbeat`` and
-    ``coalesce``; ``max_queued`` bounds the events waiting for a slow consumer.
+    ``coalesce``; ``max_queued`` bounds the upstream reads waiting for a slow consumer.
     """
     encoder = RelayEncoder(anyio.current_time(), heartbeat=heartbeat, coalesce=coalesce)
     pump: Pump | None = None
