@@ -17,7 +17,17 @@ from rawsse import AsyncClient, accumulate, parse_chat_stream
 from rawsse.relay import RelayApp
 
 from .relay_helpers import FixtureServer, parse_events, serve_asgi
-from .server import KEEPALIVE, Hang, Script, ServerThread, chunk, error_script, sse_script
+from .server import (
+    KEEPALIVE,
+    Hang,
+    Script,
+    Send,
+    ServerThread,
+    Sleep,
+    chunk,
+    error_script,
+    sse_script,
+)
 
 CHAT = {"model": "rawsse/demo", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -415,3 +425,19 @@ def test_mounted_under_a_prefix(fixtures: FixtureServer, framework: str) -> None
         assert redirect.status_code in (307, 404)
         if redirect.status_code == 307:
             assert redirect.headers["location"].endswith("/relay/")
+
+
+def test_heartbeats_flow_while_upstream_is_silent(
+    relay_scripted: Relay, scripted: ServerThread
+) -> None:
+    body = chunk(content="a", finish="stop") + b"data: [DONE]\n\n"
+    scripted.expect(sse_script(KEEPALIVE, then=[Sleep(0.65), Send(body)]))
+    with relay_scripted(heartbeat=0.1) as url, httpx.Client(timeout=10) as http:
+        arrivals: list[tuple[float, bytes]] = []
+        started = time.monotonic()
+        with http.stream("POST", url + "/chat", json={**CHAT, "model": "test/model"}) as r:
+            for data in r.iter_raw():
+                arrivals.append((time.monotonic() - started, data))  # noqa: PERF401 - as it arrives
+    beats = [t for t, d in arrivals if d == b": hb\n\n"]
+    assert len(beats) >= 4
+    assert parse_events(b"".join(d for _, d in arrivals))[-1][0] == "done"
