@@ -1,0 +1,85 @@
+"""rawsse.js: its node:test suites and the tsc --strict check of rawsse.d.ts.
+
+Skipped, saying why, only when Node.js (>= 18) or the TypeScript compiler is
+absent; ``npm ci --prefix tests/js`` installs the compiler.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+JS_TESTS = ROOT / "tests" / "js"
+MODULE = ROOT / "src" / "rawsse" / "relay" / "rawsse.js"
+TSC = JS_TESTS / "node_modules" / ".bin" / "tsc"
+
+
+def _node() -> str:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (rawsse.js needs Node.js >= 18 to test)")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
+    major = int(re.match(r"v(\d+)", version.stdout).group(1))  # type: ignore[union-attr]
+    if major < 18:
+        pytest.skip(f"node {version.stdout.strip()} is older than 18")
+    return node
+
+
+def _tsc() -> Path:
+    if not TSC.exists():
+        pytest.skip("typescript is not installed: run `npm ci --prefix tests/js`")
+    return TSC
+
+
+def _run(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RAWSSE_PYTHON": sys.executable}
+    return subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_node_test_suites_pass() -> None:
+    node = _node()
+    files = sorted(str(p.relative_to(ROOT)) for p in JS_TESTS.glob("*.test.mjs"))
+    assert files, "no tests/js/*.test.mjs files"
+    done = _run([node, "--test", "--test-reporter=tap", *files], timeout=900)
+    summary = dict(re.findall(r"^# (tests|pass|fail|cancelled|skipped) (\d+)$", done.stdout, re.M))
+    assert done.returncode == 0, f"{summary}\n{done.stdout[-20000:]}\n{done.stderr[-5000:]}"
+    assert int(summary["tests"]) > 0
+    assert summary["fail"] == "0"
+    assert summary["cancelled"] == "0"
+
+
+def test_types_accept_the_usage_file_under_strict() -> None:
+    tsc = _tsc()
+    done = _run([str(tsc), "--strict", "--noEmit", "-p", str(JS_TESTS / "tsconfig.json")], 300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_types_reject_misuse(tmp_path: Path) -> None:
+    # The event union is discriminated: `text` is not on every event, and a
+    # result's status is a ChatStatus, not any string.
+    tsc = _tsc()
+    (tmp_path / "bad.ts").write_text(
+        f'import {{ streamChat }} from "{MODULE.as_posix()}";\n'
+        "export async function f(): Promise<void> {\n"
+        '  for await (const event of streamChat("/chat", {})) console.log(event.text);\n'
+        '  const status: "ok" = (await streamChat("/chat", {}).result).status;\n'
+        "  void status;\n"
+        "}\n"
+    )
+    config = json.loads((JS_TESTS / "tsconfig.json").read_text())
+    config["files"] = ["bad.ts"]
+    (tmp_path / "tsconfig.json").write_text(json.dumps(config))
+    done = _run([str(tsc), "--strict", "--noEmit", "-p", str(tmp_path / "tsconfig.json")], 300)
+    assert done.returncode != 0
+    assert "Property 'text' does not exist" in done.stdout, done.stdout
+    assert "is not assignable to type '\"ok\"'" in done.stdout, done.stdout
