@@ -83,3 +83,44 @@ def test_types_reject_misuse(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "Property 'text' does not exist" in done.stdout, done.stdout
     assert "is not assignable to type '\"ok\"'" in done.stdout, done.stdout
+
+
+def _openai_compatible(path: Path) -> bool:
+    from rawsse import ServerSentEvent, SSEDecoder
+
+    items = SSEDecoder().feed(path.read_bytes())
+    return all(i.event == "message" for i in items if isinstance(i, ServerSentEvent))
+
+
+def test_recorded_streams_decode_as_the_python_accumulator_does() -> None:
+    # Every OpenAI-compatible recording (fixtures and corpus) through streamChat
+    # gives choice 0's text, status, usage and tool arguments as Python's decoder
+    # and accumulator do.
+    from rawsse import ChatStatus, MalformedChunk, parse_chat_stream
+    from rawsse._accumulate import accumulate
+    from tests.conftest import corpus_files, fixture_files
+
+    node = _node()
+    paths = [p for p in [*fixture_files(), *corpus_files()] if _openai_compatible(p)]
+    assert len(paths) >= 10
+    script = JS_TESTS / "decode_streams.mjs"
+    done = _run([node, str(script), *map(str, paths)], timeout=300)
+    assert done.returncode == 0, done.stderr
+    # Not splitlines(): the texts hold U+2028 and friends, which JSON leaves raw.
+    lines = [json.loads(line) for line in done.stdout.split("\n") if line]
+    assert [line["path"] for line in lines] == list(map(str, paths))
+    for path, line in zip(paths, lines, strict=True):
+        try:
+            result = accumulate(parse_chat_stream(path.read_bytes()))
+        except MalformedChunk:
+            assert line.get("error") == "MalformedChunk", path
+            continue
+        choice = next((c for c in result.choices if c.index == 0), None)
+        assert line["text"] == result.text, path
+        status = ChatStatus(line["status"])
+        assert status == result.status, path
+        if result.usage is not None and status is not ChatStatus.ERROR:
+            assert line["usage"]["completion_tokens"] == result.usage.completion_tokens, path
+            assert line["usage"]["cost"] == result.usage.cost, path
+        calls = {} if choice is None else {str(c.index): c.arguments for c in choice.tool_calls}
+        assert line["tools"] == calls, path

@@ -191,7 +191,10 @@ export interface ChatStream extends AsyncIterable<ChatEvent> {
 /** POST `body` as JSON to `url` (a relay's /chat or an OpenAI-compatible endpoint) and stream. */
 export function streamChat(url: string | URL, body: unknown, options?: StreamChatOptions): ChatStream;
 
-/** Attach to a resumable relay stream by id: `GET {url}/{streamId}`. */
+/**
+ * Attach to a resumable relay stream by id: `GET {url}/{streamId}`.  The result's
+ * text holds the text of the events received (after position `after`).
+ */
 export function resumeChat(url: string | URL, streamId: string, options?: ResumeChatOptions): ChatStream;
 
 // ---------------------------------------------------------------- errors

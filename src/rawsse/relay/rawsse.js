@@ -923,6 +923,10 @@ class ChatStream {
 
   /** Read one response body; return the read error, or null when the body ended. */
   async _read(response) {
+    if (response.body === null) {
+      this._deliver(this._chat.end());
+      return null;
+    }
     const reader = response.body.getReader();
     const sse = this._sse;
     const chat = this._chat;
@@ -999,7 +1003,7 @@ export function streamChat(url, body, options = {}) {
   const payload = typeof body === "string" ? body : JSON.stringify(body);
   stream._run(() =>
     stream._fetch(
-      url,
+      String(url),
       stream._request({ method: "POST", body: payload, headers: { "Content-Type": "application/json" } }),
     ),
   );
