@@ -82,6 +82,22 @@ function utf8Length(s) {
   return n;
 }
 
+function isBOMPrefix(bytes) {
+  return bytes[0] === 0xef && (bytes.length < 2 || bytes[1] === 0xbb) && (bytes.length < 3 || bytes[2] === 0xbf);
+}
+
+function concatBytes(parts) {
+  let size = 0;
+  for (const part of parts) size += part.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
 const ASCII_DIGITS = /^[0-9]+$/;
 const CR_OR_CRLF = /\r\n?/g;
 
@@ -89,12 +105,14 @@ const CR_OR_CRLF = /\r\n?/g;
  * Incremental WHATWG event-stream decoder: `feed(bytes)` and `close()` return
  * events `{event, data, id, retry}` and comments `{comment}` in order.
  *
- * Text is decoded by one streaming TextDecoder, which strips one BOM at the
- * start of the stream and keeps split multibyte characters.  Each feed finds
- * the last line end in the new text and walks the complete lines with the
- * spec's rules; the text after it waits for a later feed.  A CR that ends one
- * feed pairs with an LF that starts the next.  `maxLineBytes` bounds one line
- * and `maxEventBytes` one event's data (UTF-8 bytes); exceeding either throws
+ * How it stays fast: each feed finds the last line end in the new bytes and
+ * decodes everything before it as UTF-8 in one call (a line end is never
+ * inside a multibyte sequence, so decoding whole lines is exact, and a
+ * one-shot decode is many times faster than a streaming one); bytes after it
+ * wait, unscanned, for a later feed.  One BOM is stripped at the start of the
+ * stream, even when its bytes arrive split.  A CR that ends one feed pairs
+ * with an LF that starts the next.  `maxLineBytes` bounds one line and
+ * `maxEventBytes` one event's data (UTF-8 bytes); exceeding either throws
  * SSEProtocolError, after which the decoder refuses further input.  `close()`
  * discards an unterminated line or event and readies the decoder for a new
  * stream (a reconnect), keeping `lastEventId` and `retry`.
@@ -111,16 +129,18 @@ export class SSEDecoder {
     /** The reconnection time in ms from the last valid `retry` field, else null. */
     this.retry = null;
     this._error = null;
+    // BOMs are handled here, once per stream; every decode call is one-shot.
+    this._text = new TextDecoder("utf-8", { ignoreBOM: true });
     // Data sizes are counted in UTF-16 units while they cannot matter; see _measure.
     this._fastLimit = Math.floor(maxEventBytes / 4);
     this._reset();
   }
 
   _reset() {
-    this._decoder = new TextDecoder("utf-8");
-    this._pending = ""; // text of the current, unterminated line
+    this._start = new Uint8Array(0); // the first bytes, held until the BOM question is settled
+    this._pending = []; // bytes of the current, unterminated line
     this._pendingBytes = 0;
-    this._skipLF = false; // the previous text ended with CR
+    this._skipLF = false; // the previous feed ended with CR
     this._offset = 0; // bytes fed since the stream began, for messages
     this._data = [];
     this._dataSize = 0;
@@ -137,42 +157,49 @@ export class SSEDecoder {
     }
     if (bytes.length === 0) return [];
     this._offset += bytes.length;
-    let text = this._decoder.decode(bytes, { stream: true });
-    if (text.length === 0) return [];
+    if (this._start !== null) {
+      if (this._start.length !== 0) bytes = concatBytes([this._start, bytes]);
+      if (bytes.length < 3 && isBOMPrefix(bytes)) {
+        this._start = bytes.slice();
+        return [];
+      }
+      this._start = null;
+      if (bytes.length >= 3 && isBOMPrefix(bytes)) bytes = bytes.subarray(3);
+    }
     if (this._skipLF) {
       this._skipLF = false;
-      if (text.charCodeAt(0) === 10) {
-        text = text.slice(1);
-        if (text.length === 0) return [];
-      }
+      if (bytes[0] === 10) bytes = bytes.subarray(1);
     }
-    const last = text.length - 1;
-    const tail = text.charCodeAt(last);
-    const end =
-      tail === 10 || tail === 13 ? last : Math.max(text.lastIndexOf("\n"), text.lastIndexOf("\r"));
+    let end = bytes.length - 1;
+    while (end >= 0 && bytes[end] !== 10 && bytes[end] !== 13) end--;
     if (end < 0) {
-      this._pending += text;
-      this._pendingBytes += utf8Length(text);
-      if (this._pendingBytes > this.maxLineBytes) this._lineTooLong();
+      if (bytes.length !== 0) {
+        // Copied: the caller may reuse its buffer.
+        this._pending.push(bytes.slice());
+        this._pendingBytes += bytes.length;
+        if (this._pendingBytes > this.maxLineBytes) this._lineTooLong();
+      }
       return [];
     }
-    let chunk = end === last ? text : text.slice(0, end + 1);
+    let lines = end === bytes.length - 1 ? bytes : bytes.subarray(0, end + 1);
     if (this._pending.length !== 0) {
-      const firstLine = this._pendingBytes + utf8Length(chunk.slice(0, chunk.search(/[\r\n]/)));
-      if (firstLine > this.maxLineBytes) this._lineTooLong();
-      chunk = this._pending + chunk;
+      this._pending.push(lines);
+      lines = concatBytes(this._pending);
     }
-    if (end === last) {
-      this._pending = "";
+    if (end === bytes.length - 1) {
+      this._pending = [];
       this._pendingBytes = 0;
-      this._skipLF = tail === 13; // an LF at the start of the next text is its pair
+      this._skipLF = bytes[end] === 13; // an LF at the start of the next feed is its pair
     } else {
-      this._pending = text.slice(end + 1);
-      this._pendingBytes = utf8Length(this._pending);
-      if (this._pendingBytes > this.maxLineBytes) this._lineTooLong();
+      this._pending = [bytes.slice(end + 1)];
+      this._pendingBytes = bytes.length - end - 1;
     }
-    if (chunk.indexOf("\r") !== -1) chunk = chunk.replace(CR_OR_CRLF, "\n");
-    return this._lines(chunk);
+    if (lines.length > this.maxLineBytes || this._pendingBytes > this.maxLineBytes) {
+      this._checkLines(lines);
+    }
+    let text = this._text.decode(lines);
+    if (text.indexOf("\r") !== -1) text = text.replace(CR_OR_CRLF, "\n");
+    return this._lines(text);
   }
 
   /**
@@ -185,6 +212,22 @@ export class SSEDecoder {
     }
     this._reset();
     return [];
+  }
+
+  _checkLines(bytes) {
+    if (this._pendingBytes > this.maxLineBytes) this._lineTooLong();
+    let start = 0;
+    for (let i = 0; i < bytes.length; i++) {
+      const byte = bytes[i];
+      if (byte !== 10 && byte !== 13) continue;
+      if (i - start > this.maxLineBytes) {
+        this._fail(
+          `line of ${i - start} bytes is longer than max_line_bytes=${this.maxLineBytes} ` +
+            `(near byte ${this._offset} of the stream)`,
+        );
+      }
+      start = i + 1;
+    }
   }
 
   _fail(message) {
@@ -201,7 +244,6 @@ export class SSEDecoder {
   // `text` is whole lines, each ending in LF.
   _lines(text) {
     const out = [];
-    const maxLine = this.maxLineBytes;
     let data = this._data;
     let dataSize = this._dataSize;
     let dataLimit = this._dataLimit;
@@ -211,11 +253,9 @@ export class SSEDecoder {
     const n = text.length;
     while (start < n) {
       const nl = text.indexOf("\n", start);
-      const line = text.slice(start, nl);
-      start = nl + 1;
-      const size = line.length;
-      if (size === 0) {
+      if (nl === start) {
         // Blank line: dispatch.  The last event ID moves even when nothing is dispatched.
+        start++;
         this.lastEventId = idBuffer;
         if (data.length !== 0) {
           out.push({
@@ -232,22 +272,31 @@ export class SSEDecoder {
         this._retryInBlock = null;
         continue;
       }
-      if (size * 3 > maxLine && utf8Length(line) > maxLine) {
-        this._fail(
-          `line of ${utf8Length(line)} bytes is longer than max_line_bytes=${maxLine} ` +
-            `(near byte ${this._offset} of the stream)`,
-        );
-      }
-      const first = line.charCodeAt(0);
+      // Comments and data lines are sliced straight from the text; other lines
+      // are split into name and value.
+      const first = text.charCodeAt(start);
       let value;
       if (first === 58) {
         // ":" starts a comment
-        out.push({ comment: line.charCodeAt(1) === 32 ? line.slice(2) : line.slice(1) });
+        out.push({ comment: text.slice(text.charCodeAt(start + 1) === 32 ? start + 2 : start + 1, nl) });
+        start = nl + 1;
         continue;
       }
-      if (first === 100 && line.startsWith("data:")) {
-        value = line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5);
+      if (first === 100 && text.startsWith("data:", start)) {
+        value = text.slice(text.charCodeAt(start + 5) === 32 ? start + 6 : start + 5, nl);
+        if (data.length === 0 && text.charCodeAt(nl + 1) === 10 && value.length < dataLimit) {
+          // The common block, one data line and a blank line: dispatch at once.
+          this.lastEventId = idBuffer;
+          out.push({ event: eventType || "message", data: value, id: idBuffer, retry: this._retryInBlock });
+          eventType = "";
+          this._retryInBlock = null;
+          start = nl + 2;
+          continue;
+        }
+        start = nl + 1;
       } else {
+        const line = text.slice(start, nl);
+        start = nl + 1;
         const colon = line.indexOf(":");
         let name;
         if (colon < 0) {
