@@ -6,6 +6,7 @@ absent; ``npm ci --prefix tests/js`` installs the compiler.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,3 +126,92 @@ def test_recorded_streams_decode_as_the_python_accumulator_does() -> None:
             assert line["usage"]["cost"] == result.usage.cost, path
         calls = {} if choice is None else {str(c.index): c.arguments for c in choice.tool_calls}
         assert line["tools"] == calls, path
+
+
+# Pieces that matter to the parser, favoured over random bytes (as in test_sse.py).
+_PIECES = [
+    b"\r",
+    b"\n",
+    b"\r\n",
+    b":",
+    b" ",
+    b"data:",
+    b"data: ",
+    b"event:",
+    b"id:",
+    b"retry:",
+    b"\xef\xbb\xbf",
+    b"\xef",
+    b"\0",
+    b"7",
+    b"x",
+    "é".encode(),
+    "🌍".encode(),
+    b"\xff",
+    b"\xe2\x80",
+    "\u2028".encode(),
+]
+
+
+def test_decoder_agrees_with_the_python_decoder_on_random_streams() -> None:
+    # Differential: 3,000 seeded random streams built from the bytes that matter,
+    # cut at random places, some with tight bounds; both decoders must give the
+    # same events, last event ID and retry, or both raise their protocol error.
+    import random
+
+    from rawsse import Comment, SSEDecoder, SSEProtocolError
+
+    node = _node()
+    rng = random.Random(12)
+    cases: list[dict[str, Any]] = []
+    for n in range(3000):
+        parts = [
+            rng.choice(_PIECES) if rng.random() < 0.8 else rng.randbytes(rng.randint(0, 4))
+            for _ in range(rng.randint(0, 40))
+        ]
+        data = b"".join(parts)
+        cuts = sorted(rng.randint(0, len(data)) for _ in range(rng.randint(0, 8)))
+        case: dict[str, Any] = {"input": data.decode("latin-1"), "cuts": cuts}
+        if n % 5 == 0:
+            case["limits"] = {
+                "maxLineBytes": rng.randint(1, 30),
+                "maxEventBytes": rng.randint(1, 40),
+            }
+        cases.append(case)
+    done = subprocess.run(
+        [node, str(JS_TESTS / "decode_sse.mjs")],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    for case, js in zip(cases, got, strict=True):
+        limits = case.get("limits", {})
+        decoder = SSEDecoder(
+            max_line_bytes=limits.get("maxLineBytes", 16 * 1024 * 1024),
+            max_event_bytes=limits.get("maxEventBytes", 64 * 1024 * 1024),
+        )
+        data = case["input"].encode("latin-1")
+        bounds = [0, *case["cuts"], len(data)]
+        try:
+            items = []
+            for a, b in itertools.pairwise(bounds):
+                items += decoder.feed(data[a:b])
+            items += decoder.close()
+        except SSEProtocolError:
+            assert js == {"error": "SSEProtocolError"}, case
+            continue
+        want = [
+            {"comment": i.text}
+            if isinstance(i, Comment)
+            else {"event": i.event, "data": i.data, "id": i.id, "retry": i.retry}
+            for i in items
+        ]
+        assert js == {
+            "events": want,
+            "lastEventId": decoder.last_event_id,
+            "retry": decoder.retry,
+        }, case
