@@ -208,7 +208,7 @@ test("an in-band upstream error becomes an error event, then rejects with the pa
     http_status: null,
     partial_text_length: 6,
     text: "so far",
-    extras: { metadata: { p: 1 } },
+    extras: { metadata: [{ p: 1 }] },
   });
   assert.ok(error instanceof StreamError && error instanceof StreamInterrupted && error instanceof RawSSEError);
   assert.equal(error.code, 502);
@@ -547,4 +547,35 @@ test("aborting a resumable stream asks the relay to cancel it (DELETE)", async (
   const del = server.requests.slice(count).find((r) => r.method === "DELETE");
   assert.equal(del.url, "/chat/x-4?tenant=a");
   assert.equal(del.headers["x-token"], "t");
+});
+
+test("OpenAI-compatible: complete without [DONE] only when every choice finished and usage came", async () => {
+  const two = (finishSecond) =>
+    chunk([
+      { index: 0, delta: { content: "a" }, finish_reason: "stop" },
+      { index: 1, delta: { content: "b" }, finish_reason: finishSecond ? "length" : null },
+    ]) + chunk([], { usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } });
+  let result = await streamChat("/c", BODY, { fetch: chunkedFetch([Buffer.from(two(false))]) }).result;
+  assert.equal(result.status, "truncated");
+  result = await streamChat("/c", BODY, { fetch: chunkedFetch([Buffer.from(two(true))]) }).result;
+  assert.equal(result.status, "complete");
+  assert.equal(result.finishReason, "stop");
+});
+
+test("OpenAI-compatible: unmodelled keys and odd roles ride in the next event's extras", async () => {
+  const wire =
+    chunk([{ index: 0, delta: { role: "tool", content: "x", annotations: [1] }, logprobs: { content: [] } }], {
+      system_fingerprint: "fp_1",
+    }) + "data: [DONE]\n\n";
+  const events = await collect(streamChat("/c", BODY, { fetch: chunkedFetch([Buffer.from(wire)]) }));
+  assert.deepEqual(events[0].extras, { created: [1700000000] });
+  assert.deepEqual(events[1], {
+    type: "text",
+    choice: 0,
+    text: "x",
+    extras: { system_fingerprint: ["fp_1"], choices: { 0: { role: ["tool"] } } },
+  });
+  // Keys after the content wait for the next event: here the terminal one.
+  assert.deepEqual(events[2].extras, { choices: { 0: { annotations: [[1]], logprobs: [{ content: [] }] } } });
+  assert.equal(events[2].type, "done");
 });

@@ -112,17 +112,33 @@ export const OPENAI_MAPPED_USAGE = {
   cost: 0.5,
 };
 
-/** What streamChat yields for openaiWire() (+ [DONE] when `done`); ttft is checked apart. */
+/**
+ * What streamChat yields for openaiWire() (+ [DONE]); ttft is checked apart.
+ * Unmodelled content rides in the next event's extras, as the relay sends it.
+ */
 export function expectedOpenAI(status = "complete") {
   return [
-    { type: "start", stream_id: null, model: "up/model", id: "gen-9", extras: { provider: "P" } },
-    { type: "reasoning", choice: 0, text: "hm", extras: { reasoning_details: [{ type: "reasoning.text", text: "hm" }] } },
+    { type: "start", stream_id: null, model: "up/model", id: "gen-9", extras: { provider: ["P"], created: [1700000000] } },
+    {
+      type: "reasoning",
+      choice: 0,
+      text: "hm",
+      extras: { choices: { 0: { reasoning_details: [[{ type: "reasoning.text", text: "hm" }]] } } },
+    },
     { type: "text", choice: 0, text: "Hé" },
     { type: "text", choice: 0, text: "llo 🌍" },
     { type: "tool_call", choice: 0, index: 0, id: "call_1", tool_type: "function", name: "f", arguments: "{}" },
-    { type: "text", choice: 0, text: "", extras: { refusal: "no" } },
-    { type: "text", choice: 0, text: "", extras: { native_finish_reason: "end_turn" } },
-    { type: "usage", ...OPENAI_MAPPED_USAGE, extras: { completion_tokens_details: { reasoning_tokens: 2 }, prompt_tokens_details: { cached_tokens: 4 }, is_byok: false } },
+    { type: "text", choice: 0, text: "", extras: { refusal: ["no"] } },
+    {
+      type: "usage",
+      ...OPENAI_MAPPED_USAGE,
+      extras: {
+        choices: { 0: { native_finish_reason: ["end_turn"] } },
+        completion_tokens_details: [{ reasoning_tokens: 2 }],
+        prompt_tokens_details: [{ cached_tokens: 4 }],
+        is_byok: [false],
+      },
+    },
     {
       type: "done",
       status,

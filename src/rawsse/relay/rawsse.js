@@ -362,8 +362,9 @@ const RELAY_EVENTS = new Set([
   "error",
   "done",
 ]);
-const CHUNK_KEYS = new Set(["id", "object", "created", "model", "choices", "usage", "error"]);
-const CHOICE_KEYS = new Set(["index", "delta", "finish_reason", "logprobs", "error"]);
+// Keys each level of an OpenAI-compatible chunk models (as rawsse's ChatDecoder).
+const CHUNK_KEYS = new Set(["id", "object", "created", "model", "provider", "choices", "usage", "error"]);
+const CHOICE_KEYS = new Set(["index", "delta", "finish_reason", "native_finish_reason", "logprobs", "error"]);
 const DELTA_KEYS = new Set([
   "role",
   "content",
@@ -373,28 +374,13 @@ const DELTA_KEYS = new Set([
   "refusal",
   "tool_calls",
 ]);
-const USAGE_KEYS = new Set([
-  "prompt_tokens",
-  "completion_tokens",
-  "total_tokens",
-  "reasoning_tokens",
-  "cached_tokens",
-  "cost",
-]);
+const TOOL_KEYS = new Set(["index", "id", "type", "function"]);
+const FUNCTION_KEYS = new Set(["name", "arguments"]);
+// Usage keys the usage event carries itself; every other raw key goes to extras (as the relay does).
+const USAGE_KEYS = new Set(["prompt_tokens", "completion_tokens", "total_tokens", "cost"]);
 
 function isObject(value) {
   return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/** The non-null entries of `object` whose keys are not in `known`, or null. */
-function unmodelled(object, known, into = null) {
-  for (const key in object) {
-    if (!known.has(key) && object[key] != null) {
-      into ??= {};
-      into[key] = object[key];
-    }
-  }
-  return into;
 }
 
 function int(value) {
@@ -409,7 +395,7 @@ function str(value) {
 function normalUsage(usage) {
   const completion = isObject(usage.completion_tokens_details) ? usage.completion_tokens_details : {};
   const prompt = isObject(usage.prompt_tokens_details) ? usage.prompt_tokens_details : {};
-  const event = {
+  return {
     prompt_tokens: int(usage.prompt_tokens),
     completion_tokens: int(usage.completion_tokens),
     total_tokens: int(usage.total_tokens),
@@ -417,9 +403,6 @@ function normalUsage(usage) {
     cached_tokens: int(prompt.cached_tokens) ?? int(usage.cached_tokens),
     cost: typeof usage.cost === "number" ? usage.cost : null,
   };
-  const extras = unmodelled(usage, USAGE_KEYS);
-  if (extras !== null) event.extras = extras;
-  return event;
 }
 
 function parseJSON(data, what) {
@@ -440,8 +423,11 @@ function parseJSON(data, what) {
 /**
  * Server-sent events in, chat events out, for one request (across reconnects).
  * Relay events (named) pass through as `{type: name, ...data}`; unnamed events
- * are OpenAI-compatible chunks, mapped to the same types.  Keeps what the
- * result needs: choice 0's text, usage, status, the stream id, the last seq.
+ * are OpenAI-compatible chunks, mapped to the same types the way the relay maps
+ * them, `extras` included: unmodelled content goes into the `extras` of the next
+ * event, chunk-level keys as `{key: [values...]}`, per-choice keys under
+ * `{choices: {"<index>": {key: [values...]}}}`.  Keeps what the result needs:
+ * choice 0's text, usage, the stream id, the last seq, the terminal event.
  */
 class ChatEvents {
   constructor() {
@@ -458,6 +444,9 @@ class ChatEvents {
     this._done = false;
     this._finishes = {};
     this._finishError = false;
+    this._roles = {};
+    this._choices = new Set(); // every choice index seen
+    this._extras = null;
   }
 
   text() {
@@ -492,10 +481,10 @@ class ChatEvents {
         this.model = str(data.model);
         break;
       case "usage":
-        this.usage = withoutType(event);
+        this.usage = normalUsage(data);
         break;
       case "done":
-        if (isObject(data.usage)) this.usage = data.usage;
+        if (isObject(data.usage)) this.usage = normalUsage(data.usage);
         this.terminal = event;
         break;
       case "error":
@@ -508,56 +497,77 @@ class ChatEvents {
   /** End of a response body without a terminal event; direct mode synthesises one. */
   end() {
     if (this.terminal !== null || this.mode !== "direct") return [];
-    return [this._finish()];
+    const out = [];
+    this._finish(out);
+    return out;
+  }
+
+  _extra(choice, name, value) {
+    const extras = (this._extras ??= {});
+    if (choice === null) {
+      (extras[name] ??= []).push(value);
+      return;
+    }
+    const choices = (extras.choices ??= {});
+    ((choices[String(choice)] ??= {})[name] ??= []).push(value);
+  }
+
+  _emit(out, event) {
+    if (this._extras !== null) {
+      event.extras = this._extras;
+      this._extras = null;
+    }
+    out.push(event);
   }
 
   _chunk(data) {
     if (this._done) return [];
+    this.mode ??= "direct";
+    const out = [];
     if (data === "[DONE]") {
       this._done = true;
-      this.mode ??= "direct";
-      return [this._finish()];
+      this._finish(out);
+      return out;
     }
-    if (data === "") return [];
-    this.mode ??= "direct";
+    if (data === "") return out;
     const chunk = parseJSON(data, "chunk");
-    const out = [];
-    let extras = unmodelled(chunk, CHUNK_KEYS);
     if (!this._started && (chunk.id != null || chunk.model != null)) {
       this._started = true;
       this.model = str(chunk.model);
-      const start = { type: "start", stream_id: null, model: this.model, id: str(chunk.id) };
-      if (extras !== null) start.extras = extras;
-      extras = null;
-      out.push(start);
+      if (chunk.provider != null) this._extra(null, "provider", chunk.provider);
+      if (chunk.created != null) this._extra(null, "created", chunk.created);
+      this._emit(out, { type: "start", stream_id: null, model: this.model, id: str(chunk.id) });
+    }
+    for (const key in chunk) {
+      if (!CHUNK_KEYS.has(key) && chunk[key] != null) this._extra(null, key, chunk[key]);
     }
     const choices = Array.isArray(chunk.choices) ? chunk.choices : [];
-    for (let at = 0; at < choices.length; at++) {
+    for (let at = 0; at < choices.length && this.terminal === null; at++) {
       if (!isObject(choices[at])) {
         throw new MalformedChunk(`malformed chunk: choices[${at}] is not an object`, { payload: data });
       }
       this._choice(choices[at], at, out, data);
     }
-    if (isObject(chunk.usage)) {
+    if (this.terminal === null && isObject(chunk.usage)) {
+      for (const key in chunk.usage) {
+        if (!USAGE_KEYS.has(key)) this._extra(null, key, chunk.usage[key]);
+      }
       this.usage = normalUsage(chunk.usage);
-      out.push({ type: "usage", ...this.usage });
+      this._emit(out, { type: "usage", ...this.usage });
     }
-    if (extras !== null) {
-      // Upstream content the schema does not model travels with this chunk's first event.
-      if (out.length !== 0) out[0].extras = { ...out[0].extras, ...extras };
-      else out.push({ type: "text", choice: 0, text: "", extras });
-    }
-    if (chunk.error != null) out.push(this._error(chunk.error));
+    if (this.terminal === null && chunk.error != null) this._error(chunk.error, out);
     return out;
   }
 
   _choice(choice, at, out, data) {
     const index = int(choice.index) ?? at;
+    this._choices.add(index);
     const delta = isObject(choice.delta) ? choice.delta : {};
-    let extras = unmodelled(delta, DELTA_KEYS);
-    if (choice.logprobs != null) (extras ??= {}).logprobs = choice.logprobs;
-    extras = unmodelled(choice, CHOICE_KEYS, extras);
-    const first = out.length;
+    const role = str(delta.role);
+    if (role !== null && this._roles[index] !== role) {
+      this._roles[index] = role;
+      if (role !== "assistant") this._extra(index, "role", role);
+    }
     const details = Array.isArray(delta.reasoning_details) ? delta.reasoning_details : null;
     let reasoning = str(delta.reasoning) || str(delta.reasoning_content) || "";
     if (!reasoning && details !== null) {
@@ -567,26 +577,28 @@ class ChatEvents {
         }
       }
     }
-    if (reasoning || details !== null) {
-      const event = { type: "reasoning", choice: index, text: reasoning };
-      if (details !== null) event.extras = { reasoning_details: details };
-      out.push(event);
+    if (reasoning || (details !== null && details.length !== 0)) {
+      if (details !== null && details.length !== 0) this._extra(index, "reasoning_details", details);
+      this._emit(out, { type: "reasoning", choice: index, text: reasoning });
     }
     if (delta.content != null && typeof delta.content !== "string") {
       throw new MalformedChunk("malformed chunk: delta.content is not a string", { payload: data });
     }
     if (delta.content) {
-      out.push({ type: "text", choice: index, text: delta.content });
+      this._emit(out, { type: "text", choice: index, text: delta.content });
       if (index === 0) this.parts.push(delta.content);
     }
     if (typeof delta.refusal === "string" && delta.refusal) {
-      out.push({ type: "text", choice: index, text: "", extras: { refusal: delta.refusal } });
+      this._extra(null, "refusal", delta.refusal);
+      this._emit(out, { type: "text", choice: index, text: "" });
     }
+    let oddCalls = false;
     if (Array.isArray(delta.tool_calls)) {
       delta.tool_calls.forEach((call, position) => {
         if (!isObject(call)) return;
         const fn = isObject(call.function) ? call.function : {};
-        out.push({
+        oddCalls ||= Object.keys(call).some((k) => !TOOL_KEYS.has(k)) || Object.keys(fn).some((k) => !FUNCTION_KEYS.has(k));
+        this._emit(out, {
           type: "tool_call",
           choice: index,
           index: int(call.index) ?? position,
@@ -597,75 +609,78 @@ class ChatEvents {
         });
       });
     }
-    if (extras !== null) {
-      if (out.length > first) out[first].extras = { ...out[first].extras, ...extras };
-      else out.push({ type: "text", choice: index, text: "", extras });
+    for (const key in delta) {
+      if ((!DELTA_KEYS.has(key) || (oddCalls && key === "tool_calls")) && delta[key] != null) {
+        this._extra(index, key, delta[key]);
+      }
+    }
+    for (const key in choice) {
+      if ((!CHOICE_KEYS.has(key) || key === "logprobs") && choice[key] != null) this._extra(index, key, choice[key]);
     }
     const reason = str(choice.finish_reason);
     if (reason !== null) {
       this._finishes[index] = reason;
       if (reason === "error") this._finishError = true;
     }
-    if (choice.error != null) out.push(this._error(choice.error));
+    const native = str(choice.native_finish_reason);
+    if (native !== null && native !== reason) this._extra(index, "native_finish_reason", native);
+    if (choice.error != null) this._error(choice.error, out);
   }
 
-  _error(error) {
+  _error(error, out) {
     let message = "";
     let code = null;
-    let httpStatus = null;
-    let extras = null;
     if (typeof error === "string") {
       message = error;
     } else if (isObject(error)) {
       message = typeof error.message === "string" ? error.message : JSON.stringify(error.message ?? "");
       code = error.code ?? error.http_status ?? null;
       if (typeof code !== "number" && typeof code !== "string") code = null;
-      httpStatus = int(error.http_status);
-      if (isObject(error.metadata)) extras = { metadata: error.metadata };
+      if (isObject(error.metadata)) this._extra(null, "metadata", error.metadata);
     }
+    this._errorEvent(message, code, out);
+  }
+
+  _errorEvent(message, code, out) {
     const text = this.text();
     const event = {
       type: "error",
       status: "error",
       message,
       code,
-      http_status: httpStatus,
+      http_status: null,
       partial_text_length: text.length,
       text,
     };
-    if (extras !== null) event.extras = extras;
     this.terminal = event;
-    return event;
+    this._emit(out, event);
   }
 
-  _finish() {
-    const reasons = Object.keys(this._finishes);
+  _finish(out) {
     if (this._finishError) {
-      return this._error({ message: 'the model finished with finish_reason "error"' });
+      this._errorEvent("the stream ended with finish_reason 'error'", null, out);
+      return;
     }
-    const finished = reasons.length !== 0 && this.usage !== null;
-    const status = this._done || finished ? "complete" : "truncated";
+    // Complete without [DONE] when every choice finished and usage arrived: the
+    // Python accumulator's rule.
+    const finished =
+      this._choices.size !== 0 && this.usage !== null && [...this._choices].every((i) => i in this._finishes);
     const event = {
       type: "done",
-      status,
+      status: this._done || finished ? "complete" : "truncated",
       finish_reason: this._finishes[0] ?? null,
       finish_reasons: { ...this._finishes },
-      usage: this.usage === null ? null : withoutExtras(this.usage),
+      usage: this.usage,
       cost: this.usage?.cost ?? null,
       ttft: this.ttft,
     };
     this.terminal = event;
-    return event;
+    this._emit(out, event);
   }
 }
 
 function withoutType(event) {
   const { type: _type, ...rest } = event;
-  return rest;
-}
-
-function withoutExtras(usage) {
-  const { extras: _extras, ...rest } = usage;
   return rest;
 }
 
@@ -828,7 +843,7 @@ class ChatStream {
     } else {
       const chat = this._chat;
       const done = chat.terminal;
-      const usage = chat.usage === null ? null : withoutExtras(chat.usage);
+      const usage = chat.usage;
       this._resolve({
         text: chat.text(),
         status: done.status,
