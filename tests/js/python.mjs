@@ -10,10 +10,12 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const PYTHON =
   process.env.RAWSSE_PYTHON || (existsSync(`${ROOT}.venv/bin/python`) ? `${ROOT}.venv/bin/python` : "python3");
 
-/** Why Python tests cannot run here (rawsse not importable), or null. */
-export function pythonMissing(module = "rawsse") {
-  const done = spawnSync(PYTHON, ["-c", `import ${module}`], { cwd: ROOT, encoding: "utf8" });
-  return done.status === 0 ? null : `${PYTHON} cannot import ${module}: ${(done.stderr || done.error?.message || "").trim().split("\n").at(-1)}`;
+/** Why Python tests cannot run here (`statement`, an import, fails), or null. */
+export function pythonMissing(statement = "import rawsse") {
+  const done = spawnSync(PYTHON, ["-c", statement], { cwd: ROOT, encoding: "utf8" });
+  if (done.status === 0) return null;
+  const why = (done.stderr || done.error?.message || "").trim().split("\n").at(-1);
+  return `${PYTHON} -c "${statement}" failed: ${why}`;
 }
 
 /**
