@@ -72,10 +72,15 @@ async function run(stream) {
   }
 }
 
-/** Events with what legitimately differs between relay and direct taken out. */
+/**
+ * Events with what legitimately differs between relay and direct taken out: the
+ * ttft figure, and an error's wording (the relay may prefix the upstream's message
+ * with its own account; the upstream's message must be in it).
+ */
 function comparable(events) {
   return events.map((event) => {
     if (event.type === "done") return { ...event, ttft: typeof event.ttft };
+    if (event.type === "error") return { ...event, message: "<checked apart>" };
     return event;
   });
 }
@@ -102,7 +107,8 @@ test("every recording through the relay gives the events streamChat makes of it 
     if (direct.error) {
       assert.equal(relayed.error?.constructor, direct.error.constructor, model);
       assert.deepEqual(relayed.error.partial, direct.error.partial, model);
-      assert.equal(relayed.error.message, direct.error.message, model);
+      assert.ok(relayed.error.message.includes(direct.error.message), `${relayed.error.message} / ${direct.error.message}`);
+      assert.ok(relayed.events.at(-1).message.includes(direct.events.at(-1).message), model);
       assert.equal(relayed.error.code, direct.error.code, model);
     } else {
       assert.equal(relayed.error, undefined, `${model}: ${relayed.error}`);
