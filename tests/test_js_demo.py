@@ -7,8 +7,11 @@ tests pin the page's own behaviour: streaming, Stop, errors, reconnects, reload.
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -155,3 +158,96 @@ def test_reload_mid_answer_continues(page: Any) -> None:
     # The earlier turn is back too; the stored stream is gone once it ended.
     assert page.inner_text("#history").count(ANSWER) == 1
     assert page.evaluate("sessionStorage.length") == 0
+
+
+# -- the page served by the real relay, over the fixture server ----------------------
+
+
+@pytest.fixture(scope="module")
+def real_relay() -> Iterator[tuple[str, io.StringIO]]:
+    """The relay (tests/js/serve_relay.py) over a fixture server with recorded timing."""
+    pytest.importorskip("rawsse.relay", reason="rawsse.relay is not built yet")
+    try:
+        from rawsse.relay import RelayApp  # noqa: F401
+    except ImportError:
+        pytest.skip("rawsse.relay has no RelayApp yet")
+    pytest.importorskip("uvicorn", reason="uvicorn is not installed (rawsse[relay])")
+    import rawsse
+
+    log = io.StringIO()
+    with rawsse.FixtureServer(speed=2, log=log) as fixtures:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "js" / "serve_relay.py"), fixtures.base_url],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        try:
+            assert process.stdout is not None
+            url = process.stdout.readline().strip()
+            assert url.startswith("http://127.0.0.1:"), url
+            yield url, log
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+def _recorded_text(model: str) -> str:
+    import rawsse
+    from rawsse import parse_chat_stream
+    from rawsse._accumulate import accumulate
+    from rawsse.testing import load_cassette
+
+    name = model.removeprefix("rawsse/") + ".jsonl"
+    path = Path(rawsse.__file__).parent / "recordings" / name
+    return accumulate(parse_chat_stream(load_cassette(path).body)).text
+
+
+def test_page_streams_from_the_real_relay(
+    browser: Any, real_relay: tuple[str, io.StringIO], tmp_path: Path
+) -> None:
+    url, _ = real_relay
+    page = browser.new_page()
+    try:
+        page.goto(url)
+        page.wait_for_selector("body[data-ready=true]")
+        page.select_option("[data-testid=model]", "rawsse/demo")
+        ask(page, "What are Server-Sent Events?")
+        page.wait_for_function(
+            "document.getElementById('output').textContent.length > 0"
+            " && document.getElementById('status').dataset.status === 'streaming'"
+        )
+        page.wait_for_function(ENDED, timeout=30_000)
+        got = shown(page)
+        assert got["status"] == "complete", got
+        assert got["output"] == _recorded_text("rawsse/demo")
+        assert " out" in got["usage"]
+        assert got["cost"].startswith("$")
+        page.screenshot(path=str(tmp_path / "demo-relay.png"), full_page=True)
+    finally:
+        page.close()
+
+
+def test_stop_on_the_real_relay_cancels_upstream(
+    browser: Any, real_relay: tuple[str, io.StringIO]
+) -> None:
+    url, log = real_relay
+    page = browser.new_page()
+    try:
+        page.goto(url)
+        page.wait_for_selector("body[data-ready=true]")
+        page.select_option("[data-testid=model]", "rawsse/demo")
+        before = len(log.getvalue())
+        ask(page, "Stop me")
+        page.wait_for_function("document.getElementById('output').textContent.length > 5")
+        page.click("[data-testid=stop]")
+        page.wait_for_function(ENDED)
+        assert shown(page)["status"] == "cancelled"
+        deadline = time.monotonic() + 5
+        while "client went away" not in log.getvalue()[before:]:
+            assert time.monotonic() < deadline, log.getvalue()[before:]
+            time.sleep(0.02)
+    finally:
+        page.close()
