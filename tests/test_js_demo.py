@@ -8,6 +8,7 @@ tests pin the page's own behaviour: streaming, Stop, errors, reconnects, reload.
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -251,3 +252,38 @@ def test_stop_on_the_real_relay_cancels_upstream(
             time.sleep(0.02)
     finally:
         page.close()
+
+
+def test_decoder_passes_the_spec_vectors_in_chromium(page: Any, relay_url: str) -> None:
+    # The browser's own TextDecoder and string engine, on the shared vector table:
+    # whole, byte by byte and split at every position.
+    vectors = json.loads((ROOT / "tests" / "data" / "sse_vectors.json").read_text())["vectors"]
+    failures = page.evaluate(
+        """async ([url, vectors]) => {
+          const { SSEDecoder } = await import(url + "rawsse.js");
+          const decode = (chunks) => {
+            const decoder = new SSEDecoder();
+            const out = [];
+            for (const chunk of chunks) out.push(...decoder.feed(chunk));
+            out.push(...decoder.close());
+            return JSON.stringify(out);
+          };
+          const failures = [];
+          for (const vector of vectors) {
+            const bytes = Uint8Array.from(vector.input, (c) => c.charCodeAt(0));
+            const want = JSON.stringify(vector.events);
+            const ways = [[bytes], Array.from(bytes, (b) => Uint8Array.of(b))];
+            for (let i = 0; i <= bytes.length; i++) ways.push([bytes.slice(0, i), bytes.slice(i)]);
+            for (const chunks of ways) {
+              if (decode(chunks) !== want) {
+                failures.push(vector.name);
+                break;
+              }
+            }
+          }
+          return failures;
+        }""",
+        [relay_url, vectors],
+    )
+    assert len(vectors) >= 40
+    assert failures == []
