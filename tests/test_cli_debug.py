@@ -302,7 +302,7 @@ def test_replay_events_golden() -> None:
 
 
 def test_replay_keeps_recorded_timing_scaled() -> None:
-    from rawsse._cli_debug import run_replay
+    from rawsse._cli.replay import run as run_replay
 
     slept: list[float] = []
     args = argparse.Namespace(file=cassette("keepalives_between"), speed=4.0, events=False)
@@ -650,7 +650,7 @@ class FakeTTY(io.StringIO):
 
 
 def replay_in_process(name: str, monkeypatch: pytest.MonkeyPatch, *, no_color: bool) -> str:
-    from rawsse._cli_debug import run_replay
+    from rawsse._cli.replay import run as run_replay
 
     if no_color:
         monkeypatch.setenv("NO_COLOR", "1")
@@ -679,12 +679,12 @@ def test_no_color_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_live_progress_and_colour_only_on_a_terminal(
     server: ServerThread, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rawsse._cli_debug import add_parsers
+    from rawsse._cli import chat
 
     monkeypatch.setenv("TERM", "xterm")
     monkeypatch.setenv("RAWSSE_API_KEY", KEY)
     parser = argparse.ArgumentParser()
-    add_parsers(parser.add_subparsers())
+    chat.add_parser(parser.add_subparsers())
     args = parser.parse_args(["chat", "--base-url", server.url, "m/x", "hi"])
     server.expect(sse_script(fixture_body("keepalives_between"), splits=[30, 60, 400]))
     out, err = FakeTTY(), FakeTTY()

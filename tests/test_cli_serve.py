@@ -20,7 +20,8 @@ import pytest
 
 import rawsse
 from rawsse import accumulate, parse_chat_stream
-from rawsse._cli import build_parser, run_demo
+from rawsse._cli import build_parser
+from rawsse._cli.demo import run as run_demo
 from rawsse.testing import load_cassette
 
 from .conftest import FIXTURES

@@ -75,5 +75,4 @@ from ._sse import SSEDecoder as SSEDecoder
 from ._sse import encode_comment as encode_comment
 from ._sse import encode_event as encode_event
 from ._timeouts import Timeouts as Timeouts
-
-__version__ = "0.1.0"
+from ._version import __version__ as __version__

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from ._chat_events import (
@@ -29,6 +28,7 @@ from ._chat_events import (
     ToolCallDelta,
     Usage,
 )
+from ._constants import ChatStatus
 from ._errors import MalformedChunk
 
 __all__ = [
@@ -39,24 +39,6 @@ __all__ = [
     "ToolCall",
     "accumulate",
 ]
-
-
-class ChatStatus(str, Enum):
-    """How a stream ended; members compare equal to their string values."""
-
-    COMPLETE = "complete"
-    """``[DONE]`` arrived, or the bytes ended after every choice finished and usage arrived."""
-    TRUNCATED = "truncated"
-    """The bytes ended (or have not ended yet) without the stream being complete."""
-    ERROR = "error"
-    """The server sent an in-band error (or ``finish_reason: "error"``)."""
-    CANCELLED = "cancelled"
-    """The caller stopped reading (set by the clients)."""
-    TIMED_OUT = "timed_out"
-    """A timeout fired (set by the clients)."""
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

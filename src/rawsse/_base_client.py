@@ -16,13 +16,13 @@ import os
 import random
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 
 from ._accumulate import ChatAccumulator, ChatResult, ChatStatus
 from ._chat import ChatDecoder
 from ._chat_events import CONTENT_EVENTS, ChatEvent, InBandError, KeepAlive
+from ._constants import API_KEY_ENV, DEFAULT_BASE_URL, is_openrouter
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -41,6 +41,7 @@ from ._errors import (
 from ._http_errors import MAX_BODY_CHARS, parse_retry_after, status_error
 from ._metrics import StreamMetrics, logger, percentile
 from ._timeouts import Clocks, Timeouts
+from ._version import __version__
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -50,8 +51,6 @@ __all__ = [
     "StreamCore",
 ]
 
-DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
-API_KEY_ENV = "OPENROUTER_API_KEY"
 
 # Each stream holds one HTTP/1.1 connection for its whole life, so the pool must
 # allow as many connections as concurrent streams: 1,000 streams through one
@@ -72,8 +71,6 @@ _CONTENT = frozenset(CONTENT_EVENTS)
 
 
 def _version() -> str:
-    from . import __version__
-
     return __version__
 
 
@@ -96,12 +93,11 @@ class BaseClient:
         max_retry_delay: float,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        host = (urlsplit(self.base_url).hostname or "").lower()
-        is_openrouter = host == "openrouter.ai" or host.endswith(".openrouter.ai")
-        if api_key is None and is_openrouter:
+        openrouter = is_openrouter(self.base_url)
+        if api_key is None and openrouter:
             # The environment's OpenRouter key goes to OpenRouter only, never to another host.
             api_key = os.environ.get(API_KEY_ENV) or None
-        if api_key is None and is_openrouter:
+        if api_key is None and openrouter:
             raise ConfigurationError(
                 f"no API key: pass api_key=... or set the {API_KEY_ENV} environment variable "
                 f"(required by {self.base_url})"

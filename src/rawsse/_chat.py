@@ -37,14 +37,9 @@ from ._chat_events import (
     ToolCallDelta,
     Usage,
 )
+from ._constants import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_LINE_BYTES, DONE_DATA
 from ._errors import MalformedChunk
-from ._sse import (
-    DEFAULT_MAX_EVENT_BYTES,
-    DEFAULT_MAX_LINE_BYTES,
-    Comment,
-    ServerSentEvent,
-    SSEDecoder,
-)
+from ._sse import Comment, ServerSentEvent, SSEDecoder
 
 __all__ = ["ChatDecoder", "parse_chat_stream"]
 
@@ -148,7 +143,7 @@ class ChatDecoder:
                 append(_new(KeepAlive, (item[0],)))
                 continue
             data = item[1]
-            if data == "[DONE]":
+            if data == DONE_DATA:
                 self.done = True
                 append(_new(Done, ()))
                 self.ignored_after_done += len(items) - position - 1

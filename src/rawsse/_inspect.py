@@ -830,7 +830,7 @@ def _other_api(item: ServerSentEvent, payload: object) -> str | None:
 
 
 def inspect_stream(
-    chunks: bytes | Iterable[bytes] | Iterable[tuple[float, bytes]],
+    chunks: bytes | Iterable[bytes] | Iterable[tuple[float | None, bytes]],
     *,
     stall_threshold: float = DEFAULT_STALL_THRESHOLD,
     end: str | None = "eof",

@@ -45,7 +45,7 @@ from ._cassette import END_EOF, Cassette, loads_cassette, redact_url
 from ._chat import parse_chat_stream
 from ._errors import CassetteError, MalformedChunk
 
-__all__ = ["FixtureServer", "load_fixtures"]
+__all__ = ["API_PREFIX", "CHAT_PATH", "FixtureServer", "load_fixtures", "parse_speed"]
 
 API_PREFIX = "/api/v1"
 CHAT_PATH = API_PREFIX + "/chat/completions"
@@ -194,7 +194,7 @@ def _completion(result: ChatResult) -> dict[str, Any]:
     return doc
 
 
-def _speed(text: str) -> float:
+def parse_speed(text: str) -> float:
     """``X`` as a speed: a positive number, ``0``/``instant`` (no waiting) or ``inf``."""
     if text.strip().lower() == "instant":
         return 0.0
@@ -219,7 +219,7 @@ def _faults(headers: dict[str, str]) -> tuple[int | None, tuple[int, float] | No
             if stall[0] < 0 or not 0 <= stall[1] < math.inf:
                 raise ValueError
         if "x-rawsse-speed" in headers:
-            speed = _speed(headers["x-rawsse-speed"])
+            speed = parse_speed(headers["x-rawsse-speed"])
     except ValueError:
         raise _BadRequest(
             400,

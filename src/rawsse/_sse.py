@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from typing import NoReturn, cast
 
+from ._constants import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_LINE_BYTES
 from ._errors import SSEProtocolError
 from ._record import Record
 
 __all__ = ["Comment", "SSEDecoder", "ServerSentEvent", "encode_comment", "encode_event"]
 
-DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
-DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
 _tuple_new = tuple.__new__

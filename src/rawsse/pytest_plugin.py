@@ -27,8 +27,8 @@ import pytest
 if TYPE_CHECKING:
     import httpx
 
-    from . import AsyncClient, Client
     from ._cassette import Cassette
+    from ._client import AsyncClient, Client
 
 __all__ = [
     "pytest_addoption",
@@ -199,7 +199,7 @@ def rawsse_client(request: pytest.FixtureRequest, rawsse_transport: Any) -> Iter
     """A ``rawsse.Client`` wired to this test's cassette (no retries)."""
     import httpx
 
-    from . import Client
+    from ._client import Client
 
     recording = not hasattr(rawsse_transport, "cassettes")
     http = httpx.Client(transport=rawsse_transport, timeout=None)
@@ -219,7 +219,7 @@ def rawsse_async_client(request: pytest.FixtureRequest, rawsse_async_transport: 
     """A ``rawsse.AsyncClient`` wired to this test's cassette (asyncio or trio; no retries)."""
     import httpx
 
-    from . import AsyncClient
+    from ._client import AsyncClient
 
     recording = not hasattr(rawsse_async_transport, "cassettes")
     # Neither transport holds a resource that outlives its responses, so the
