@@ -22,14 +22,14 @@ import httpx
 
 from ._accumulate import ChatResult
 from ._base_client import (
-    DEFAULT_BASE_URL,
     DEFAULT_LIMITS,
     BaseClient,
     InBandErrorMode,
     StreamCore,
-    result_from_completion,
 )
 from ._chat_events import ChatEvent, TextDelta
+from ._completion import result_from_completion
+from ._constants import DEFAULT_BASE_URL
 from ._metrics import StreamMetrics
 from ._recording import RecordingTransport
 from ._timeouts import Timeouts
