@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
-CORPUS = ROOT.parent / "shared" / "corpus"
+# RAWSSE_CORPUS points at the shared corpus where it is not beside the checkout.
+CORPUS = Path(os.environ.get("RAWSSE_CORPUS") or ROOT.parent / "shared" / "corpus")
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -570,14 +570,14 @@ def test_record_needs_a_jsonl_file() -> None:
 
 @pytest.fixture(scope="module")
 def fixture_server() -> Iterator[str]:
-    from rawsse import FixtureServer
+    from rawsse.testing import FixtureServer
 
     with FixtureServer(speed=0) as srv:
         yield str(srv.base_url)
 
 
 def shipped(name: str) -> Any:
-    from rawsse import inspect_cassette
+    from rawsse.inspect import inspect_cassette
     from rawsse.testing import load_cassette
 
     return inspect_cassette(load_cassette(ROOT / "src" / "rawsse" / "recordings" / f"{name}.jsonl"))

@@ -9,20 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rawsse import (
+from rawsse import Comment, KeepAlive, ServerSentEvent, TextDelta
+from rawsse.inspect import (
+    ANOMALY_KINDS,
     Anomaly,
     ChunkRow,
-    Comment,
     EventRow,
-    KeepAlive,
-    ServerSentEvent,
     StreamInspector,
-    TextDelta,
     inspect_cassette,
     inspect_stream,
     render_html_report,
 )
-from rawsse._inspect import ANOMALY_KINDS
 from tests.conftest import CORPUS, FIXTURES, corpus_params
 from tests.helpers import byte_at_a_time, fixed_size
 
@@ -206,8 +203,9 @@ def test_empty_deltas_missing_usage_and_no_done() -> None:
     report = inspect_stream(body)
     assert kinds(report) == ["empty_delta", "missing_usage", "no_done"]
     assert by_kind(report, "empty_delta").times == 2
-    # Every choice finished: complete without [DONE], as the clients decide.
-    assert report.status == "complete"
+    # Finished, but neither usage nor [DONE] came: cut before the end, as the
+    # clients and the accumulator decide (``rawsse.stream_status``).
+    assert report.status == "truncated"
 
 
 def test_no_done_and_no_finish_is_truncated() -> None:

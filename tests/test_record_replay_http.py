@@ -28,18 +28,18 @@ def pieces(body: bytes, size: int = 1500) -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rawsse.FixtureServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rawsse.testing.FixtureServer]:
     directory = tmp_path_factory.mktemp("served")
     for name, path in STREAMS.items():
         cassette = Cassette.from_body(pieces(path.read_bytes()), request_body={"model": name})
         save_cassette(cassette, directory / f"{name}.jsonl")
-    with rawsse.FixtureServer(directory, speed=0) as running:
+    with rawsse.testing.FixtureServer(directory, speed=0) as running:
         yield running
 
 
 @pytest.mark.parametrize("name", sorted(STREAMS))
 def test_served_recorded_and_replayed_byte_exact(
-    name: str, server: rawsse.FixtureServer, tmp_path: Path
+    name: str, server: rawsse.testing.FixtureServer, tmp_path: Path
 ) -> None:
     body = STREAMS[name].read_bytes()
     target = tmp_path / "recorded.jsonl"
@@ -62,5 +62,5 @@ def test_served_recorded_and_replayed_byte_exact(
     assert response.content == body
 
 
-def test_every_stream_was_served(server: rawsse.FixtureServer) -> None:
+def test_every_stream_was_served(server: rawsse.testing.FixtureServer) -> None:
     assert set(server.models) >= set(STREAMS)

@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 import rawsse
-from rawsse import ChatStatus, FixtureServer, accumulate, parse_chat_stream
+from rawsse import ChatStatus, accumulate, parse_chat_stream
 from rawsse._server import load_fixtures
-from rawsse.testing import Cassette, CassetteError, load_cassette, save_cassette
+from rawsse.testing import Cassette, CassetteError, FixtureServer, load_cassette, save_cassette
 
 from .conftest import FIXTURES
 

@@ -22,7 +22,7 @@ import httpx
 from ._accumulate import ChatAccumulator, ChatResult, ChatStatus
 from ._chat import ChatDecoder
 from ._chat_events import CONTENT_EVENTS, ChatEvent, InBandError, KeepAlive
-from ._constants import API_KEY_ENV, DEFAULT_BASE_URL, is_openrouter
+from ._constants import API_KEY_ENV, DEFAULT_BASE_URL, END_EOF, is_openrouter
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -364,9 +364,9 @@ class StreamCore:
         if self.pending is not None:
             self._stop(ChatStatus.ERROR, now)
             return events
-        # The accumulator's rule: [DONE], or every choice finished and usage arrived
+        # ``stream_status``: [DONE], or every choice finished and usage arrived
         # (some OpenAI-compatible servers end without [DONE], or with an unterminated one).
-        status = self.accumulator.result().status
+        status = self.accumulator.status(END_EOF)
         if status is ChatStatus.COMPLETE or status is ChatStatus.ERROR:
             self._stop(status, now)
         else:

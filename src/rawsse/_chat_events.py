@@ -26,6 +26,7 @@ __all__ = [
     "TextDelta",
     "ToolCallDelta",
     "Usage",
+    "is_token",
 ]
 
 
@@ -197,3 +198,14 @@ CONTENT_EVENTS: tuple[type[ChatEvent], ...] = (
     RefusalDelta,
 )
 """The events that count as a token (for time-to-first-token and stall timers)."""
+
+
+def is_token(event: ChatEvent) -> bool:
+    """A content event that carries something (what TTFT and stalls measure)."""
+    if isinstance(event, TextDelta | RefusalDelta):
+        return bool(event.text)
+    if isinstance(event, ReasoningDelta):
+        return bool(event.text or event.details)
+    if isinstance(event, ToolCallDelta):
+        return bool(event.arguments or event.name or event.id)
+    return False

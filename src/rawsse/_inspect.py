@@ -28,11 +28,8 @@ from ._chat_events import (
     Done,
     Finish,
     InBandError,
-    ReasoningDelta,
-    RefusalDelta,
-    TextDelta,
-    ToolCallDelta,
     Usage,
+    is_token,
 )
 from ._errors import MalformedChunk, SSEProtocolError
 from ._record import Record
@@ -303,17 +300,6 @@ def sse_lines(item: ServerSentEvent) -> list[str]:
     return lines
 
 
-def _is_token(event: ChatEvent) -> bool:
-    """A content event that carries something (what TTFT and stalls measure)."""
-    if isinstance(event, TextDelta | RefusalDelta):
-        return bool(event.text)
-    if isinstance(event, ReasoningDelta):
-        return bool(event.text or event.details)
-    if isinstance(event, ToolCallDelta):
-        return bool(event.arguments or event.name or event.id)
-    return False
-
-
 def _fmt_s(seconds: float) -> str:
     return f"{seconds:.3f} s"
 
@@ -490,7 +476,13 @@ class StreamInspector:
         self._first_data_seen = True
         self._last_data_t = t
         if self._other_api:
-            return EventRow(self._chunks, t, size, item)
+            if item.data != "[DONE]":
+                return EventRow(self._chunks, t, size, item)
+            # Another API's stream still ends with [DONE] where it has one.
+            done = self._chat.decode_event(item)
+            for event in done:
+                self._event(event, t)
+            return EventRow(self._chunks, t, size, item, tuple(done))
         error: str | None = None
         try:
             events = self._chat.decode_event(item)
@@ -555,7 +547,7 @@ class StreamInspector:
         self._acc.add(event)
         if isinstance(event, CONTENT_EVENTS):
             self._content_events += 1
-            if _is_token(event):
+            if is_token(event):
                 self._token(t)
                 index = event.index
                 if index in self._finished_before and index not in self._after_finish:
@@ -636,7 +628,9 @@ class StreamInspector:
                 Anomaly("stream_cut", "the recording has no end line: the body was cut", end_t)
             )
         result = self._acc.result()
-        status = self._status(result, end, http_error)
+        # One rule for everyone (``stream_status``); a stream of another API has
+        # no [DONE] the chat rule knows, so it is never ``complete`` (``other_api`` says why).
+        status = str(self._acc.status(end, http_error=http_error).value)
         total = end_t if self._timed else None
         return StreamReport(
             rows=tuple(self._rows),
@@ -659,21 +653,6 @@ class StreamInspector:
             line_ends=dict(self._lines.counts),
             stall_threshold=self.stall_threshold,
         )
-
-    def _status(self, result: ChatResult, end: str | None, http_error: bool) -> str:
-        if http_error or self._in_band_errors or self._error_finish:
-            return "error"
-        if end == "closed":
-            return "cancelled"
-        if end in ("error", "missing"):
-            return "truncated"
-        if self._other_api:
-            return "complete"
-        if not self._done:
-            # Like the clients: without [DONE], a stream whose every choice finished is whole.
-            finished = result.choices and all(c.finish_reason is not None for c in result.choices)
-            return "complete" if finished else "truncated"
-        return str(result.status.value)
 
     def _http_error_message(self) -> str:
         body = b"".join(self._body).decode("utf-8", "replace")
