@@ -31,6 +31,7 @@ from ._chat_events import (
     Usage,
     is_token,
 )
+from ._constants import DEFAULT_MAX_LINE_BYTES, DONE_DATA
 from ._errors import MalformedChunk, SSEProtocolError
 from ._record import Record
 from ._sse import Comment, ServerSentEvent, SSEDecoder
@@ -383,7 +384,7 @@ class StreamInspector:
         stall_threshold: float = DEFAULT_STALL_THRESHOLD,
         http_status: int | None = None,
         response_t: float | None = None,
-        max_line_bytes: int = 16 * 1024 * 1024,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> None:
         self.stall_threshold = stall_threshold
         self.http_status = http_status
@@ -460,12 +461,12 @@ class StreamInspector:
         if isinstance(item, Comment):
             return self._comment(item, t)
         size = len(item.data.encode("utf-8", "surrogatepass"))
-        if self._done and item.data != "[DONE]":
+        if self._done and item.data != DONE_DATA:
             self._after_done += 1
             if self._after_done_t is None:
                 self._after_done_t = t
         payload = None
-        if item.data != "[DONE]":
+        if item.data != DONE_DATA:
             try:
                 payload = json.loads(item.data)
             except ValueError:
@@ -476,7 +477,7 @@ class StreamInspector:
         self._first_data_seen = True
         self._last_data_t = t
         if self._other_api:
-            if item.data != "[DONE]":
+            if item.data != DONE_DATA:
                 return EventRow(self._chunks, t, size, item)
             # Another API's stream still ends with [DONE] where it has one.
             done = self._chat.decode_event(item)
