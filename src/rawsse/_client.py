@@ -21,15 +21,11 @@ import anyio
 import httpx
 
 from ._accumulate import ChatResult
-from ._base_client import (
-    DEFAULT_LIMITS,
-    BaseClient,
-    InBandErrorMode,
-    StreamCore,
-)
+from ._base_client import BaseClient, GiveUp, InBandErrorMode, StreamCore
 from ._chat_events import ChatEvent, TextDelta
 from ._completion import result_from_completion
 from ._constants import DEFAULT_BASE_URL
+from ._httpx_adapter import DEFAULT_LIMITS, httpx_timeout, plain_timeout
 from ._metrics import StreamMetrics
 from ._recording import RecordingTransport
 from ._timeouts import Timeouts
@@ -191,7 +187,7 @@ class Client(BaseClient):
             self._url,
             content=self._body(model, messages, params, stream=True),
             headers=self._request_headers(extra_headers, stream=True),
-            timeout=core.httpx_timeout(),
+            timeout=httpx_timeout(core.timeouts),
         )
         return Stream(self._http, request, core)
 
@@ -241,7 +237,7 @@ class Client(BaseClient):
             self._url,
             content=self._body(model, messages, params, stream=False),
             headers=self._request_headers(extra_headers, stream=False),
-            timeout=httpx.Timeout(connect=t.connect, read=t.total, write=t.connect, pool=t.connect),
+            timeout=plain_timeout(t),
         )
         while True:
             core.begin_attempt(time.monotonic())
@@ -253,16 +249,10 @@ class Client(BaseClient):
                     )
                 raise core.head_error(response.status_code, response.headers, response.content)
             except Exception as exc:
-                now = time.monotonic()
-                err = core.translate(exc, now)
-                if err is None:
-                    raise
-                delay = core.retry_after(err, now)
-                if delay is None:
-                    if err is exc:
-                        raise
-                    raise err from exc
-                time.sleep(delay)
+                decision = core.decide(exc, time.monotonic(), finish=False)
+                if isinstance(decision, GiveUp):
+                    raise decision.error from decision.cause
+                time.sleep(decision.delay)
 
     def close(self) -> None:
         """Close the connection pool (only when the client created it)."""
@@ -394,20 +384,10 @@ class Stream:
         core = self._core
         now = time.monotonic()
         self._close_response()
-        if not isinstance(exc, Exception):  # KeyboardInterrupt, GeneratorExit...
-            core.cancel(now)
-            raise exc
-        err = core.translate(exc, now)
-        if err is None:
-            core.fail(exc, now)
-            raise exc
-        delay = core.retry_after(err, now)
-        if delay is None:
-            core.fail(err, now)
-            if err is exc:
-                raise err
-            raise err from exc
-        time.sleep(delay)
+        decision = core.decide(exc, now)
+        if isinstance(decision, GiveUp):
+            raise decision.error from decision.cause
+        time.sleep(decision.delay)
 
     def _next_batch(self) -> list[ChatEvent] | None:
         core = self._core
@@ -513,7 +493,7 @@ class AsyncClient(BaseClient):
             self._url,
             content=self._body(model, messages, params, stream=True),
             headers=self._request_headers(extra_headers, stream=True),
-            timeout=core.httpx_timeout(read=False),
+            timeout=httpx_timeout(core.timeouts, read=False),
         )
         return AsyncStream(self._http, request, core)
 
@@ -561,7 +541,7 @@ class AsyncClient(BaseClient):
             self._url,
             content=self._body(model, messages, params, stream=False),
             headers=self._request_headers(extra_headers, stream=False),
-            timeout=httpx.Timeout(connect=t.connect, read=t.total, write=t.connect, pool=t.connect),
+            timeout=plain_timeout(t),
         )
         while True:
             core.begin_attempt(anyio.current_time())
@@ -573,16 +553,10 @@ class AsyncClient(BaseClient):
                     )
                 raise core.head_error(response.status_code, response.headers, response.content)
             except Exception as exc:
-                now = anyio.current_time()
-                err = core.translate(exc, now)
-                if err is None:
-                    raise
-                delay = core.retry_after(err, now)
-                if delay is None:
-                    if err is exc:
-                        raise
-                    raise err from exc
-                await anyio.sleep(delay)
+                decision = core.decide(exc, anyio.current_time(), finish=False)
+                if isinstance(decision, GiveUp):
+                    raise decision.error from decision.cause
+                await anyio.sleep(decision.delay)
 
     async def aclose(self) -> None:
         """Close the connection pool (only when the client created it)."""
@@ -731,20 +705,10 @@ class AsyncStream:
         core = self._core
         now = anyio.current_time()
         await self._close_response()
-        if not isinstance(exc, Exception):  # cancellation, KeyboardInterrupt
-            core.cancel(now)
-            raise exc
-        err = core.translate(exc, now)
-        if err is None:
-            core.fail(exc, now)
-            raise exc
-        delay = core.retry_after(err, now)
-        if delay is None:
-            core.fail(err, now)
-            if err is exc:
-                raise err
-            raise err from exc
-        await anyio.sleep(delay)
+        decision = core.decide(exc, now)
+        if isinstance(decision, GiveUp):
+            raise decision.error from decision.cause
+        await anyio.sleep(decision.delay)
 
     async def _next_batch(self) -> list[ChatEvent] | None:
         core = self._core
