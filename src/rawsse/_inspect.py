@@ -33,7 +33,7 @@ from ._chat_events import (
 )
 from ._constants import DEFAULT_MAX_LINE_BYTES, DONE_DATA
 from ._errors import MalformedChunk, SSEProtocolError
-from ._record import Record
+from ._frozen import Frozen
 from ._sse import Comment, ServerSentEvent, SSEDecoder
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ _CONTENT_KEYS = (
 )
 
 
-class ChunkRow(Record):
+class ChunkRow(Frozen):
     """One network chunk as it arrived."""
 
     __slots__ = ()
@@ -88,7 +88,7 @@ class ChunkRow(Record):
     """Length in bytes."""
 
 
-class EventRow(Record):
+class EventRow(Frozen):
     """One SSE item (event or comment) and the typed chat events decoded from it."""
 
     __slots__ = ()
@@ -109,7 +109,7 @@ class EventRow(Record):
 Row: TypeAlias = "ChunkRow | EventRow"
 
 
-class Anomaly(Record):
+class Anomaly(Frozen):
     """One finding: ``kind`` is a stable identifier, ``message`` says it for people."""
 
     __slots__ = ()

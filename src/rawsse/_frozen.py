@@ -1,8 +1,8 @@
-"""Immutable value records: the representation of every rawsse event.
+"""``Frozen``: the immutable value base of every rawsse event.
 
 A frozen slotted dataclass costs 3-5x more to construct than a tuple, and a
 stream of 25 MB has about 80,000 events, so the event type alone can decide the
-decoder's speed (measured in ``bench/bench_records.py``).  A ``Record`` is a
+decoder's speed (measured in ``bench/bench_records.py``).  A ``Frozen`` is a
 tuple underneath, read through named properties, with three changes that make
 it a value object rather than a tuple:
 
@@ -15,7 +15,7 @@ it a value object rather than a tuple:
 
 Subclasses declare fields as annotations, optionally with defaults::
 
-    class TextDelta(Record):
+    class TextDelta(Frozen):
         index: int
         text: str
 """
@@ -34,7 +34,7 @@ else:
         return lambda cls: cls
 
 
-__all__ = ["Record"]
+__all__ = ["Frozen"]
 
 _tuple_new = tuple.__new__
 
@@ -50,7 +50,7 @@ _MISSING = object()
 
 
 @dataclass_transform(frozen_default=True, eq_default=True)
-class Record(tuple):  # type: ignore[type-arg]
+class Frozen(tuple):  # type: ignore[type-arg]
     """Base of immutable records with value equality within one class."""
 
     __slots__ = ()
