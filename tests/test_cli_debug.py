@@ -87,15 +87,6 @@ def no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in proc.stdout
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerThread]:
-    srv = ServerThread().start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
 def cassette(name: str) -> str:
     path = CASSETTES / f"{name}.jsonl"
     if not path.is_file():

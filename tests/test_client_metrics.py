@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,19 +26,7 @@ from .server import (
     chunk,
     drive,
     error_script,
-    running_server,
 )
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerThread]:
-    with running_server() as s:
-        yield s
-
-
-@pytest.fixture(params=["sync", "asyncio", "trio"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def paced() -> Script:

@@ -6,7 +6,6 @@ Every test runs on the sync client and on the async client under asyncio and tri
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +31,6 @@ from .server import (
     running_server,
     sse_script,
 )
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerThread]:
-    with running_server() as s:
-        yield s
-
-
-@pytest.fixture(params=["sync", "asyncio", "trio"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def fixture_body(name: str) -> bytes:

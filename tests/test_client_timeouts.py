@@ -7,7 +7,6 @@ sync client and the async client under asyncio and trio.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -37,17 +36,6 @@ from .server import (
 
 DISCONNECT_WITHIN = 0.1  # seconds: the server must see the client leave this fast
 FAST = {"retry_delay": 0.001, "max_retry_delay": 0.005}
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerThread]:
-    with running_server() as s:
-        yield s
-
-
-@pytest.fixture(params=["sync", "asyncio", "trio"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def limits(**kwargs: float | None) -> Timeouts:
