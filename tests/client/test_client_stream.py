@@ -14,9 +14,8 @@ import pytest
 
 import rawsse
 from rawsse import ChatStatus, InBandError, TextDelta, accumulate, parse_chat_stream
-
-from .conftest import FIXTURES, corpus_params
-from .server import (
+from tests.conftest import FIXTURES, corpus_params
+from tests.server import (
     DONE,
     KEEPALIVE,
     KEY,

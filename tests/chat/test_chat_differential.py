@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 
 from rawsse import ChatResult, MalformedChunk, accumulate, parse_chat_stream
-
-from .conftest import corpus_files, fixture_files
-from .helpers import fixed_size
+from tests.conftest import corpus_files, fixture_files
+from tests.helpers import fixed_size
 
 openai = pytest.importorskip("openai")
 httpx2 = pytest.importorskip("httpx2")

@@ -29,9 +29,8 @@ from rawsse import (
     accumulate,
     parse_chat_stream,
 )
-
-from .conftest import CORPUS, FIXTURES, corpus_files, fixture_files
-from .helpers import byte_at_a_time, every_split, fixed_size, whole
+from tests.conftest import CORPUS, FIXTURES, corpus_files, fixture_files
+from tests.helpers import byte_at_a_time, every_split, fixed_size, whole
 
 # Streams this small are split at every point; larger ones at sampled points (around
 # every line end, where framing bugs live, and at random).  Streams up to BYTEWISE

@@ -11,8 +11,7 @@ import pytest
 
 import rawsse
 from rawsse import StreamMetrics, Timeouts
-
-from .server import (
+from tests.server import (
     DONE,
     KEEPALIVE,
     KEY,

@@ -23,8 +23,7 @@ from rawsse import accumulate, parse_chat_stream
 from rawsse._cli import build_parser
 from rawsse._cli.demo import run as run_demo
 from rawsse.testing import load_cassette
-
-from .conftest import FIXTURES
+from tests.conftest import FIXTURES
 
 RECORDINGS = Path(rawsse.__file__).parent / "recordings"
 DEMO = load_cassette(RECORDINGS / "demo.jsonl")

@@ -28,8 +28,7 @@ from rawsse import (
     Usage,
     parse_chat_stream,
 )
-
-from .helpers import byte_at_a_time
+from tests.helpers import byte_at_a_time
 
 HEAD = {
     "id": "gen-1",

@@ -29,8 +29,7 @@ from rawsse import (
     accumulate,
     parse_chat_stream,
 )
-
-from .conftest import CORPUS
+from tests.conftest import CORPUS
 
 START = StreamStart("gen-1", "m", "P", 7)
 USAGE = Usage(1, 2, 3, None, None, 0.5, {"total_tokens": 3})

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import CORPUS, FIXTURES, ROOT
+from tests.inspector.test_inspect import parse_html
 from tests.server import Reset, ServerThread, error_script, sse_script
-from tests.test_inspect import parse_html
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parent.parent / "golden"
 REGEN = os.environ.get("RAWSSE_REGEN_GOLDEN") == "1"
 KEY = "sk-or-v1-CLITESTKEY0123456789SECRET"
 CASSETTES = FIXTURES / "cassettes"

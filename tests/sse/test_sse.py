@@ -25,7 +25,9 @@ from tests.helpers import byte_at_a_time, every_split, fixed_size, whole
 
 Item = ServerSentEvent | Comment
 
-VECTORS = json.loads((Path(__file__).parent / "data" / "sse_vectors.json").read_text())["vectors"]
+VECTORS = json.loads((Path(__file__).parent.parent / "data" / "sse_vectors.json").read_text())[
+    "vectors"
+]
 
 
 def decode(chunks: list[bytes], **limits: int) -> list[Item]:

@@ -15,8 +15,7 @@ import pytest
 
 import rawsse
 from rawsse import ChatStatus, KeepAlive, Timeouts, parse_chat_stream
-
-from .server import (
+from tests.server import (
     DONE,
     KEEPALIVE,
     KEY,
