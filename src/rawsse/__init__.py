@@ -23,6 +23,8 @@ from ._accumulate import ChoiceResult as ChoiceResult
 from ._accumulate import ToolCall as ToolCall
 from ._accumulate import accumulate as accumulate
 from ._accumulate import stream_status as stream_status
+from ._async_client import AsyncClient as AsyncClient
+from ._async_client import AsyncStream as AsyncStream
 from ._chat import ChatDecoder as ChatDecoder
 from ._chat import parse_chat_stream as parse_chat_stream
 from ._chat_events import CONTENT_EVENTS as CONTENT_EVENTS
@@ -39,8 +41,6 @@ from ._chat_events import StreamStart as StreamStart
 from ._chat_events import TextDelta as TextDelta
 from ._chat_events import ToolCallDelta as ToolCallDelta
 from ._chat_events import Usage as Usage
-from ._client import AsyncClient as AsyncClient
-from ._client import AsyncStream as AsyncStream
 from ._client import Client as Client
 from ._client import Stream as Stream
 from ._constants import ChatStatus as ChatStatus

@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 
 from ._chat_events import is_token
-from ._inspect import ChunkRow, EventRow, StreamReport, sse_lines
+from ._inspect_report import ChunkRow, EventRow, StreamReport, sse_lines
 from ._sse import Comment
 
 __all__ = ["render_html_report"]

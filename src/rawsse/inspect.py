@@ -9,19 +9,19 @@ the stream's status, decided by ``rawsse.stream_status`` like everywhere else.
 
 from __future__ import annotations
 
-from ._inspect import ANOMALY_KINDS as ANOMALY_KINDS
-from ._inspect import DEFAULT_STALL_THRESHOLD as DEFAULT_STALL_THRESHOLD
-from ._inspect import Anomaly as Anomaly
-from ._inspect import ChunkRow as ChunkRow
-from ._inspect import EventRow as EventRow
-from ._inspect import Row as Row
 from ._inspect import StreamInspector as StreamInspector
-from ._inspect import StreamReport as StreamReport
-from ._inspect import event_to_dict as event_to_dict
 from ._inspect import inspect_cassette as inspect_cassette
 from ._inspect import inspect_stream as inspect_stream
-from ._inspect import row_to_dict as row_to_dict
-from ._inspect import sse_lines as sse_lines
+from ._inspect_report import ANOMALY_KINDS as ANOMALY_KINDS
+from ._inspect_report import DEFAULT_STALL_THRESHOLD as DEFAULT_STALL_THRESHOLD
+from ._inspect_report import Anomaly as Anomaly
+from ._inspect_report import ChunkRow as ChunkRow
+from ._inspect_report import EventRow as EventRow
+from ._inspect_report import Row as Row
+from ._inspect_report import StreamReport as StreamReport
+from ._inspect_report import event_to_dict as event_to_dict
+from ._inspect_report import row_to_dict as row_to_dict
+from ._inspect_report import sse_lines as sse_lines
 from ._report_html import render_html_report as render_html_report
 
 __all__ = [

@@ -27,8 +27,9 @@ import pytest
 if TYPE_CHECKING:
     import httpx
 
+    from ._async_client import AsyncClient
     from ._cassette import Cassette
-    from ._client import AsyncClient, Client
+    from ._client import Client
 
 __all__ = [
     "pytest_addoption",
@@ -221,7 +222,7 @@ def rawsse_async_client(request: pytest.FixtureRequest, rawsse_async_transport: 
     """A ``rawsse.AsyncClient`` wired to this test's cassette (asyncio or trio; no retries)."""
     import httpx
 
-    from ._client import AsyncClient
+    from ._async_client import AsyncClient
     from ._constants import API_KEY_ENV
 
     recording = not hasattr(rawsse_async_transport, "cassettes")
