@@ -18,6 +18,7 @@ import httpx
 from ._accumulate import ChatResult
 from ._base_client import BaseClient, GiveUp, InBandErrorMode, StreamCore
 from ._chat_events import ChatEvent, TextDelta
+from ._closing import AsyncClosesOnExit
 from ._completion import result_from_completion
 from ._constants import DEFAULT_BASE_URL
 from ._httpx_adapter import (
@@ -31,7 +32,7 @@ from ._timeouts import Timeouts
 __all__ = ["AsyncClient", "AsyncStream"]
 
 
-class AsyncClient(BaseClient):
+class AsyncClient(AsyncClosesOnExit, BaseClient):
     """The asynchronous client (asyncio or trio); see ``Client`` for the arguments.
 
     ``http_client`` brings your own ``httpx.AsyncClient``; every limit still
@@ -167,14 +168,6 @@ class AsyncClient(BaseClient):
 
     async def __aenter__(self) -> AsyncClient:
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class AsyncStream:

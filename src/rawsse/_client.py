@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -18,6 +17,7 @@ import httpx
 from ._accumulate import ChatResult
 from ._base_client import BaseClient, GiveUp, InBandErrorMode, StreamCore
 from ._chat_events import ChatEvent, TextDelta
+from ._closing import ClosesOnExit
 from ._completion import result_from_completion
 from ._constants import DEFAULT_BASE_URL
 from ._httpx_adapter import (
@@ -32,7 +32,7 @@ from ._timeouts import Timeouts
 __all__ = ["Client", "Stream"]
 
 
-class Client(BaseClient):
+class Client(ClosesOnExit, BaseClient):
     """A synchronous client for OpenRouter or any OpenAI-compatible endpoint.
 
     ``api_key`` defaults to ``$OPENROUTER_API_KEY`` (required only by OpenRouter's
@@ -175,16 +175,8 @@ class Client(BaseClient):
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
-
-class Stream:
+class Stream(ClosesOnExit):
     """One streaming response: iterate it for ``ChatEvent``s.
 
     Iterating raises rawsse's errors where they happen, after every event before
@@ -206,14 +198,6 @@ class Stream:
     def __enter__(self) -> Stream:
         self._open()
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __iter__(self) -> Iterator[ChatEvent]:
         self._open()

@@ -268,7 +268,9 @@ async def _asleep_until(deadline: float) -> None:
         await anyio.sleep(delay)
 
 
-class _SyncReplay(httpx.SyncByteStream):
+class _Replay:
+    """A planned body being served: the plan, the error that ends it, the start time."""
+
     def __init__(
         self, owner: ReplayTransport, plan: ReplayPlan, error: Exception | None, start: float
     ) -> None:
@@ -277,6 +279,8 @@ class _SyncReplay(httpx.SyncByteStream):
         self._error = error
         self._start = start
 
+
+class _SyncReplay(_Replay, httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         owner, plan, start = self._owner, self._plan, self._start
         for step in plan.steps():
@@ -293,15 +297,7 @@ class _SyncReplay(httpx.SyncByteStream):
             raise self._error
 
 
-class _AsyncReplay(httpx.AsyncByteStream):
-    def __init__(
-        self, owner: ReplayTransport, plan: ReplayPlan, error: Exception | None, start: float
-    ) -> None:
-        self._owner = owner
-        self._plan = plan
-        self._error = error
-        self._start = start
-
+class _AsyncReplay(_Replay, httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         owner, plan, start = self._owner, self._plan, self._start
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep

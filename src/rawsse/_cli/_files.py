@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._cassette import load_cassette
+from .._cassette import Cassette, load_cassette
 from .._errors import CassetteError
-from ..inspect import StreamInspector, StreamReport, inspect_stream
+from ..inspect import StreamInspector, StreamReport, inspect_cassette, inspect_stream
 from ._output import UsageError, reason
 
 __all__ = ["Recording", "read_recording"]
@@ -36,6 +36,8 @@ class Recording:
     response_t: float | None
     request: dict[str, Any] | None
     recorded_at: str | None = None
+    cassette: Cassette | None = None
+    """The cassette read, for a ``cassette``."""
 
     def inspector(self) -> StreamInspector:
         """A ``StreamInspector`` for this response (feed it ``chunks``, then ``close``)."""
@@ -43,15 +45,9 @@ class Recording:
 
     def report(self, stall_threshold: float) -> StreamReport:
         """The inspector's report on the whole recording."""
-        return inspect_stream(
-            self.chunks,
-            stall_threshold=stall_threshold,
-            end=self.end,
-            error=self.end_error,
-            http_status=self.http_status,
-            response_t=self.response_t,
-            end_t=self.end_t,
-        )
+        if self.cassette is not None:
+            return inspect_cassette(self.cassette, stall_threshold=stall_threshold)
+        return inspect_stream(self.chunks, stall_threshold=stall_threshold, end_t=self.end_t)
 
 
 def read_recording(path: str) -> Recording:
@@ -116,4 +112,5 @@ def _read_cassette(path: str) -> Recording:
         response_t=cassette.response_t,
         request=dict(cassette.request),
         recorded_at=cassette.recorded_at,
+        cassette=cassette,
     )

@@ -13,10 +13,10 @@ import json
 import math
 import os
 import time
-from types import TracebackType
 from typing import IO
 
 from .._cassette import redact_url
+from .._closing import ClosesOnExit
 from ._emulation import (
     API_PREFIX,
     CHAT_PATH,
@@ -64,7 +64,7 @@ class _Exchange:
         self.note = ""
 
 
-class FixtureServer:
+class FixtureServer(ClosesOnExit):
     """Serves cassettes over HTTP on ``host:port`` from a background thread.
 
     ``source`` is a directory of cassettes or one cassette file (None: the
@@ -136,14 +136,6 @@ class FixtureServer:
 
     def __enter__(self) -> FixtureServer:
         return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- HTTP ------------------------------------------------------------------------
 
