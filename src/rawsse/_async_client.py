@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import anyio
@@ -170,7 +169,7 @@ class AsyncClient(AsyncClosesOnExit, BaseClient):
         return self
 
 
-class AsyncStream:
+class AsyncStream(AsyncClosesOnExit):
     """One streaming response: ``async for`` it for ``ChatEvent``s (see ``Stream``).
 
     Leaving the ``async with`` block, ``await close()``, task cancellation or a
@@ -193,14 +192,6 @@ class AsyncStream:
     async def __aenter__(self) -> AsyncStream:
         await self._open()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def __aiter__(self) -> AsyncStream:
         return self
