@@ -32,8 +32,9 @@ import pytest
 if TYPE_CHECKING:
     import httpx
 
-    from . import AsyncClient, Client
+    from ._async_client import AsyncClient
     from ._cassette import Cassette
+    from ._client import Client
 
 __all__ = [
     "pytest_addoption",
@@ -48,7 +49,6 @@ __all__ = [
 ]
 
 MARKER = "rawsse_cassette"
-API_KEY_ENV = "OPENROUTER_API_KEY"
 _SOURCE_OPTIONS = ("base_url", "api_key_env")
 """Marker options that say where a recording comes from (not replay options)."""
 REPLAY_KEY = "rawsse-replay-no-key"
@@ -118,6 +118,8 @@ def rawsse_cassette_path(request: pytest.FixtureRequest) -> Path:
 
 def _recording(request: pytest.FixtureRequest, path: Path) -> bool:
     """Whether this test records live: the cassette is missing and recording is on."""
+    from ._constants import API_KEY_ENV
+
     if path.is_file():
         return False
     if not request.config.getoption("--rawsse-record"):
@@ -151,6 +153,7 @@ def _recording_key(request: pytest.FixtureRequest, path: Path) -> str | None:
 def _recording_client(
     request: pytest.FixtureRequest, path: Path, make: Callable[[str | None], _C]
 ) -> _C:
+    from ._constants import API_KEY_ENV
     from ._errors import ConfigurationError
 
     try:
@@ -190,7 +193,7 @@ def _replay(request: pytest.FixtureRequest, path: Path) -> Any:
 
 def _base_url(request: pytest.FixtureRequest, transport: Any) -> str:
     """Where the client sends requests: the recorded URL (replay) or the live one."""
-    from ._base_client import DEFAULT_BASE_URL
+    from ._constants import DEFAULT_BASE_URL
 
     _, options = _marker(request)
     if "base_url" in options:
@@ -248,7 +251,7 @@ def rawsse_client(request: pytest.FixtureRequest, rawsse_transport: Any) -> Iter
     """A ``rawsse.Client`` wired to this test's cassette (no retries)."""
     import httpx
 
-    from . import Client
+    from ._client import Client
 
     recording = not hasattr(rawsse_transport, "cassettes")
     http = httpx.Client(transport=rawsse_transport, timeout=None)
@@ -271,7 +274,7 @@ def rawsse_async_client(request: pytest.FixtureRequest, rawsse_async_transport: 
     """A ``rawsse.AsyncClient`` wired to this test's cassette (asyncio or trio; no retries)."""
     import httpx
 
-    from . import AsyncClient
+    from ._async_client import AsyncClient
 
     recording = not hasattr(rawsse_async_transport, "cassettes")
     # Neither transport holds a resource that outlives its responses, so the
