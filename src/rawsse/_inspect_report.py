@@ -144,6 +144,9 @@ class StreamReport:
     line_ends: dict[str, int] = field(default_factory=dict)
     """Counts of ``lf``, ``crlf`` and ``cr`` line ends."""
     stall_threshold: float = DEFAULT_STALL_THRESHOLD
+    streamed: bool = True
+    """False for a non-streaming answer (one JSON ``chat.completion`` body): it has no
+    events, ``[DONE]``, usage chunk or keep-alives to check."""
 
     def anomaly_kinds(self) -> list[str]:
         """The kinds of the anomalies, in report order."""
@@ -180,6 +183,7 @@ class StreamReport:
                 "line_ends": dict(self.line_ends),
             },
             "done": self.done,
+            "streamed": self.streamed,
             "stall_threshold": self.stall_threshold,
             "anomalies": [
                 {

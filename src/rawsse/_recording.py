@@ -39,7 +39,8 @@ class RecordingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     """Wrap ``inner`` (a sync or async httpx transport) and record each exchange.
 
     ``path`` is a directory (``directory=True``, or by default when it exists as
-    one, ends with a slash or has no suffix, like ``cassettes``) that gets one new
+    one, ends with a slash, or has no suffix and does not exist yet, like
+    ``cassettes``) that gets one new
     file per exchange, named ``<UTC time>-<model>.jsonl``; otherwise it is one
     cassette file of any name (``out.jsonl``, ``run.cassette``) to which every
     exchange is appended in order, so none is lost (``load_cassettes`` and
@@ -66,7 +67,8 @@ class RecordingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         self._clock = clock
         if directory is None:
             trailing = str(path).endswith(("/", os.sep))
-            directory = trailing or self.path.is_dir() or not self.path.suffix
+            directory = trailing or self.path.is_dir()
+            directory = directory or (not self.path.suffix and not self.path.exists())
         self._single = not directory
         if self._single and not is_cassette_file(self.path, missing_ok=True):
             raise CassetteError(f"{self.path}: exists and is not a cassette; not recording into it")

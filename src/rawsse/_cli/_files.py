@@ -15,7 +15,13 @@ from typing import Any
 
 from .._cassette import Cassette, load_cassette
 from .._errors import CassetteError
-from ..inspect import StreamInspector, StreamReport, inspect_cassette, inspect_stream
+from ..inspect import (
+    DEFAULT_STALL_THRESHOLD,
+    StreamInspector,
+    StreamReport,
+    inspect_cassette,
+    inspect_stream,
+)
 from ._output import UsageError, reason
 
 __all__ = ["Recording", "read_recording"]
@@ -38,6 +44,11 @@ class Recording:
     recorded_at: str | None = None
     cassette: Cassette | None = None
     """The cassette read, for a ``cassette``."""
+
+    @property
+    def choices(self) -> int:
+        """How many choices the recorded answer has (so they can be labelled from the start)."""
+        return len(self.report(DEFAULT_STALL_THRESHOLD).result.choices)
 
     def inspector(self) -> StreamInspector:
         """A ``StreamInspector`` for this response (feed it ``chunks``, then ``close``)."""

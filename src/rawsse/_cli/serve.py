@@ -13,7 +13,7 @@ from .._errors import CassetteError
 from .._server import API_PREFIX, CHAT_PATH, FixtureServer
 from ._output import EXIT_OK, EXIT_USAGE, Style, speed_arg
 
-__all__ = ["DEFAULT_PORT", "add_parser", "curl_line", "run"]
+__all__ = ["DEFAULT_PORT", "add_parser", "ambiguity_lines", "curl_line", "run"]
 
 DEFAULT_PORT = 8787
 
@@ -114,6 +114,8 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
             out.flush()
             out.write(curl_line(server.base_url, server.models[0]) + "\n")
             out.write(style.dim("models: " + ", ".join(server.models)) + "\n")
+            for line in ambiguity_lines(server):
+                out.write(style.yellow(line) + "\n")
             out.write(style.dim("Ctrl-C stops the server.") + "\n")
             out.flush()
             while not stop.wait(0.5):
@@ -126,6 +128,19 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
         _restore_sigterm(previous)
     err.write("rawsse serve: stopped\n")
     return EXIT_OK
+
+
+def ambiguity_lines(server: FixtureServer) -> list[str]:
+    """One line per model id recorded by several cassettes: which one the id resolves to,
+    and the ids that reach the others."""
+    lines = []
+    for model, (name, ids) in server.ambiguous.items():
+        others = [i for i in ids if i != model]
+        lines.append(
+            f"note: {model} is recorded by {len(ids)} cassettes; {model} -> {name}; "
+            f"the others by their own ids: {', '.join(others)}"
+        )
+    return lines
 
 
 def _on_sigterm(stop: threading.Event) -> Any:

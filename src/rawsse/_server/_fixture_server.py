@@ -14,6 +14,7 @@ import math
 import os
 import time
 from typing import IO
+from urllib.parse import unquote
 
 from .._cassette import redact_url
 from .._closing import ClosesOnExit
@@ -22,11 +23,14 @@ from ._emulation import (
     CHAT_PATH,
     MODELS_PATH,
     Fixture,
+    ambiguous_models,
     find,
     load_fixtures,
+    model_object,
     models_document,
     non_streaming,
     requested,
+    streaming,
 )
 from ._faults import parse_faults, serve_replay
 from ._harness import LoopThread
@@ -106,6 +110,15 @@ class FixtureServer(ClosesOnExit):
     def models(self) -> list[str]:
         """The model ids served, in file name order."""
         return [f.id for f in self.fixtures]
+
+    @property
+    def ambiguous(self) -> dict[str, tuple[str, list[str]]]:
+        """Each model id recorded by several cassettes: the cassette it resolves to, and
+        the ids that reach each of them (``{model: (name, [ids])}``)."""
+        return {
+            model: (chosen.name, [f.id for f in group])
+            for model, (chosen, group) in ambiguous_models(self.fixtures).items()
+        }
 
     @property
     def base_url(self) -> str:
@@ -210,13 +223,23 @@ class FixtureServer(ClosesOnExit):
             exchange.status, exchange.bytes = 200, len(data)
             await send_json(writer, 200, data, False, head=method == "HEAD")
             return True
+        if path.startswith(MODELS_PATH + "/"):
+            if method not in ("GET", "HEAD"):
+                raise BadRequest(405, f"{method} {path}: only GET is allowed")
+            wanted = unquote(path[len(MODELS_PATH) + 1 :])
+            fixture = find(self._by_name, self.models, wanted)
+            data = json.dumps(model_object(fixture)).encode("utf-8")
+            exchange.status, exchange.bytes = 200, len(data)
+            await send_json(writer, 200, data, False, head=method == "HEAD")
+            return True
         if path == CHAT_PATH:
             if method != "POST":
                 raise BadRequest(405, f"{method} {path}: only POST is allowed")
             return await self._chat(writer, headers, body, exchange)
         raise BadRequest(
             404,
-            f"{method} {path}: not found (this server has POST {CHAT_PATH} and GET {MODELS_PATH})",
+            f"{method} {path}: not found (this server has POST {CHAT_PATH}, GET {MODELS_PATH} "
+            f"and GET {MODELS_PATH}/{{id}})",
         )
 
     async def _chat(
@@ -231,8 +254,8 @@ class FixtureServer(ClosesOnExit):
         fixture = find(self._by_name, self.models, exchange.model)
         faults = parse_faults(headers)
         cassette = fixture.cassette
-        if not stream and cassette.status == 200:
-            cassette = non_streaming(cassette)
+        if cassette.status == 200:
+            cassette = streaming(cassette) if stream else non_streaming(cassette)
         speed = self.speed if faults.speed is None else faults.speed
         exchange.status = cassette.status
         sent = [0]
