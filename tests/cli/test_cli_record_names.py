@@ -78,3 +78,21 @@ def test_a_file_that_is_not_a_cassette_is_refused(server: FixtureServer, tmp_pat
     assert "exists and is not a cassette" in result.stderr
     assert "Traceback" not in result.stderr
     assert notes.read_text() == "mine\n"
+
+
+def test_inspect_and_replay_name_one_exchange_of_a_file(
+    server: FixtureServer, tmp_path: Path
+) -> None:
+    target = tmp_path / "two.jsonl"
+    for _ in range(2):
+        assert chat(server, "--record", str(target)).returncode == 0
+    result = rawsse_cli("inspect", str(target))
+    assert result.returncode == 2
+    assert f"holds 2 exchanges: name one, {target}#1 to {target}#2" in result.stderr
+    for n in (1, 2):
+        assert rawsse_cli("inspect", "--json", f"{target}#{n}").returncode == 0
+        replay = rawsse_cli("replay", "--speed", "0", f"{target}#{n}")
+        assert replay.returncode == 0, replay.stderr
+    missing = rawsse_cli("replay", f"{target}#3")
+    assert missing.returncode == 2
+    assert "there is no #3" in missing.stderr

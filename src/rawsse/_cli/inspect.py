@@ -51,7 +51,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "file",
         metavar="FILE",
-        help="a cassette (.jsonl), a raw .sse body, or '-': SSE on stdin, timed as it arrives",
+        help="a cassette (FILE#N: exchange N of a file holding several), a raw .sse body, "
+        "or '-': SSE on stdin, timed as it arrives",
     )
     parser.add_argument(
         "--json", action="store_true", help="one JSON document: status, events, anomalies, ..."

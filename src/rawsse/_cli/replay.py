@@ -42,7 +42,11 @@ def add_parser(subparsers: Any) -> None:
         ),
         epilog="exit codes: 0 complete, 1 the recording ends in an error or cut, 2 bad file",
     )
-    parser.add_argument("file", metavar="FILE", help="a cassette (.jsonl) or a raw .sse body")
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        help="a cassette (FILE#N: exchange N of a file holding several) or a raw .sse body",
+    )
     parser.add_argument(
         "--speed",
         type=number_arg,
