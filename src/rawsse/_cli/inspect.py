@@ -160,6 +160,8 @@ def write_inspect_text(
     if recording.http_status is not None:
         after = "" if report.response_t is None else f" after {report.response_t:.3f} s"
         w(f"response: HTTP {recording.http_status}{after}\n")
+    if not report.streamed:
+        w("a non-streaming answer: one JSON chat.completion, read as its message\n")
     if rows:
         w("\n" + style.dim(f"{'t (s)':>8} {'chunk':>5} {'bytes':>7}  row") + "\n")
         pad = " " * 24
