@@ -25,8 +25,10 @@ def add_parser(subparsers: Any) -> None:
         help="serve cassettes as an OpenAI-compatible API on loopback",
         description=(
             f"Serve cassettes as POST {CHAT_PATH} (the cassette chosen by the request's "
-            f'"model" or the X-Rawsse-Cassette header) and GET {API_PREFIX}/models, '
-            "streaming with the recorded timing. The first line printed is the base URL. "
+            f'"model" or the X-Rawsse-Cassette header), GET {API_PREFIX}/models and '
+            f"GET {API_PREFIX}/models/ID, streaming with the recorded timing. Every cassette "
+            "has a unique id; the startup lines name model ids several cassettes share. "
+            "The first line printed is the base URL. "
             "Faults per request: X-Rawsse-Cut-After: N, X-Rawsse-Stall: N,S, X-Rawsse-Speed: X."
         ),
         epilog="exit codes: 0 stopped by Ctrl-C or SIGTERM, 2 bad DIR or address in use",

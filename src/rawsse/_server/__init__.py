@@ -2,11 +2,16 @@
 
 ``FixtureServer`` serves a directory of cassettes (format v1; by default the
 recordings shipped inside the package) on loopback as
-``POST /api/v1/chat/completions`` and ``GET /api/v1/models``.  The cassette is
-picked by the request body's ``model`` (or the ``X-Rawsse-Cassette`` header);
-its status, headers and body are replayed with the recorded timing scaled by
-``speed`` (``0``: no waiting), one HTTP chunk per recorded chunk, each written
-to the socket as its time comes.  A recording that was cut is cut again.
+``POST /api/v1/chat/completions``, ``GET /api/v1/models`` and
+``GET /api/v1/models/{id}``.  The cassette is picked by the request body's
+``model`` (or the ``X-Rawsse-Cassette`` header); every cassette has a unique id
+(see ``load_fixtures``).  Its status, headers and body are replayed with the
+recorded timing scaled by ``speed`` (``0``: no waiting), one HTTP chunk per
+recorded chunk, each written to the socket as its time comes.  A recording that
+was cut is cut again.  ``"stream": false`` gets a stream's assembled
+``chat.completion`` (a cut stream: HTTP 502), and a recorded non-streaming answer
+as it is; ``"stream": true`` gets a non-streaming answer as the event stream it
+stands for (synthesised).
 
 Built on asyncio streams and a small HTTP/1.1 parser (Content-Length and
 chunked request bodies, ``Expect: 100-continue``, keep-alive), running in a
