@@ -21,6 +21,7 @@ from rawsse import (
     MalformedChunk,
     RateLimitError,
     ReasoningDelta,
+    RefusalDelta,
     RoleDelta,
     StallTimeout,
     StreamError,
@@ -606,3 +607,67 @@ def test_join_metrics() -> None:
     assert (joined.events, joined.bytes_received, joined.cost) == (9, 160, 0.75)
     assert (joined.completion_tokens, joined.gap_max) == (8, 0.4)
     assert join_metrics([one]) is one
+
+
+def test_a_refusal_is_replayed_like_text() -> None:
+    core = ResumeCore(Resume(), messages=MESSAGES, params={})
+    core.feed([RefusalDelta(0, "I can")])
+    assert continue_(core.decide(CUT)).messages == MESSAGES
+    assert core.feed([RefusalDelta(0, "I can't help.")]) == [RefusalDelta(0, "'t help.")]
+    assert core.result().choices[0].refusal == "I can't help."
+
+
+def test_a_replay_that_ends_short_at_the_clean_end_is_an_error() -> None:
+    core = ResumeCore(Resume(mode="restart"), messages=MESSAGES, params={})
+    core.feed([TextDelta(0, "Hello wor")])
+    continue_(core.decide(CUT))
+    assert core.feed([TextDelta(0, "Hello"), Done()]) == []
+    assert core.end_part() == []
+    assert isinstance(core.pending, ContinuationError)
+
+
+def test_held_seam_text_is_delivered_at_the_clean_end() -> None:
+    core = ResumeCore(Resume(), messages=MESSAGES, params={})
+    core.feed([TextDelta(0, "abcdef")])
+    continue_(core.decide(CUT))
+    assert core.feed([TextDelta(0, "de"), Done()]) == []
+    assert core.end_part() == [TextDelta(0, "de")]
+
+
+def test_a_later_finish_settles_a_held_length() -> None:
+    core = ResumeCore(Resume(length=True), messages=MESSAGES, params={})
+    assert core.feed([TextDelta(0, "a"), Finish(0, "length", None)]) == [TextDelta(0, "a")]
+    assert core.feed([Finish(0, "stop", None), Done()]) == [Finish(0, "stop", None)]
+    core.end_part()
+    assert stop(core.decide(None)) == Stop(None, [Done()])
+
+
+def test_the_result_so_far_counts_the_usage_of_the_open_request() -> None:
+    core = ResumeCore(Resume(), messages=MESSAGES, params={})
+    core.feed([TextDelta(0, "a"), USAGE1])
+    continue_(core.decide(CUT))
+    core.feed([TextDelta(0, "b"), USAGE2])
+    usage = core.result().usage
+    assert usage is not None
+    assert usage.cost == 0.75
+    assert core.delivered() == "ab"
+
+
+def test_events_of_other_choices_in_a_continuation_are_ignored() -> None:
+    core = ResumeCore(Resume(), messages=MESSAGES, params={})
+    core.feed([TextDelta(0, "abc")])
+    continue_(core.decide(CUT))
+    error = error_event(400, "invalid_request")
+    other: list[ChatEvent] = [
+        Extra(1, {"logprobs": []}, "choice"),
+        InBandError(1, 400, "m", None, {}),
+        ToolCallDelta(1, 0, "c", "f", ""),
+        Finish(1, "stop", None),
+        RoleDelta(1, "assistant"),
+        ReasoningDelta(1, "r"),
+        RefusalDelta(1, "no"),
+    ]
+    assert core.feed([*other, Extra(None, {"service_tier": "x"}, "chunk"), error]) == [
+        Extra(None, {"service_tier": "x"}, "chunk"),
+        error,
+    ]

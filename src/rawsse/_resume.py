@@ -37,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ._accumulate import ChatAccumulator, ChatResult, ChatStatus
 from ._chat_events import (
@@ -268,42 +268,45 @@ class ResumeCore:
             if self.pending is not None:
                 break
             match event:
-                case TextDelta() | RefusalDelta():
+                case TextDelta():
                     index = self._index(event.index)
                     if index is not None:
-                        field = "text" if type(event) is TextDelta else "refusal"
-                        self._text(out, event._replace(index=index), index, field)
+                        self._text(out, _at(event, index), index, "text")
+                case RefusalDelta():
+                    index = self._index(event.index)
+                    if index is not None:
+                        self._text(out, _at(event, index), index, "refusal")
                 case ReasoningDelta():
                     index = self._index(event.index)
                     if index is not None:
-                        event = event._replace(
-                            index=index, details=self._details(index, event.details)
-                        )
+                        event = _at(event, index)
+                        if event.details:
+                            event = event._replace(details=self._details(index, event.details))
                         self._text(out, event, index, "reasoning")
                 case KeepAlive():
                     out.append(event)
                 case Extra():
                     index = self._index(event.index)
                     if event.index is None or index is not None:
-                        out.append(event._replace(index=index))
+                        out.append(event if index is None else _at(event, index))
                 case ToolCallDelta():
                     index = self._index(event.index)
                     if index is not None:
                         self.content = True
                         self._seen.add(index)
-                        self._tools.setdefault(index, []).append(event._replace(index=index))
+                        self._tools.setdefault(index, []).append(_at(event, index))
                 case Finish():
                     index = self._index(event.index)
                     if index is not None:
                         self._seen.add(index)
-                        self._finish(out, event._replace(index=index), index)
+                        self._finish(out, _at(event, index), index)
                 case RoleDelta():
                     index = self._index(event.index)
                     if index is not None:
                         self._seen.add(index)
                         if self._roles.get(index) != event.role:
                             self._roles[index] = event.role
-                            out.append(event._replace(index=index))
+                            out.append(_at(event, index))
                 case Usage():
                     self._part_usage = event
                 case StreamStart():
@@ -323,7 +326,7 @@ class ResumeCore:
                             raw=event.raw,
                         )
                     else:
-                        out.append(event._replace(index=index))
+                        out.append(event if index is None else _at(event, index))
                 case Done():
                     self._done = True
                 case Continued():
@@ -378,8 +381,6 @@ class ResumeCore:
     def _details(
         self, index: int, details: tuple[dict[str, Any], ...]
     ) -> tuple[dict[str, Any], ...]:
-        if not details:
-            return details
         shift = self._part.detail_shift.get(index, 0)
         moved = []
         top = self._details_top.get(index, -1)
@@ -597,6 +598,24 @@ class ResumeCore:
         if status is not None and status != result.status:
             changes["status"] = status
         return dataclasses.replace(result, **changes) if changes else result
+
+
+_E = TypeVar(
+    "_E",
+    TextDelta,
+    RefusalDelta,
+    ReasoningDelta,
+    ToolCallDelta,
+    Finish,
+    RoleDelta,
+    Extra,
+    InBandError,
+)
+
+
+def _at(event: _E, index: int) -> _E:
+    """``event`` as choice ``index`` (itself when it already is)."""
+    return event if event.index == index else event._replace(index=index)
 
 
 def _status_of(err: RawSSEError) -> ChatStatus:
