@@ -26,7 +26,7 @@ USAGE = Usage(1, 1, 2, None, None, 0.5, {"total_tokens": 2})
 MESSAGES = [{"role": "user", "content": "go"}]
 
 # Few characters, so repeats and whitespace at the seam are common.
-answers = st.text(alphabet="ab .\n\u00e9\u6771\U0001f44d", min_size=1, max_size=60)
+answers = st.text(alphabet="ab .\n\u00e9\u6771\U0001f44d", min_size=1, max_size=100)
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def longest_overlap(delivered: str, new: str) -> int:
 
 def still_open(delivered: str, new: str) -> bool:
     """Whether a longer repeat is still possible after ``new`` (the joiner holds)."""
-    tail = delivered[len(delivered) - MAX_OVERLAP :]
+    tail = delivered[max(len(delivered) - MAX_OVERLAP, 0) :]
     return any(tail[len(tail) - k :].startswith(new) for k in range(len(new) + 1, len(tail) + 1))
 
 

@@ -89,6 +89,13 @@ def test_at_most_max_overlap_characters() -> None:
     assert OverlapJoiner("abc", max_overlap=0).feed("c") == "c"
 
 
+@pytest.mark.parametrize("size", [1, 16, 31, 32, 33, 40])
+def test_a_repeat_of_a_short_delivered_text(size: int) -> None:
+    delivered = "".join(chr(0x4E00 + i) for i in range(size))
+    repeat = delivered[-min(size, 32) :]
+    assert feed_all(OverlapJoiner(delivered), [repeat[:2], repeat[2:] + "!"]) == ["", "!", ""]
+
+
 def test_multibyte_characters_are_single_characters() -> None:
     assert feed_all(OverlapJoiner("東京の天"), ["の", "天気は"]) == ["", "気は", ""]
     assert feed_all(OverlapJoiner("ok 👍🏽"), ["🏽", " done"]) == ["", " done", ""]

@@ -47,7 +47,7 @@ class OverlapJoiner:
     __slots__ = ("_held", "_tail", "overlap")
 
     def __init__(self, delivered: str, *, max_overlap: int = DEFAULT_MAX_OVERLAP) -> None:
-        self._tail = delivered[len(delivered) - max_overlap :] if max_overlap > 0 else ""
+        self._tail = delivered[max(len(delivered) - max_overlap, 0) :] if max_overlap > 0 else ""
         self._held = ""
         self.overlap: int | None = None if self._tail else 0
         """The number of repeated characters removed, once decided (None before)."""
