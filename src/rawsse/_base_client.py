@@ -41,6 +41,7 @@ from ._errors import (
 from ._http_errors import MAX_BODY_CHARS, parse_retry_after, status_error
 from ._httpx_adapter import translate_error
 from ._metrics import StreamMetrics, logger, percentile
+from ._resume import Continue, Resume, ResumeCore, Stop, join_metrics
 from ._timeouts import Clocks, Timeouts
 from ._version import __version__
 
@@ -61,13 +62,17 @@ MAX_RETRY_AFTER = 60.0  # a server asking for a longer wait is not retried; the 
 
 InBandErrorMode = Literal["raise", "yield"]
 
+ResumeArg: TypeAlias = "Resume | bool | None"
+"""A ``Resume`` policy, ``True`` for ``Resume()``, ``False``/``None`` for none."""
+
 Translate = Callable[[Exception, "StreamCore", float], "RawSSEError | None"]
 """Turns a transport's exception into rawsse's error (None: foreign, re-raised as is)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Retry:
-    """Try again after ``delay`` seconds."""
+    """Try again after ``delay`` seconds (0 for a continuation: ``StreamCore.take_body``
+    then gives the new request body, and ``announce`` the ``Continued`` event)."""
 
     delay: float
 
@@ -108,6 +113,7 @@ class BaseClient:
         on_metrics: Callable[[StreamMetrics], object] | None,
         retry_delay: float,
         max_retry_delay: float,
+        resume: ResumeArg = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         openrouter = is_openrouter(self.base_url)
@@ -130,6 +136,8 @@ class BaseClient:
         self.on_metrics = on_metrics
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
+        self.resume: Resume | None = resume_policy(resume, None)
+        """The resume policy of every stream, unless a call gives its own."""
         self._url = self.base_url + "/chat/completions"
         base_headers = {
             "Content-Type": "application/json",
@@ -173,8 +181,12 @@ class BaseClient:
         timeout: Timeouts | None,
         in_band_error: InBandErrorMode | None,
         retries: int | None,
+        resume: ResumeArg = None,
+        request: tuple[str, Any, dict[str, Any]] | None = None,
     ) -> StreamCore:
-        return StreamCore(
+        """The core of one stream; ``request`` (model, messages, params) is what a
+        resume policy continues."""
+        core = StreamCore(
             timeouts=timeout if timeout is not None else self.timeout,
             now=now,
             retries=self.retries if retries is None else retries,
@@ -184,6 +196,36 @@ class BaseClient:
             max_retry_delay=self.max_retry_delay,
             translate=translate_error,
         )
+        policy = resume_policy(resume, self.resume)
+        if policy is not None and request is not None:
+            model, messages, params = request
+
+            def body(messages: list[Any], params: dict[str, Any]) -> bytes:
+                return self._body(model, messages, params, stream=True)
+
+            core.resume_with(ResumeCore(policy, messages=messages, params=params), body)
+        return core
+
+
+def resume_policy(resume: ResumeArg, default: Resume | None) -> Resume | None:
+    """The policy ``resume`` asks for: None means ``default``, True ``Resume()``."""
+    if resume is None:
+        return default
+    if resume is True:
+        return Resume()
+    if resume is False:
+        return None
+    if not isinstance(resume, Resume):
+        raise TypeError(f"resume must be a Resume, True, False or None: {resume!r}")
+    return resume
+
+
+def _status_of(err: BaseException) -> ChatStatus:
+    if isinstance(err, StreamTimeout):
+        return ChatStatus.TIMED_OUT
+    if isinstance(err, IncompleteStreamError):
+        return ChatStatus.TRUNCATED
+    return ChatStatus.ERROR
 
 
 def _is_event_stream(content_type: str) -> bool:
@@ -230,7 +272,32 @@ class StreamCore:
         self._final: ChatResult | None = None
         self._end: float | None = None
         self._metrics_sent = False
+        self.resume: ResumeCore | None = None
+        """The resume policy's state, when the stream has one."""
+        self.announce: list[ChatEvent] = []
+        """``Continued`` events to deliver before the next request's events."""
+        self._build: Callable[[list[Any], dict[str, Any]], bytes] | None = None
+        self._next_body: bytes | None = None
+        self._part_first_attempt = 1
+        self._parts: list[StreamMetrics] = []
         self._reset(now)
+
+    def resume_with(
+        self, resume: ResumeCore, build: Callable[[list[Any], dict[str, Any]], bytes]
+    ) -> None:
+        """Continue this stream as ``resume`` decides; ``build`` makes a request body
+        from messages and the other body fields."""
+        self.resume = resume
+        self._build = build
+
+    def take_body(self) -> bytes | None:
+        """The body of the next request when it is a continuation (else None: the same)."""
+        body, self._next_body = self._next_body, None
+        return body
+
+    def take_announce(self) -> list[ChatEvent]:
+        events, self.announce = self.announce, []
+        return events
 
     def _reset(self, now: float) -> None:
         self.decoder = ChatDecoder()
@@ -282,7 +349,7 @@ class StreamCore:
         Retries happen only before the first content event, for connection
         failures, 408/429/500/502/503 and the idle and first-token timeouts.
         """
-        if self.content_seen or self.attempts > self.retries:
+        if self.content_seen or self.attempts - self._part_first_attempt >= self.retries:
             return None
         hinted: float | None = None
         if isinstance(err, APIStatusError):
@@ -300,7 +367,8 @@ class StreamCore:
                 return None
             delay = hinted
         else:
-            backoff = min(self.max_retry_delay, self.retry_delay * 2 ** (self.attempts - 1))
+            tries = self.attempts - self._part_first_attempt
+            backoff = min(self.max_retry_delay, self.retry_delay * 2**tries)
             delay = backoff * random.uniform(0.5, 1.0)  # jitter, not crypto
         total = self.timeouts.total
         if total is not None and now + delay >= self.clocks.start + total:
@@ -322,7 +390,7 @@ class StreamCore:
             events = exc.events
             self.pending = exc
         if not events:
-            if self.pending is not None:
+            if self.pending is not None and self.resume is None:
                 self._stop(ChatStatus.ERROR, now)
             return events
         add = self.accumulator.add
@@ -359,8 +427,19 @@ class StreamCore:
                 raw=error.raw,
             )
             events = events[:cut]
+        if self.resume is not None:
+            return self._resumed(events)
         if self.pending is not None:
             self._stop(ChatStatus.ERROR, now)
+        return events
+
+    def _resumed(self, events: list[ChatEvent]) -> list[ChatEvent]:
+        """``events`` as the resume policy delivers them (it may set ``pending``)."""
+        resume = self.resume
+        assert resume is not None
+        events = resume.feed(events)
+        if resume.pending is not None and self.pending is None:
+            self.pending = resume.pending
         return events
 
     def end_of_body(self, now: float) -> list[ChatEvent]:
@@ -372,6 +451,8 @@ class StreamCore:
             self.pending = exc
         for event in events:
             self.accumulator.add(event)
+        if self.resume is not None:
+            return self._resumed_end(events, now)
         if self.pending is not None:
             self._stop(ChatStatus.ERROR, now)
             return events
@@ -387,6 +468,52 @@ class StreamCore:
             self._stop(ChatStatus.TRUNCATED, now)
         return events
 
+    def _resumed_end(self, events: list[ChatEvent], now: float) -> list[ChatEvent]:
+        """``end_of_body`` under a resume policy: a failure stays ``pending`` for
+        ``decide``; a clean end may still continue (``length``, another choice)."""
+        resume = self.resume
+        assert resume is not None
+        events = self._resumed(events)
+        if self.pending is not None:
+            return events
+        status = self.accumulator.status(END_EOF)
+        if status is not ChatStatus.COMPLETE and status is not ChatStatus.ERROR:
+            self.pending = IncompleteStreamError(
+                "the connection closed before the stream finished (no [DONE])"
+            )
+            return events
+        events += resume.end_part()
+        if resume.pending is not None:
+            self.pending = resume.pending
+            return events
+        decision = resume.decide(None, now=now, deadline=self._deadline())
+        if isinstance(decision, Continue):
+            self._continue(decision, now, status)
+            return events
+        if decision.error is not None:  # a continuation owed but not possible
+            self.fail(decision.error, now)
+            self.pending = decision.error
+            return events
+        events += decision.events
+        self._stop(status, now)
+        return events
+
+    def _deadline(self) -> float | None:
+        total = self.timeouts.total
+        return None if total is None else self.clocks.start + total
+
+    def _continue(self, decision: Continue, now: float, status: ChatStatus) -> None:
+        """Start a continuation: the next request's body, the seam event, the metrics
+        of the request that ends here."""
+        assert self._build is not None
+        part = dataclasses.replace(
+            self._part_metrics(now), status=str(status.value), total=now - self.clocks.start
+        )
+        self._parts.append(part)
+        self._next_body = self._build(decision.messages, decision.params)
+        self.announce.append(decision.event)
+        self._part_first_attempt = self.attempts + 1
+
     # -- failure --------------------------------------------------------------
 
     def decide(self, exc: BaseException, now: float, *, finish: bool = True) -> Decision:
@@ -395,24 +522,48 @@ class StreamCore:
         Foreign exceptions are translated (``translate``, given by the client);
         ``retry_after`` says whether and when to try again.  With ``finish`` (a
         stream), giving up also ends the stream: its status, ``partial`` and
-        metrics.  The shells only sleep or raise; resuming after a cut will be
-        decided here too.
+        metrics.  The shells only sleep or raise.
+
+        Under a resume policy a trigger (a cut, a timeout after content, a
+        retriable in-band error) is continued instead: ``Retry(0)`` with the new
+        request body in ``take_body`` and the ``Continued`` event in ``announce``;
+        any other final error carries the joined answer as its ``partial``.
         """
         if not isinstance(exc, Exception):  # KeyboardInterrupt, cancellation...
             if finish:
                 self.cancel(now)
             return GiveUp(exc)
+        if finish and self.finished and exc is self.error:
+            return GiveUp(exc)  # the stream already ended with it
         err = exc if isinstance(exc, RawSSEError) else self._translate(exc, self, now)
         if err is None:
             if finish:
                 self.fail(exc, now)
             return GiveUp(exc)
+        resume = self.resume if finish and not self.finished else None
+        if resume is not None and resume.policy.reason_for(err, content=resume.content):
+            decision = resume.decide(err, now=now, deadline=self._deadline())
+            if isinstance(decision, Continue):
+                self._continue(decision, now, _status_of(err))
+                return Retry(0.0)
+            return self._give_up(decision.error, exc, now)
         delay = self.retry_after(err, now)
         if delay is not None:
             return Retry(delay)
+        if resume is not None:  # no trigger: the error, with the answer so far
+            stop = resume.decide(err, now=now)
+            assert isinstance(stop, Stop)
+            return self._give_up(stop.error, exc, now)
         if finish:
             self.fail(err, now)
         return GiveUp(err, None if err is exc else exc)
+
+    def _give_up(self, err: RawSSEError | None, exc: BaseException, now: float) -> GiveUp:
+        assert err is not None
+        self.fail(err, now)
+        if err is exc:
+            return GiveUp(err)
+        return GiveUp(err, err.__cause__ if err.__cause__ is not None else exc)
 
     def timeout_error(self, now: float) -> StreamTimeout:
         """The typed timeout for a deadline that fired at ``now``."""
@@ -428,12 +579,7 @@ class StreamCore:
 
     def fail(self, err: BaseException, now: float) -> None:
         """End the stream with ``err``; set its ``partial`` and the final status."""
-        if isinstance(err, StreamTimeout):
-            status = ChatStatus.TIMED_OUT
-        elif isinstance(err, IncompleteStreamError):
-            status = ChatStatus.TRUNCATED
-        else:
-            status = ChatStatus.ERROR
+        status = _status_of(err)
         if not self.finished:
             self._stop(status, now)
         self.error = err
@@ -446,18 +592,16 @@ class StreamCore:
             self._stop(ChatStatus.CANCELLED, now)
 
     def take_pending(self) -> RawSSEError:
+        """The pending error, for ``decide`` (which ends the stream or continues it)."""
         err = self.pending
         assert err is not None
         self.pending = None
-        self.error = err
-        if isinstance(err, (StreamInterrupted, MalformedChunk)):
-            err.partial = self._final
         return err
 
     def _stop(self, status: ChatStatus, now: float) -> None:
         self.finished = True
         self._end = now
-        result = self.accumulator.result()
+        result = self.accumulator.result() if self.resume is None else self.resume.result()
         if result.status != status:
             result = dataclasses.replace(result, status=status)
         self._final = result
@@ -467,10 +611,27 @@ class StreamCore:
 
     @property
     def result(self) -> ChatResult:
-        return self._final if self._final is not None else self.accumulator.result()
+        if self._final is not None:
+            return self._final
+        return self.accumulator.result() if self.resume is None else self.resume.result()
 
     def metrics(self, now: float) -> StreamMetrics:
-        result = self.result
+        if self.resume is None:
+            return self._part_metrics(now)
+        current = self._part_metrics(now)
+        parts = (*self._parts, current)
+        joined = join_metrics(parts)
+        return dataclasses.replace(
+            joined,
+            status=current.status,
+            total=current.total,
+            continuations=self.resume.seams,
+            parts=parts if len(parts) > 1 else (),
+        )
+
+    def _part_metrics(self, now: float) -> StreamMetrics:
+        """The current request's measurements (the stream's, without a resume policy)."""
+        result = self.result if self.resume is None else self.accumulator.result()
         usage = result.usage
         gaps = sorted(self._gaps)
         end = self._end if self._end is not None else now
@@ -483,9 +644,9 @@ class StreamCore:
         return StreamMetrics(
             ttft=self._ttft,
             total=end - self.clocks.start if self._end is not None else None,
-            attempts=self.attempts,
+            attempts=self.attempts - self._part_first_attempt + 1,
             ttfb=self._ttfb,
-            status=str(result.status.value) if self.finished else None,
+            status=str(self.result.status.value) if self.finished else None,
             model=result.model,
             provider=result.provider,
             generation_id=self.generation_id or result.id,

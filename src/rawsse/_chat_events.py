@@ -176,7 +176,7 @@ class Done(Frozen):
     __slots__ = ()
 
 
-class Continued(Record):
+class Continued(Frozen):
     """A seam: choice ``index`` goes on in a new request (see ``Resume``).
 
     Not sent by any server: the clients emit it when a resume policy continues a

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from ._accumulate import ChatResult
-from ._base_client import BaseClient, GiveUp, InBandErrorMode, StreamCore
+from ._base_client import BaseClient, GiveUp, InBandErrorMode, ResumeArg, StreamCore
 from ._chat_events import ChatEvent, TextDelta
 from ._closing import ClosesOnExit
 from ._completion import result_from_completion
@@ -25,6 +25,7 @@ from ._httpx_adapter import (
     httpx_timeout,
     plain_timeout,
     sync_http_client,
+    with_body,
 )
 from ._metrics import StreamMetrics
 from ._timeouts import Timeouts
@@ -59,6 +60,7 @@ class Client(ClosesOnExit, BaseClient):
         retry_delay: float = 0.5,
         max_retry_delay: float = 8.0,
         record_to: str | Path | None = None,
+        resume: ResumeArg = None,
     ) -> None:
         super().__init__(
             api_key=api_key,
@@ -72,6 +74,7 @@ class Client(ClosesOnExit, BaseClient):
             on_metrics=on_metrics,
             retry_delay=retry_delay,
             max_retry_delay=max_retry_delay,
+            resume=resume,
         )
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else sync_http_client(record_to)
@@ -87,6 +90,7 @@ class Client(ClosesOnExit, BaseClient):
         in_band_error: InBandErrorMode | None = None,
         retries: int | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        resume: ResumeArg = None,
         **params: Any,
     ) -> Stream:
         """A stream of typed chat events; use it as a context manager.
@@ -94,7 +98,14 @@ class Client(ClosesOnExit, BaseClient):
         ``params`` go into the request body (tools, reasoning, provider, models,
         max_tokens, ...); ``stream_options.include_usage`` is on unless set.
         """
-        core = self._core(time.monotonic(), timeout, in_band_error, retries)
+        core = self._core(
+            time.monotonic(),
+            timeout,
+            in_band_error,
+            retries,
+            resume,
+            (model, messages, params),
+        )
         request = self._http.build_request(
             "POST",
             self._url,
@@ -114,6 +125,7 @@ class Client(ClosesOnExit, BaseClient):
         in_band_error: InBandErrorMode | None = None,
         retries: int | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        resume: ResumeArg = None,
         **params: Any,
     ) -> ChatResult:
         """The whole answer as a ``ChatResult``.
@@ -130,6 +142,7 @@ class Client(ClosesOnExit, BaseClient):
             in_band_error=in_band_error,
             retries=retries,
             extra_headers=extra_headers,
+            resume=resume,
             **params,
         ) as s:
             return s.final()
@@ -263,6 +276,9 @@ class Stream(ClosesOnExit):
         core = self._core
         while True:
             core.begin_attempt(time.monotonic())
+            body = core.take_body()
+            if body is not None:  # a continuation (see ``Resume``)
+                self._request = with_body(self._request, body)
             try:
                 DEADLINE.set(core.clocks.deadline())
                 response = self._http.send(self._request, stream=True)
@@ -290,7 +306,10 @@ class Stream(ClosesOnExit):
         core = self._core
         while True:
             if core.pending is not None:
-                raise core.take_pending()
+                self._failed(core.take_pending())
+                continue
+            if core.announce:
+                return core.take_announce()
             if core.finished:
                 if core.error is not None:
                     raise core.error

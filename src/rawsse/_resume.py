@@ -242,6 +242,8 @@ class ResumeCore:
         self._seen: set[int] = set()
         self._finished: set[int] = set()
         self._length: dict[int, list[Finish]] = {}
+        self._errored: dict[int, Finish] = {}
+        """``finish_reason: "error"`` held: a retriable error after it is continued."""
         self._tools: dict[int, list[ToolCallDelta]] = {}
         self._details_top: dict[int, int] = {}
         self._usages: list[Usage] = []
@@ -318,6 +320,7 @@ class ResumeCore:
                     if event.index is not None and index is None:
                         continue
                     if self.policy.retriable(event.code, event.metadata, event.raw):
+                        self._errored.clear()
                         self.pending = StreamError(
                             f"the server sent an error in the stream: {event.message}"
                             + (f" (code {event.code})" if event.code is not None else ""),
@@ -326,6 +329,7 @@ class ResumeCore:
                             raw=event.raw,
                         )
                     else:
+                        self._release_errored(out)
                         out.append(event if index is None else _at(event, index))
                 case Done():
                     self._done = True
@@ -401,6 +405,9 @@ class ResumeCore:
         self._close_joiners(out, index)
         if self.pending is not None:
             return
+        if event.reason == "error":  # delivered unless a retriable error follows
+            self._errored[index] = event
+            return
         if event.reason == "length" and self.policy.length:
             self._length.setdefault(index, []).append(event)
             self._tools.pop(index, None)  # cut short: the continuation makes them again
@@ -410,6 +417,13 @@ class ResumeCore:
         out.extend(self._tools.pop(index, ()))
         self._finished.add(index)
         out.append(event)
+
+    def _release_errored(self, out: list[ChatEvent]) -> None:
+        for index in sorted(self._errored):
+            out.extend(self._tools.pop(index, ()))
+            out.append(self._errored[index])
+            self._finished.add(index)
+        self._errored.clear()
 
     def _close_joiners(self, out: list[ChatEvent], index: int) -> None:
         part = self._part
@@ -449,6 +463,7 @@ class ResumeCore:
             if self.pending is not None:
                 break
         else:
+            self._release_errored(out)
             for index in sorted(self._tools):
                 if index not in self._length:
                     out.extend(self._tools.pop(index))
@@ -484,6 +499,7 @@ class ResumeCore:
             choices = set(range(self._n)) | self._seen
             if part_choices is not None:
                 choices &= part_choices
+            self._errored.clear()  # the continuation finishes these choices again
             self._enqueue([(i, reason, failure) for i in sorted(choices - self._finished)])
         if not self._queue:
             return self._stop(failure)
@@ -571,6 +587,10 @@ class ResumeCore:
 
     def _give_up(self, failure: RawSSEError) -> Stop:
         self._queue.clear()
+        held: list[ChatEvent] = []
+        self._release_errored(held)  # in the partial result, though never delivered
+        for event in held:
+            self._acc.add(event)
         status = _status_of(failure)
         partial = self.result(status)
         if isinstance(failure, StreamInterrupted | MalformedChunk):
