@@ -19,10 +19,10 @@ from rawsse import (
 )
 from rawsse._cassette import Cassette
 from rawsse._chat_events import ChatEvent, Continued
-from rawsse._prefill import Seam, continue_cassette, prefill_of
 from rawsse._resume import Continue, Resume, ResumeCore, Stop
+from rawsse._server._prefill import Seam, continue_cassette, prefill_of
 
-from .conftest import FIXTURES
+from ..conftest import FIXTURES
 
 OFFSET_FIXTURES = [
     "plain_text.sse",

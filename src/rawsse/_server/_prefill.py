@@ -26,10 +26,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._cassette import Cassette
-from ._sse import Comment, ServerSentEvent, SSEDecoder, encode_comment, encode_event
+from .._cassette import Cassette
+from .._sse import Comment, ServerSentEvent, SSEDecoder, encode_comment, encode_event
+from ._http import BadRequest
 
-__all__ = ["Seam", "continue_cassette", "error_at", "prefill_of", "stop_at_length"]
+__all__ = [
+    "ResumeFaults",
+    "Seam",
+    "continue_cassette",
+    "error_at",
+    "parse_resume_faults",
+    "prefill_of",
+    "prepare",
+    "stop_at_length",
+]
 
 # OpenRouter's error types for the codes a fault may ask for; others are "server".
 _ERROR_TYPES = {
@@ -276,3 +286,66 @@ def error_at(cassette: Cassette, offset: int, code: int) -> Cassette:
     out.append((t, {**envelope, "error": error, "choices": [failed]}))
     out.append((t, ServerSentEvent(data="[DONE]")))
     return dataclasses.replace(cassette, chunks=_encode(out))
+
+
+@dataclass(frozen=True)
+class ResumeFaults:
+    """A request's resume headers: ``X-Rawsse-Seam``, ``X-Rawsse-Length-After``,
+    ``X-Rawsse-Error-At`` and ``X-Rawsse-Once``."""
+
+    seam: Seam | None = None
+    """The seam quirk of a continuation (None: the server's)."""
+    length_after: int | None = None
+    error_at: tuple[int, int] | None = None
+    """(body byte, error code)."""
+    once: str | None = None
+    """A token: the faults apply only the first time the server sees it."""
+
+
+def parse_resume_faults(headers: Mapping[str, str]) -> ResumeFaults:
+    """The resume headers of a request; ``BadRequest`` (400) when one is malformed."""
+    try:
+        seam = Seam.parse(headers["x-rawsse-seam"]) if "x-rawsse-seam" in headers else None
+        length = None
+        if "x-rawsse-length-after" in headers:
+            length = int(headers["x-rawsse-length-after"])
+            if length < 1:
+                raise ValueError
+        error = None
+        if "x-rawsse-error-at" in headers:
+            at, _, code = headers["x-rawsse-error-at"].partition(",")
+            error = (int(at), int(code or "503"))
+            if error[0] < 0 or not 100 <= error[1] <= 599:
+                raise ValueError
+    except ValueError:
+        raise BadRequest(
+            400,
+            "bad resume header: X-Rawsse-Seam: none|trim|repeat:N, X-Rawsse-Length-After: N "
+            "(deltas, > 0), X-Rawsse-Error-At: N[,CODE] (byte, HTTP-like code)",
+        ) from None
+    once = headers.get("x-rawsse-once") or None
+    return ResumeFaults(seam, length, error, once)
+
+
+def prepare(
+    cassette: Cassette, body: bytes, faults: ResumeFaults, seam: Seam, *, fresh: bool
+) -> Cassette:
+    """The cassette a chat request gets: continued after its prefill, if it has one
+    that starts a recorded answer, and with the resume faults when ``fresh``."""
+    if cassette.status != 200 or not cassette.headers.get("content-type", "").startswith(
+        "text/event-stream"
+    ):
+        return cassette
+    try:
+        prefill = prefill_of(json.loads(body))
+    except ValueError:
+        prefill = None
+    if prefill is not None:
+        continued = continue_cassette(cassette, prefill, faults.seam or seam)
+        if continued is not None:
+            cassette = continued
+    if fresh and faults.length_after is not None:
+        cassette = stop_at_length(cassette, faults.length_after)
+    if fresh and faults.error_at is not None:
+        cassette = error_at(cassette, *faults.error_at)
+    return cassette

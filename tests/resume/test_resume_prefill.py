@@ -6,9 +6,9 @@ import pytest
 
 from rawsse import ChatStatus, Finish, InBandError, TextDelta, accumulate, parse_chat_stream
 from rawsse._cassette import Cassette
-from rawsse._prefill import Seam, continue_cassette, error_at, prefill_of, stop_at_length
+from rawsse._server._prefill import Seam, continue_cassette, error_at, prefill_of, stop_at_length
 
-from .conftest import FIXTURES
+from ..conftest import FIXTURES
 
 TEXT_FIXTURES = [
     "plain_text.sse",
