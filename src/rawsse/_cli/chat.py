@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
+from .._chat_events import Continued
 from .._client import Client
 from .._constants import (
     API_KEY_ENV,
@@ -27,6 +28,7 @@ from .._constants import (
 )
 from .._errors import APIError, ConfigurationError, RawSSEError, StreamInterrupted
 from .._recording import RecordingTransport, TeeStream
+from .._resume import Resume
 from ._output import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -218,6 +220,7 @@ def _chat(
             http_client=http,
             app_title="rawsse CLI",
             retries=args.retries,
+            resume=Resume() if getattr(args, "resume", False) else None,
         )
     except ConfigurationError as exc:
         http.close()
@@ -239,7 +242,10 @@ def _chat(
                 with stream:
                     for event in stream:
                         if live:
-                            printer.event(event)
+                            if type(event) is Continued:
+                                printer.continued(event)
+                            else:
+                                printer.event(event)
             finally:
                 result = stream.result
                 metrics = stream.metrics
@@ -307,6 +313,12 @@ def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
         default=2,
         metavar="N",
         help="retries before the first token (connection errors, 408/429/5xx; default 2)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a stream that breaks (cut, stall, retriable in-band error) in a new "
+        "request from the text so far; seams are shown as [continued ...] on stderr",
     )
     parser.add_argument(
         "--reasoning-effort",
