@@ -41,7 +41,8 @@ class Client(ClosesOnExit, BaseClient):
     first content event; ``http_client`` brings your own ``httpx.Client`` (the
     first-token, stall and total limits are then checked as bytes arrive, the idle
     limit by httpx's read timeout); ``record_to`` records each exchange as a
-    cassette in that directory.
+    cassette in that directory; ``resume`` (a ``Resume``, or True for ``Resume()``)
+    continues every stream that breaks, in a new request (see ``Resume``).
     """
 
     def __init__(
@@ -97,6 +98,7 @@ class Client(ClosesOnExit, BaseClient):
 
         ``params`` go into the request body (tools, reasoning, provider, models,
         max_tokens, ...); ``stream_options.include_usage`` is on unless set.
+        ``resume`` overrides the client's policy for this stream (False: none).
         """
         core = self._core(
             time.monotonic(),

@@ -30,6 +30,10 @@ What happens at a cut, per choice and per field:
 * ``usage`` is held and delivered once at the end, summed over all requests;
   ``[DONE]`` is delivered only at the very end; the continuations' own
   ``StreamStart`` and repeated ``RoleDelta`` are dropped.
+* A ``finish_reason: "error"`` is held until it is known whether a retriable
+  in-band error follows it (the chunk that carries both sends the finish first).
+* A cut after every choice finished (before usage or ``[DONE]``) is not
+  continued: there is nothing left to generate.
 """
 
 from __future__ import annotations
