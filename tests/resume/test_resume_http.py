@@ -7,7 +7,7 @@ import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import pytest
@@ -19,6 +19,7 @@ from rawsse import (
     Client,
     Continued,
     Finish,
+    InBandError,
     IncompleteStreamError,
     RawSSEError,
     ReasoningDelta,
@@ -63,6 +64,7 @@ class Call:
     resume: Resume | None = RESUME
     params: tuple[tuple[str, Any], ...] = ()
     timeout: Timeouts | None = None
+    in_band_error: Literal["raise", "yield"] = "raise"
 
 
 def once() -> str:
@@ -90,6 +92,7 @@ def _run_sync(base_url: str, calls: list[Call]) -> list[Run]:
                 extra_headers=call.headers,
                 resume=call.resume if call.resume is not None else False,
                 timeout=call.timeout,
+                in_band_error=call.in_band_error,
                 **dict(call.params),
             )
             try:
@@ -115,6 +118,7 @@ async def _run_async(base_url: str, calls: list[Call]) -> list[Run]:
                 extra_headers=call.headers,
                 resume=call.resume if call.resume is not None else False,
                 timeout=call.timeout,
+                in_band_error=call.in_band_error,
                 **dict(call.params),
             )
             try:
@@ -409,3 +413,53 @@ def test_total_bounds_the_continuations(fixtures: FixtureServer, mode: str) -> N
     assert run.seconds < 0.8 + 0.5
     assert run.error.partial is not None
     assert run.error.partial.status is ChatStatus.TIMED_OUT
+
+
+@pytest.mark.parametrize(("code", "resumed"), [(503, True), (400, False)])
+def test_in_band_errors_yielded_as_events(
+    fixtures: FixtureServer, mode: str, code: int, resumed: bool
+) -> None:
+    at = event_boundary_after_text("plain_text", 20)
+    headers = {
+        "X-Rawsse-Cassette": "plain_text",
+        "X-Rawsse-Error-At": f"{at},{code}",
+        "X-Rawsse-Once": once(),
+    }
+    (run,) = run_all(mode, fixtures.base_url, [Call(headers, in_band_error="yield")])
+    assert run.error is None
+    errors = [e for e in run.events if type(e) is InBandError]
+    seams = [e for e in run.events if type(e) is Continued]
+    if resumed:
+        assert errors == []
+        assert [e.reason for e in seams] == ["error"]
+        assert run.result.text == accumulate(parse_chat_stream(body_of("plain_text"))).text
+        assert run.result.status is ChatStatus.COMPLETE
+    else:
+        assert [e.code for e in errors] == [code]
+        assert seams == []
+        assert run.result.status is ChatStatus.ERROR
+        assert run.result.choices[0].finish_reason == "error"
+
+
+def test_restart_mode_sends_the_request_again_and_drops_the_repeat(
+    fixtures: FixtureServer, mode: str
+) -> None:
+    uncut = accumulate(parse_chat_stream(body_of("multibyte_split")))
+    cuts = offsets(body_of("multibyte_split"), spread=8)[::3]
+    calls = [
+        Call(
+            {
+                "X-Rawsse-Cassette": "multibyte_split",
+                "X-Rawsse-Cut-After": str(o),
+                "X-Rawsse-Once": once(),
+            },
+            resume=Resume(mode="restart"),
+        )
+        for o in cuts
+    ]
+    for run in run_all(mode, fixtures.base_url, calls):
+        delivered_once(run)
+        if run.error is None:
+            same_answer(run.result, uncut)
+        else:
+            assert all(c.finish_reason for c in run.result.choices)
