@@ -47,6 +47,10 @@ class StreamMetrics:
     cost: float | None = None
     tokens_per_second: float | None = None
     """``completion_tokens`` over the time from the first to the last content event."""
+    request_model: str | None = None
+    """The model the request named (``model`` is the one that answered)."""
+    error_type: str | None = None
+    """The class name of the error the stream ended with; None when it ended without one."""
 
     def as_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (JSON-ready)."""
