@@ -65,7 +65,9 @@ class QuantileSketch:
         if value <= MIN_VALUE:
             self._zeros += 1
             return
-        i = math.ceil(math.log(min(value, MAX_VALUE)) / self._log_gamma)
+        if value > MAX_VALUE:
+            value = MAX_VALUE
+        i = math.ceil(math.log(value) / self._log_gamma)
         bins = self._bins
         bins[i] = bins.get(i, 0) + 1
 

@@ -52,7 +52,8 @@ _TIMELINE_ERROR = 0.05
 MAX_NAMES = 32
 """Distinct served models (or providers) remembered per group; the rest count as other."""
 OTHER = "(other)"
-_decode = json.JSONDecoder().decode
+# The decoder's scanner (set in JSONDecoder.__init__; typeshed leaves it out).
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 UNKNOWN = "(unknown)"
 
 
@@ -319,15 +320,14 @@ class StatsSummariser:
     def feed_line(self, line: bytes | str) -> None:
         """One line of a metrics log (with or without its newline)."""
         self.lines += 1
-        if not line.strip():
-            self.skipped += 1
-            return
         try:
-            record = _decode(line.decode("utf-8") if isinstance(line, bytes) else line)
-        except ValueError:  # JSON and UTF-8 errors alike: a cut or foreign line
+            text = line.decode("utf-8") if isinstance(line, bytes) else line
+            # The JSON scanner alone: a record line starts with "{" (no whitespace to skip).
+            record, end = _scan(text, 0)
+        except (ValueError, StopIteration):  # not JSON, not UTF-8, blank: a cut or foreign line
             self.skipped += 1
             return
-        if not isinstance(record, dict) or record.get("v") != 1:
+        if type(record) is not dict or record.get("v") != 1 or text[end:].strip():
             self.skipped += 1
             return
         self.add(record)
