@@ -37,6 +37,7 @@ __all__ = [
     "StatsSummary",
     "TimelinePoint",
     "parse_since",
+    "read_lines",
     "render_table",
     "summarise_files",
     "summary_json",
