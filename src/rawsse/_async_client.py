@@ -87,7 +87,15 @@ class AsyncClient(AsyncClosesOnExit, BaseClient):
         **params: Any,
     ) -> AsyncStream:
         """A stream of typed chat events; use it with ``async with``."""
-        core = self._core(anyio.current_time(), timeout, in_band_error, retries)
+        core = self._core(
+            anyio.current_time(),
+            timeout,
+            in_band_error,
+            retries,
+            model=model,
+            messages=messages,
+            params=params,
+        )
         request = self._http.build_request(
             "POST",
             self._url,

@@ -18,6 +18,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
+from urllib.parse import urlsplit
 
 from ._accumulate import ChatAccumulator, ChatResult, ChatStatus
 from ._chat import ChatDecoder
@@ -41,6 +42,7 @@ from ._errors import (
 from ._http_errors import MAX_BODY_CHARS, parse_retry_after, status_error
 from ._httpx_adapter import translate_error
 from ._metrics import StreamMetrics, logger, percentile
+from ._observe import RequestInfo, StreamObservation, StreamObserver, StreamOutcome
 from ._timeouts import Clocks, Timeouts
 from ._version import __version__
 
@@ -131,6 +133,8 @@ class BaseClient:
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
         self._url = self.base_url + "/chat/completions"
+        self.observers: tuple[StreamObserver, ...] = ()
+        """What watches every stream (``add_observer``); empty costs nothing."""
         base_headers = {
             "Content-Type": "application/json",
             "User-Agent": f"rawsse/{_version()}",
@@ -167,13 +171,39 @@ class BaseClient:
             headers.update(extra)
         return headers
 
+    def add_observer(self, observer: StreamObserver) -> None:
+        """Let ``observer`` watch every stream this client opens from now on
+        (``rawsse.otel.instrument`` adds one)."""
+        self.observers = (*self.observers, observer)
+
+    def remove_observer(self, observer: StreamObserver) -> None:
+        """Stop ``observer`` watching new streams (no-op when it is not watching)."""
+        self.observers = tuple(o for o in self.observers if o is not observer)
+
+    def _request_info(self, model: str, messages: Any, params: Mapping[str, Any]) -> RequestInfo:
+        parts = urlsplit(self.base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return RequestInfo(
+            model=model,
+            server_address=parts.hostname or "",
+            server_port=port,
+            params=params,
+            messages=messages,
+        )
+
     def _core(
         self,
         now: float,
         timeout: Timeouts | None,
         in_band_error: InBandErrorMode | None,
         retries: int | None,
+        *,
+        model: str | None = None,
+        messages: Any = None,
+        params: Mapping[str, Any] | None = None,
     ) -> StreamCore:
+        """The core of one request; with ``model``, a stream that observers watch."""
+        observers = self.observers if model is not None else ()
         return StreamCore(
             timeouts=timeout if timeout is not None else self.timeout,
             now=now,
@@ -183,6 +213,11 @@ class BaseClient:
             retry_delay=self.retry_delay,
             max_retry_delay=self.max_retry_delay,
             translate=translate_error,
+            request_model=model,
+            observers=observers,
+            request=self._request_info(model, messages, params or {})
+            if observers and model is not None
+            else None,
         )
 
 
@@ -197,6 +232,9 @@ class StreamCore:
     the response head, ``feed`` with each body chunk, ``end_of_body`` at EOF and
     ``fail`` / ``cancel`` when it stops early.  ``pending`` is an error to raise
     once the events returned before it were yielded.
+
+    Observers hear of the stream here, so both shells report alike: ``start`` with
+    the first attempt, ``retry`` from ``decide``, ``end`` once from ``_stop``.
     """
 
     def __init__(
@@ -210,8 +248,15 @@ class StreamCore:
         retry_delay: float,
         max_retry_delay: float,
         translate: Translate,
+        request_model: str | None = None,
+        observers: tuple[StreamObserver, ...] = (),
+        request: RequestInfo | None = None,
     ) -> None:
         self.timeouts = timeouts
+        self.request_model = request_model
+        self._observers = observers
+        self._request = request
+        self._observations: tuple[StreamObservation, ...] = ()
         self._translate = translate
         self.clocks = Clocks(timeouts, now)
         self.retries = retries
@@ -252,6 +297,9 @@ class StreamCore:
         self.attempts += 1
         if self.attempts > 1:
             self._reset(now)
+        elif self._observers and self._request is not None:
+            started = (o.start(self._request) for o in self._observers)
+            self._observations = tuple(o for o in started if o is not None)
         self.clocks.begin_attempt(now)
 
     def check_head(self, status: int, headers: Mapping[str, str]) -> bool:
@@ -409,6 +457,8 @@ class StreamCore:
             return GiveUp(exc)
         delay = self.retry_after(err, now)
         if delay is not None:
+            for observation in self._observations:
+                observation.retry(self.attempts, err, delay)
             return Retry(delay)
         if finish:
             self.fail(err, now)
@@ -434,9 +484,9 @@ class StreamCore:
             status = ChatStatus.TRUNCATED
         else:
             status = ChatStatus.ERROR
+        self.error = err  # before _stop: the metrics and observers report it
         if not self.finished:
             self._stop(status, now)
-        self.error = err
         if isinstance(err, (StreamInterrupted, MalformedChunk)):
             err.partial = self._final
 
@@ -502,17 +552,32 @@ class StreamCore:
             reasoning_tokens=usage.reasoning_tokens if usage else None,
             cost=usage.cost if usage else None,
             tokens_per_second=tps,
+            request_model=self.request_model,
+            error_type=self._error_type(),
         )
+
+    def _error_type(self) -> str | None:
+        if not self.finished:
+            return None
+        err = self.error if self.error is not None else self.pending
+        return None if err is None else type(err).__qualname__
 
     def _emit_metrics(self) -> None:
         if self._metrics_sent:
             return
         self._metrics_sent = True
-        if self.on_metrics is None and not logger.isEnabledFor(20):  # logging.INFO
-            return
+        observations = self._observations
+        if self.on_metrics is None and not observations and not logger.isEnabledFor(20):
+            return  # logging.INFO is 20
         assert self._end is not None
+        assert self._final is not None
         metrics = self.metrics(self._end)
         if logger.isEnabledFor(20):
             logger.info("stream %s", metrics.log_line())
         if self.on_metrics is not None:
             self.on_metrics(metrics)
+        if observations:
+            error = self.error if self.error is not None else self.pending
+            outcome = StreamOutcome(metrics, self._final, error, tuple(self._gaps))
+            for observation in observations:
+                observation.end(outcome)

@@ -94,7 +94,15 @@ class Client(ClosesOnExit, BaseClient):
         ``params`` go into the request body (tools, reasoning, provider, models,
         max_tokens, ...); ``stream_options.include_usage`` is on unless set.
         """
-        core = self._core(time.monotonic(), timeout, in_band_error, retries)
+        core = self._core(
+            time.monotonic(),
+            timeout,
+            in_band_error,
+            retries,
+            model=model,
+            messages=messages,
+            params=params,
+        )
         request = self._http.build_request(
             "POST",
             self._url,

@@ -66,6 +66,7 @@ except ImportError as exc:  # pragma: no cover (the extra is installed in develo
 
 from ._accumulate import ChatResult
 from ._observe import RequestInfo, StreamObservation, StreamObserver, StreamOutcome
+from ._version import __version__
 
 __all__ = [
     "DURATION_BUCKETS",
@@ -162,8 +163,6 @@ class GenAIObserver:
         *,
         capture_content: bool | None = None,
     ) -> None:
-        from . import __version__
-
         self.latest_experimental = latest_experimental()
         self.capture_content = (
             capture_content_from_env() if capture_content is None else capture_content
@@ -430,18 +429,27 @@ def instrument(
     *,
     capture_content: bool | None = None,
 ) -> GenAIObserver:
-    """Record GenAI metrics and spans for every stream of ``client`` (a ``Client`` or
-    ``AsyncClient``); the global providers unless given.  Instrumenting again
-    replaces the earlier instrumentation.  Returns the observer."""
+    """Record GenAI metrics and spans for every stream of ``client``: a ``Client``, an
+    ``AsyncClient``, or a ``RelayApp`` (whose streams go through its ``client``).
+    The global providers unless given; instrumenting again replaces the earlier
+    instrumentation.  Returns the observer."""
     uninstrument(client)
     observer = GenAIObserver(meter_provider, tracer_provider, capture_content=capture_content)
-    client.add_observer(observer)
+    _client_of(client).add_observer(observer)
     return observer
 
 
 def uninstrument(client: Any) -> None:
     """Stop recording for ``client`` (no-op when it was not instrumented)."""
-    observers: tuple[StreamObserver, ...] = client.observers
+    target = _client_of(client)
+    observers: tuple[StreamObserver, ...] = target.observers
     for observer in observers:
         if isinstance(observer, GenAIObserver):
-            client.remove_observer(observer)
+            target.remove_observer(observer)
+
+
+def _client_of(target: Any) -> Any:
+    # A RelayApp has no observers of its own: its streams are its client's.
+    if not hasattr(target, "add_observer") and hasattr(target, "client"):
+        return target.client
+    return target
