@@ -71,12 +71,10 @@ def record(
     return metrics_record(metrics, now=at)
 
 
-def write_log(path: Path, records: list[dict[str, Any]], extra: list[bytes] = ()) -> Path:  # type: ignore[assignment]
+def write_log(path: Path, records: list[dict[str, Any]]) -> Path:
     with open(path, "wb") as f:
         for r in records:
             f.write(encode_record(r))
-        for line in extra:
-            f.write(line)
     return path
 
 
