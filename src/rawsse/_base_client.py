@@ -556,10 +556,14 @@ class StreamCore:
             error_type=self._error_type(),
         )
 
-    def _error_type(self) -> str | None:
+    def _ended_with(self) -> BaseException | None:
+        """The error the stream ended with (set, or pending to be raised); None while open."""
         if not self.finished:
             return None
-        err = self.error if self.error is not None else self.pending
+        return self.error if self.error is not None else self.pending
+
+    def _error_type(self) -> str | None:
+        err = self._ended_with()
         return None if err is None else type(err).__qualname__
 
     def _emit_metrics(self) -> None:
@@ -577,7 +581,6 @@ class StreamCore:
         if self.on_metrics is not None:
             self.on_metrics(metrics)
         if observations:
-            error = self.error if self.error is not None else self.pending
-            outcome = StreamOutcome(metrics, self._final, error, tuple(self._gaps))
+            outcome = StreamOutcome(metrics, self._final, self._ended_with(), tuple(self._gaps))
             for observation in observations:
                 observation.end(outcome)
