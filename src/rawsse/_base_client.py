@@ -180,13 +180,16 @@ class BaseClient:
         """Stop ``observer`` watching new streams (no-op when it is not watching)."""
         self.observers = tuple(o for o in self.observers if o is not observer)
 
-    def _request_info(self, model: str, messages: Any, params: Mapping[str, Any]) -> RequestInfo:
+    def _request_info(
+        self, model: str, messages: Any, params: Mapping[str, Any], stream: bool
+    ) -> RequestInfo:
         parts = urlsplit(self.base_url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         return RequestInfo(
             model=model,
             server_address=parts.hostname or "",
             server_port=port,
+            stream=stream,
             params=params,
             messages=messages,
         )
@@ -201,8 +204,9 @@ class BaseClient:
         model: str | None = None,
         messages: Any = None,
         params: Mapping[str, Any] | None = None,
+        stream: bool = True,
     ) -> StreamCore:
-        """The core of one request; with ``model``, a stream that observers watch."""
+        """The core of one request; with ``model``, one that observers watch."""
         observers = self.observers if model is not None else ()
         return StreamCore(
             timeouts=timeout if timeout is not None else self.timeout,
@@ -215,10 +219,19 @@ class BaseClient:
             translate=translate_error,
             request_model=model,
             observers=observers,
-            request=self._request_info(model, messages, params or {})
+            request=self._request_info(model, messages, params or {}, stream)
             if observers and model is not None
             else None,
         )
+
+
+def _status_of(err: BaseException | None) -> ChatStatus:
+    """The final status of a request that ended with ``err``."""
+    if isinstance(err, StreamTimeout):
+        return ChatStatus.TIMED_OUT
+    if isinstance(err, IncompleteStreamError):
+        return ChatStatus.TRUNCATED
+    return ChatStatus.ERROR
 
 
 def _is_event_stream(content_type: str) -> bool:
@@ -478,17 +491,31 @@ class StreamCore:
 
     def fail(self, err: BaseException, now: float) -> None:
         """End the stream with ``err``; set its ``partial`` and the final status."""
-        if isinstance(err, StreamTimeout):
-            status = ChatStatus.TIMED_OUT
-        elif isinstance(err, IncompleteStreamError):
-            status = ChatStatus.TRUNCATED
-        else:
-            status = ChatStatus.ERROR
         self.error = err  # before _stop: the metrics and observers report it
         if not self.finished:
-            self._stop(status, now)
+            self._stop(_status_of(err), now)
         if isinstance(err, (StreamInterrupted, MalformedChunk)):
             err.partial = self._final
+
+    def plain_end(
+        self, now: float, result: ChatResult | None = None, error: BaseException | None = None
+    ) -> None:
+        """A request with ``stream=False`` ended with ``result``, or gave up with
+        ``error``: the observers hear of it (``on_metrics`` stays for streams)."""
+        if self.finished or not self._observations:
+            return
+        self.finished = True
+        self._end = now
+        if result is None:
+            cancelled = not isinstance(error, Exception)  # cancellation, KeyboardInterrupt
+            status = ChatStatus.CANCELLED if cancelled else _status_of(error)
+            result = dataclasses.replace(self.accumulator.result(), status=status)
+            if not cancelled:
+                self.error = error
+        self._final = result
+        outcome = StreamOutcome(self.metrics(now), result, self._ended_with())
+        for observation in self._observations:
+            observation.end(outcome)
 
     def cancel(self, now: float) -> None:
         """The caller stopped early (break, close, task cancellation)."""

@@ -1,12 +1,13 @@
 """Stream observers: the hooks a client offers to tracing and metrics (``rawsse.otel``).
 
 A client holds any number of ``StreamObserver``s (``client.add_observer``).  When
-a stream sends its first request, each observer's ``start`` gets a
-``RequestInfo`` and may return a ``StreamObservation`` for that one stream,
-which then hears about each retry and continuation and, exactly once, the
-``StreamOutcome``.  The calls come from the client's shared core, so the sync
-and async clients behave alike, and cost nothing when no observer is added: no
-call happens per chunk; the gaps between content arrive with the outcome.
+a stream (or a ``complete(stream=False)`` request) sends its first request, each
+observer's ``start`` gets a ``RequestInfo`` and may return a
+``StreamObservation`` for that one request, which then hears about each retry
+and continuation and, exactly once, the ``StreamOutcome``.  The calls come from
+the client's shared core, so the sync and async clients behave alike, and cost
+nothing when no observer is added: no call happens per chunk; the gaps between
+content arrive with the outcome.
 
 Observers run inside the stream: they must be quick and must not raise (an
 exception from an observer propagates to the caller, like one from

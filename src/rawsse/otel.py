@@ -16,7 +16,9 @@ with ``gen_ai.operation.name`` (``chat``), ``gen_ai.provider.name``,
 its advisory.  Each stream is one span ``chat {model}`` of kind CLIENT with the
 same attributes, the response id, finish reasons and token counts, one event
 per retry (``rawsse.retry``) and continuation (``rawsse.continuation``), and
-status ERROR when the stream failed or was cancelled.
+status ERROR when the stream failed or was cancelled.  A ``complete(stream=False)``
+request records its span, duration and token usage (the chunk metrics are for
+streams only).
 
 Readings of the conventions:
 

@@ -7,6 +7,7 @@ reports for the same stream; failed, timed-out and cancelled streams carry
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -316,3 +317,89 @@ def test_instrumenting_a_relay_instruments_its_client(telemetry: Telemetry) -> N
     assert client.observers == (observer,)
     rawsse.otel.uninstrument(relay)
     assert client.observers == ()
+
+
+def complete_plain(mode: str, url: str, telemetry: Telemetry, **client: Any) -> Run:
+    """One ``complete(stream=False)`` on an instrumented client; rawsse errors caught."""
+    run = Run()
+    kw = {"api_key": KEY, "base_url": url, "retry_delay": 0.01, **client}
+    skw = {"model": "test/model", "messages": MESSAGES, "stream": False}
+
+    def watch(c: Any) -> None:
+        rawsse.otel.instrument(c, telemetry.meter_provider, telemetry.tracer_provider)
+
+    if mode == "sync":
+        with rawsse.Client(**kw) as c:
+            watch(c)
+            try:
+                c.complete(**skw)
+            except rawsse.RawSSEError as exc:
+                run.error = exc
+        return run
+
+    async def go() -> None:
+        async with rawsse.AsyncClient(**kw) as c:
+            watch(c)
+            try:
+                await c.complete(**skw)
+            except rawsse.RawSSEError as exc:
+                run.error = exc
+
+    anyio.run(go, backend=mode)
+    return run
+
+
+COMPLETION = {
+    "id": "gen-plain-1",
+    "object": "chat.completion",
+    "model": "test/model-2026",
+    "choices": [
+        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}
+    ],
+    "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9},
+}
+
+
+def test_a_plain_request_is_one_span_and_a_duration(
+    server: ServerThread, mode: str, telemetry: Telemetry
+) -> None:
+    server.expect(
+        error_script(503, "busy"),
+        Script(
+            headers=(("Content-Type", "application/json"),),
+            steps=[Send(json.dumps(COMPLETION).encode())],
+        ),
+    )
+    run = complete_plain(mode, server.url, telemetry)
+    assert run.error is None
+    found = telemetry.histograms()
+    # No chunks: the conventions' streaming metrics are not reported.
+    assert set(found) == {"gen_ai.client.operation.duration", "gen_ai.client.token.usage"}
+    (duration,) = found["gen_ai.client.operation.duration"][1]
+    assert dict(duration.attributes or {}) == base(server)
+    tokens = {
+        dict(p.attributes or {})["gen_ai.token.type"]: p.sum
+        for p in found["gen_ai.client.token.usage"][1]
+    }
+    assert tokens == {"input": 7, "output": 2}
+    span = telemetry.span()
+    attributes = dict(span.attributes or {})
+    assert span.name == "chat test/model"
+    assert "gen_ai.request.stream" not in attributes
+    assert "gen_ai.response.time_to_first_chunk" not in attributes
+    assert attributes["gen_ai.response.id"] == "gen-plain-1"
+    assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
+    assert attributes["rawsse.attempts"] == 2
+    assert [e.name for e in span.events] == ["rawsse.retry"]
+    assert span.status.status_code is StatusCode.UNSET
+
+
+def test_a_failed_plain_request(server: ServerThread, mode: str, telemetry: Telemetry) -> None:
+    server.expect(error_script(400, "bad request"))
+    run = complete_plain(mode, server.url, telemetry)
+    assert isinstance(run.error, rawsse.BadRequestError)
+    span = telemetry.span()
+    assert span.status.status_code is StatusCode.ERROR
+    assert (span.attributes or {})["error.type"] == "BadRequestError"
+    (duration,) = telemetry.histograms()["gen_ai.client.operation.duration"][1]
+    assert (duration.attributes or {})["error.type"] == "BadRequestError"
