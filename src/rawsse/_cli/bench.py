@@ -22,7 +22,7 @@ from .._constants import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, OTHER_KEY_
 from .._errors import ConfigurationError, RawSSEError
 from .._metrics import StreamMetrics
 from .._metrics_log import MetricsLog, metrics_record
-from .._stats import StatsSummariser, render_table, summary_json
+from .._stats import StatsSummariser, StatsSummary, render_table, summary_json
 from ._output import EXIT_OK, EXIT_STREAM, EXIT_USAGE, UsageError, broken_pipe, count_arg
 
 __all__ = ["DEFAULT_LOG", "DEFAULT_PROMPT", "add_parser", "run"]
@@ -117,16 +117,20 @@ def _bench(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if args.max_tokens is not None:
         params["max_tokens"] = args.max_tokens
     messages = [{"role": "user", "content": args.prompt}]
-    failures: list[str] = []
+    failures: list[str] = []  # the first few, for stderr
+    failed = 0
 
     async def one(client: AsyncClient, model: str, limiter: anyio.CapacityLimiter) -> None:
+        nonlocal failed
         async with limiter:
             try:
                 async with client.stream(model=model, messages=messages, **params) as stream:
                     async for _ in stream:
                         pass
             except RawSSEError as exc:
-                failures.append(f"{model}: {type(exc).__name__}: {exc}")
+                failed += 1
+                if len(failures) < 5:
+                    failures.append(f"{model}: {type(exc).__name__}: {exc}")
 
     async def main() -> None:
         try:
@@ -149,20 +153,20 @@ def _bench(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     finally:
         log.close()
     summary = summariser.summary()
-    for line in failures[:5]:
+    for line in failures:
         err.write(f"error: {line}\n")
-    if len(failures) > 5:
-        err.write(f"... and {len(failures) - 5} more errors\n")
+    if failed > len(failures):
+        err.write(f"... and {failed - len(failures)} more errors\n")
     if args.json:
         out.write(json.dumps(summary_json(summary), ensure_ascii=False) + "\n")
     else:
         out.write(render_table(summary))
         out.write(_fastest(summary) + f"appended to {args.metrics}\n")
     out.flush()
-    return EXIT_STREAM if summary.records and len(failures) == summary.records else EXIT_OK
+    return EXIT_STREAM if summary.records and failed == summary.records else EXIT_OK
 
 
-def _fastest(summary: Any) -> str:
+def _fastest(summary: StatsSummary) -> str:
     ranked = sorted(
         (g.ttft_p50, name) for name, g in summary.groups.items() if g.ttft_p50 is not None
     )
