@@ -47,6 +47,7 @@ ROOT_NAMES = [
     "InternalServerError",
     "KeepAlive",
     "MalformedChunk",
+    "MetricsLog",
     "NotFoundError",
     "PaymentRequiredError",
     "PermissionDeniedError",

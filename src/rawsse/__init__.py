@@ -75,6 +75,7 @@ from ._errors import StreamTimeout as StreamTimeout
 from ._errors import TotalTimeout as TotalTimeout
 from ._errors import UnexpectedContentType as UnexpectedContentType
 from ._metrics import StreamMetrics as StreamMetrics
+from ._metrics_log import MetricsLog as MetricsLog
 from ._resume import Resume as Resume
 from ._sse import Comment as Comment
 from ._sse import ServerSentEvent as ServerSentEvent
@@ -117,6 +118,7 @@ __all__ = [
     "InternalServerError",
     "KeepAlive",
     "MalformedChunk",
+    "MetricsLog",
     "NotFoundError",
     "PaymentRequiredError",
     "PermissionDeniedError",

@@ -96,8 +96,10 @@ class AsyncClient(AsyncClosesOnExit, BaseClient):
             timeout,
             in_band_error,
             retries,
-            resume,
-            (model, messages, params),
+            resume=resume,
+            model=model,
+            messages=messages,
+            params=params,
         )
         request = self._http.build_request(
             "POST",
@@ -147,7 +149,16 @@ class AsyncClient(AsyncClosesOnExit, BaseClient):
         extra_headers: Mapping[str, str] | None,
         params: dict[str, Any],
     ) -> ChatResult:
-        core = self._core(anyio.current_time(), timeout, None, retries)
+        core = self._core(
+            anyio.current_time(),
+            timeout,
+            None,
+            retries,
+            model=model,
+            messages=messages,
+            params=params,
+            stream=False,
+        )
         t = core.timeouts
         request = self._http.build_request(
             "POST",
@@ -156,20 +167,26 @@ class AsyncClient(AsyncClosesOnExit, BaseClient):
             headers=self._request_headers(extra_headers, stream=False),
             timeout=plain_timeout(t),
         )
-        while True:
-            core.begin_attempt(anyio.current_time())
-            try:
-                response = await self._http.send(request)
-                if response.is_success:
-                    return result_from_completion(
-                        response.status_code, response.headers, response.content
-                    )
-                raise core.head_error(response.status_code, response.headers, response.content)
-            except Exception as exc:
-                decision = core.decide(exc, anyio.current_time(), finish=False)
-                if isinstance(decision, GiveUp):
-                    raise decision.error from decision.cause
-                await anyio.sleep(decision.delay)
+        try:
+            while True:
+                core.begin_attempt(anyio.current_time())
+                try:
+                    response = await self._http.send(request)
+                    if response.is_success:
+                        result = result_from_completion(
+                            response.status_code, response.headers, response.content
+                        )
+                        core.plain_end(anyio.current_time(), result)
+                        return result
+                    raise core.head_error(response.status_code, response.headers, response.content)
+                except Exception as exc:
+                    decision = core.decide(exc, anyio.current_time(), finish=False)
+                    if isinstance(decision, GiveUp):
+                        raise decision.error from decision.cause
+                    await anyio.sleep(decision.delay)
+        except BaseException as exc:
+            core.plain_end(anyio.current_time(), error=exc)  # observers hear of the failure too
+            raise
 
     async def aclose(self) -> None:
         """Close the connection pool (only when the client created it)."""

@@ -18,6 +18,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
+from urllib.parse import urlsplit
 
 from ._accumulate import ChatAccumulator, ChatResult, ChatStatus
 from ._chat import ChatDecoder
@@ -41,6 +42,7 @@ from ._errors import (
 from ._http_errors import MAX_BODY_CHARS, parse_retry_after, status_error
 from ._httpx_adapter import translate_error
 from ._metrics import StreamMetrics, logger, percentile
+from ._observe import RequestInfo, StreamObservation, StreamObserver, StreamOutcome
 from ._resume import Continue, Resume, ResumeCore, Stop, join_metrics
 from ._timeouts import Clocks, Timeouts
 from ._version import __version__
@@ -139,6 +141,8 @@ class BaseClient:
         self.resume: Resume | None = resume_policy(resume, None)
         """The resume policy of every stream, unless a call gives its own."""
         self._url = self.base_url + "/chat/completions"
+        self.observers: tuple[StreamObserver, ...] = ()
+        """What watches every stream (``add_observer``); empty costs nothing."""
         base_headers = {
             "Content-Type": "application/json",
             "User-Agent": f"rawsse/{_version()}",
@@ -175,17 +179,45 @@ class BaseClient:
             headers.update(extra)
         return headers
 
+    def add_observer(self, observer: StreamObserver) -> None:
+        """Let ``observer`` watch every stream this client opens from now on
+        (``rawsse.otel.instrument`` adds one)."""
+        self.observers = (*self.observers, observer)
+
+    def remove_observer(self, observer: StreamObserver) -> None:
+        """Stop ``observer`` watching new streams (no-op when it is not watching)."""
+        self.observers = tuple(o for o in self.observers if o is not observer)
+
+    def _request_info(
+        self, model: str, messages: Any, params: Mapping[str, Any], stream: bool
+    ) -> RequestInfo:
+        parts = urlsplit(self.base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return RequestInfo(
+            model=model,
+            server_address=parts.hostname or "",
+            server_port=port,
+            stream=stream,
+            params=params,
+            messages=messages,
+        )
+
     def _core(
         self,
         now: float,
         timeout: Timeouts | None,
         in_band_error: InBandErrorMode | None,
         retries: int | None,
+        *,
         resume: ResumeArg = None,
-        request: tuple[str, Any, dict[str, Any]] | None = None,
+        model: str | None = None,
+        messages: Any = None,
+        params: Mapping[str, Any] | None = None,
+        stream: bool = True,
     ) -> StreamCore:
-        """The core of one stream; ``request`` (model, messages, params) is what a
-        resume policy continues."""
+        """The core of one request; with ``model``, one that observers watch and,
+        for a stream, one that a resume policy continues."""
+        observers = self.observers if model is not None else ()
         core = StreamCore(
             timeouts=timeout if timeout is not None else self.timeout,
             now=now,
@@ -195,15 +227,20 @@ class BaseClient:
             retry_delay=self.retry_delay,
             max_retry_delay=self.max_retry_delay,
             translate=translate_error,
+            request_model=model,
+            observers=observers,
+            request=self._request_info(model, messages, params or {}, stream)
+            if observers and model is not None
+            else None,
         )
-        policy = resume_policy(resume, self.resume)
-        if policy is not None and request is not None:
-            model, messages, params = request
+        policy = resume_policy(resume, self.resume) if stream else None
+        if policy is not None and model is not None:
+            name = model
 
             def body(messages: list[Any], params: dict[str, Any]) -> bytes:
-                return self._body(model, messages, params, stream=True)
+                return self._body(name, messages, params, stream=True)
 
-            core.resume_with(ResumeCore(policy, messages=messages, params=params), body)
+            core.resume_with(ResumeCore(policy, messages=messages, params=dict(params or {})), body)
         return core
 
 
@@ -220,7 +257,8 @@ def resume_policy(resume: ResumeArg, default: Resume | None) -> Resume | None:
     return resume
 
 
-def _status_of(err: BaseException) -> ChatStatus:
+def _status_of(err: BaseException | None) -> ChatStatus:
+    """The final status of a request that ended with ``err``."""
     if isinstance(err, StreamTimeout):
         return ChatStatus.TIMED_OUT
     if isinstance(err, IncompleteStreamError):
@@ -239,6 +277,9 @@ class StreamCore:
     the response head, ``feed`` with each body chunk, ``end_of_body`` at EOF and
     ``fail`` / ``cancel`` when it stops early.  ``pending`` is an error to raise
     once the events returned before it were yielded.
+
+    Observers hear of the stream here, so both shells report alike: ``start`` with
+    the first attempt, ``retry`` from ``decide``, ``end`` once from ``_stop``.
     """
 
     def __init__(
@@ -252,8 +293,15 @@ class StreamCore:
         retry_delay: float,
         max_retry_delay: float,
         translate: Translate,
+        request_model: str | None = None,
+        observers: tuple[StreamObserver, ...] = (),
+        request: RequestInfo | None = None,
     ) -> None:
         self.timeouts = timeouts
+        self.request_model = request_model
+        self._observers = observers
+        self._request = request
+        self._observations: tuple[StreamObservation, ...] = ()
         self._translate = translate
         self.clocks = Clocks(timeouts, now)
         self.retries = retries
@@ -319,6 +367,9 @@ class StreamCore:
         self.attempts += 1
         if self.attempts > 1:
             self._reset(now)
+        elif self._observers and self._request is not None:
+            started = (o.start(self._request) for o in self._observers)
+            self._observations = tuple(o for o in started if o is not None)
         self.clocks.begin_attempt(now)
 
     def check_head(self, status: int, headers: Mapping[str, str]) -> bool:
@@ -502,7 +553,9 @@ class StreamCore:
         total = self.timeouts.total
         return None if total is None else self.clocks.start + total
 
-    def _continue(self, decision: Continue, now: float, status: ChatStatus) -> None:
+    def _continue(
+        self, decision: Continue, now: float, status: ChatStatus, err: BaseException | None = None
+    ) -> None:
         """Start a continuation: the next request's body, the seam event, the metrics
         of the request that ends here."""
         assert self._build is not None
@@ -513,6 +566,8 @@ class StreamCore:
         self._next_body = self._build(decision.messages, decision.params)
         self.announce.append(decision.event)
         self._part_first_attempt = self.attempts + 1
+        for observation in self._observations:
+            observation.continuation(len(self._parts), err)
 
     # -- failure --------------------------------------------------------------
 
@@ -544,11 +599,13 @@ class StreamCore:
         if resume is not None and resume.policy.reason_for(err, content=resume.content):
             decision = resume.decide(err, now=now, deadline=self._deadline())
             if isinstance(decision, Continue):
-                self._continue(decision, now, _status_of(err))
+                self._continue(decision, now, _status_of(err), err)
                 return Retry(0.0)
             return self._give_up(decision.error, exc, now)
         delay = self.retry_after(err, now)
         if delay is not None:
+            for observation in self._observations:
+                observation.retry(self.attempts, err, delay)
             return Retry(delay)
         if resume is not None:  # no trigger: the error, with the answer so far
             stop = resume.decide(err, now=now)
@@ -579,12 +636,31 @@ class StreamCore:
 
     def fail(self, err: BaseException, now: float) -> None:
         """End the stream with ``err``; set its ``partial`` and the final status."""
-        status = _status_of(err)
+        self.error = err  # before _stop: the metrics and observers report it
         if not self.finished:
-            self._stop(status, now)
-        self.error = err
+            self._stop(_status_of(err), now)
         if isinstance(err, (StreamInterrupted, MalformedChunk)):
             err.partial = self._final
+
+    def plain_end(
+        self, now: float, result: ChatResult | None = None, error: BaseException | None = None
+    ) -> None:
+        """A request with ``stream=False`` ended with ``result``, or gave up with
+        ``error``: the observers hear of it (``on_metrics`` stays for streams)."""
+        if self.finished or not self._observations:
+            return
+        self.finished = True
+        self._end = now
+        if result is None:
+            cancelled = not isinstance(error, Exception)  # cancellation, KeyboardInterrupt
+            status = ChatStatus.CANCELLED if cancelled else _status_of(error)
+            result = dataclasses.replace(self.accumulator.result(), status=status)
+            if not cancelled:
+                self.error = error
+        self._final = result
+        outcome = StreamOutcome(self.metrics(now), result, self._ended_with())
+        for observation in self._observations:
+            observation.end(outcome)
 
     def cancel(self, now: float) -> None:
         """The caller stopped early (break, close, task cancellation)."""
@@ -663,17 +739,35 @@ class StreamCore:
             reasoning_tokens=usage.reasoning_tokens if usage else None,
             cost=usage.cost if usage else None,
             tokens_per_second=tps,
+            request_model=self.request_model,
+            error_type=self._error_type(),
         )
+
+    def _ended_with(self) -> BaseException | None:
+        """The error the stream ended with (set, or pending to be raised); None while open."""
+        if not self.finished:
+            return None
+        return self.error if self.error is not None else self.pending
+
+    def _error_type(self) -> str | None:
+        err = self._ended_with()
+        return None if err is None else type(err).__qualname__
 
     def _emit_metrics(self) -> None:
         if self._metrics_sent:
             return
         self._metrics_sent = True
-        if self.on_metrics is None and not logger.isEnabledFor(20):  # logging.INFO
-            return
+        observations = self._observations
+        if self.on_metrics is None and not observations and not logger.isEnabledFor(20):
+            return  # logging.INFO is 20
         assert self._end is not None
+        assert self._final is not None
         metrics = self.metrics(self._end)
         if logger.isEnabledFor(20):
             logger.info("stream %s", metrics.log_line())
         if self.on_metrics is not None:
             self.on_metrics(metrics)
+        if observations:
+            outcome = StreamOutcome(metrics, self._final, self._ended_with(), tuple(self._gaps))
+            for observation in observations:
+                observation.end(outcome)

@@ -105,8 +105,10 @@ class Client(ClosesOnExit, BaseClient):
             timeout,
             in_band_error,
             retries,
-            resume,
-            (model, messages, params),
+            resume=resume,
+            model=model,
+            messages=messages,
+            params=params,
         )
         request = self._http.build_request(
             "POST",
@@ -158,7 +160,16 @@ class Client(ClosesOnExit, BaseClient):
         extra_headers: Mapping[str, str] | None,
         params: dict[str, Any],
     ) -> ChatResult:
-        core = self._core(time.monotonic(), timeout, None, retries)
+        core = self._core(
+            time.monotonic(),
+            timeout,
+            None,
+            retries,
+            model=model,
+            messages=messages,
+            params=params,
+            stream=False,
+        )
         t = core.timeouts
         request = self._http.build_request(
             "POST",
@@ -167,20 +178,26 @@ class Client(ClosesOnExit, BaseClient):
             headers=self._request_headers(extra_headers, stream=False),
             timeout=plain_timeout(t),
         )
-        while True:
-            core.begin_attempt(time.monotonic())
-            try:
-                response = self._http.send(request)
-                if response.is_success:
-                    return result_from_completion(
-                        response.status_code, response.headers, response.content
-                    )
-                raise core.head_error(response.status_code, response.headers, response.content)
-            except Exception as exc:
-                decision = core.decide(exc, time.monotonic(), finish=False)
-                if isinstance(decision, GiveUp):
-                    raise decision.error from decision.cause
-                time.sleep(decision.delay)
+        try:
+            while True:
+                core.begin_attempt(time.monotonic())
+                try:
+                    response = self._http.send(request)
+                    if response.is_success:
+                        result = result_from_completion(
+                            response.status_code, response.headers, response.content
+                        )
+                        core.plain_end(time.monotonic(), result)
+                        return result
+                    raise core.head_error(response.status_code, response.headers, response.content)
+                except Exception as exc:
+                    decision = core.decide(exc, time.monotonic(), finish=False)
+                    if isinstance(decision, GiveUp):
+                        raise decision.error from decision.cause
+                    time.sleep(decision.delay)
+        except BaseException as exc:
+            core.plain_end(time.monotonic(), error=exc)  # observers hear of the failure too
+            raise
 
     def close(self) -> None:
         """Close the connection pool (only when the client created it)."""

@@ -52,6 +52,10 @@ class StreamMetrics:
     parts: tuple[StreamMetrics, ...] = ()
     """With continuations, each request's own measurements (its ``ttft``, ``attempts``,
     tokens, ...), in order; the fields above add them up."""
+    request_model: str | None = None
+    """The model the request named (``model`` is the one that answered)."""
+    error_type: str | None = None
+    """The class name of the error the stream ended with; None when it ended without one."""
 
     def as_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (JSON-ready)."""

@@ -27,6 +27,7 @@ from .._constants import (
     is_openrouter,
 )
 from .._errors import APIError, ConfigurationError, RawSSEError, StreamInterrupted
+from .._metrics_log import MetricsLog
 from .._recording import RecordingTransport, TeeStream
 from .._resume import Resume
 from ._output import (
@@ -174,6 +175,7 @@ def _chat(
                 raise UsageError(f"cannot record to {record}: a cassette file ends in .jsonl")
             if not target.resolve().parent.is_dir():
                 raise UsageError(f"cannot record to {record}: no directory {target.parent}")
+    metrics_log = _open_metrics_log(getattr(args, "metrics", None))
     raw_out = args.raw
     show_json = args.json
     verbose = args.verbose
@@ -221,9 +223,12 @@ def _chat(
             app_title="rawsse CLI",
             retries=args.retries,
             resume=Resume() if getattr(args, "resume", False) else None,
+            on_metrics=metrics_log,
         )
     except ConfigurationError as exc:
         http.close()
+        if metrics_log is not None:
+            metrics_log.close()
         raise UsageError(str(exc)) from None
     printer = StreamPrinter(out, style, err)
     live = not raw_out and not show_json
@@ -259,6 +264,8 @@ def _chat(
             result = exc.partial
     finally:
         http.close()  # ours, not the client's: closes the transports (and the recording)
+        if metrics_log is not None:
+            metrics_log.close()
     status = "error"
     if interrupted:
         status = "cancelled"
@@ -294,6 +301,15 @@ def _chat(
     return EXIT_OK
 
 
+def _open_metrics_log(path: str | None) -> MetricsLog | None:
+    if path is None:
+        return None
+    try:
+        return MetricsLog(path)
+    except OSError as exc:
+        raise UsageError(f"cannot open {path}: {exc.strerror or exc}") from None
+
+
 def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments ``chat`` and ``record`` share."""
     parser.add_argument("model", metavar="MODEL", help="model slug, e.g. openai/gpt-4o-mini")
@@ -307,6 +323,11 @@ def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--system", metavar="TEXT", help="a system message")
     parser.add_argument("--max-tokens", type=int, metavar="N", help="max_tokens for the answer")
+    parser.add_argument(
+        "--metrics",
+        metavar="FILE",
+        help="append the stream's metrics to FILE (JSON Lines; summarise with `rawsse stats`)",
+    )
     parser.add_argument(
         "--retries",
         type=count_arg,
