@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
+from .._chat_events import Continued
 from .._client import Client
 from .._constants import (
     API_KEY_ENV,
@@ -31,7 +32,9 @@ from .._errors import (
     RawSSEError,
     StreamInterrupted,
 )
+from .._metrics_log import MetricsLog
 from .._recording import RecordingTransport, TeeStream
+from .._resume import Resume
 from ._output import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -175,6 +178,7 @@ def _chat(
         )
     prompt = _read_prompt(args.prompt, stdin)
     record: str | None = args.record
+    metrics_log = _open_metrics_log(getattr(args, "metrics", None))
     raw_out = args.raw
     show_json = args.json
     verbose = args.verbose
@@ -226,9 +230,13 @@ def _chat(
             http_client=http,
             app_title="rawsse CLI",
             retries=args.retries,
+            resume=Resume() if getattr(args, "resume", False) else None,
+            on_metrics=metrics_log,
         )
     except ConfigurationError as exc:
         http.close()
+        if metrics_log is not None:
+            metrics_log.close()
         raise UsageError(str(exc)) from None
     printer = StreamPrinter(out, style, err)
     live = not raw_out and not show_json
@@ -247,7 +255,10 @@ def _chat(
                 with stream:
                     for event in stream:
                         if live:
-                            printer.event(event)
+                            if type(event) is Continued:
+                                printer.continued(event)
+                            else:
+                                printer.event(event)
             finally:
                 result = stream.result
                 metrics = stream.metrics
@@ -261,6 +272,8 @@ def _chat(
             result = exc.partial
     finally:
         http.close()  # ours, not the client's: closes the transports (and the recording)
+        if metrics_log is not None:
+            metrics_log.close()
     status = "error"
     if interrupted:
         status = "cancelled"
@@ -296,6 +309,15 @@ def _chat(
     return EXIT_OK
 
 
+def _open_metrics_log(path: str | None) -> MetricsLog | None:
+    if path is None:
+        return None
+    try:
+        return MetricsLog(path)
+    except OSError as exc:
+        raise UsageError(f"cannot open {path}: {exc.strerror or exc}") from None
+
+
 def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments ``chat`` and ``record`` share."""
     parser.add_argument("model", metavar="MODEL", help="model slug, e.g. openai/gpt-4o-mini")
@@ -310,11 +332,22 @@ def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--system", metavar="TEXT", help="a system message")
     parser.add_argument("--max-tokens", type=int, metavar="N", help="max_tokens for the answer")
     parser.add_argument(
+        "--metrics",
+        metavar="FILE",
+        help="append the stream's metrics to FILE (JSON Lines; summarise with `rawsse stats`)",
+    )
+    parser.add_argument(
         "--retries",
         type=count_arg,
         default=2,
         metavar="N",
         help="retries before the first token (connection errors, 408/429/5xx; default 2)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a stream that breaks (cut, stall, retriable in-band error) in a new "
+        "request from the text so far; seams are shown as [continued ...] on stderr",
     )
     parser.add_argument(
         "--reasoning-effort",
