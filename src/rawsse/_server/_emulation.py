@@ -14,6 +14,7 @@ import datetime
 import importlib.resources
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,13 +112,19 @@ def load_fixtures(source: str | os.PathLike[str] | None = None) -> list[Fixture]
             loaded.append((stem if len(cassettes) == 1 else f"{stem}-{n}", cassette))
     if not loaded:
         raise CassetteError(f"{source}: no cassettes (*.jsonl) to serve")
+    counts = Counter(c.model for _, c in loaded if c.model)
     owner: dict[str, int] = {}  # model -> the position of the cassette serving it
+    settled: set[str] = set()  # shared models whose owner holds a whole answer
     for position, (_, cassette) in enumerate(loaded):
         model = cassette.model
-        if not model:
+        if not model or model in settled:
             continue
-        if model not in owner or (not _whole(loaded[owner[model]][1]) and _whole(cassette)):
+        # Only a model several cassettes share needs its cassettes read.
+        whole = counts[model] > 1 and _whole(cassette)
+        if model not in owner or whole:
             owner[model] = position
+        if whole:
+            settled.add(model)
     taken = set(owner)
     fixtures: list[Fixture] = []
     for position, (name, cassette) in enumerate(loaded):
