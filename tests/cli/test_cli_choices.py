@@ -3,6 +3,7 @@ never interleaved.  The CLI runs as a subprocess (chat against a fixture server 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -69,3 +70,14 @@ def test_a_single_choice_has_no_label() -> None:
     assert result.returncode == 0, result.stderr
     assert "[choice" not in result.stdout
     assert "text above is choice" not in result.stdout
+
+
+def test_chat_json_lists_every_choice(server: FixtureServer) -> None:
+    result = rawsse_cli("chat", "--json", "--base-url", server.base_url, "openai/gpt-4o", "Hi")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["choices"] == 2
+    assert [(c["index"], c["text"], c["finish_reason"]) for c in doc["choice_results"]] == [
+        (0, TEXTS[0], "stop"),
+        (1, TEXTS[1], "stop"),
+    ]

@@ -413,6 +413,28 @@ def result_json(result: ChatResult | None, summary: Summary | None) -> dict[str,
         "native_finish_reason": choice.native_finish_reason if choice else None,
         "usage": None if result.usage is None else dict(result.usage.raw),
         "choices": len(result.choices),
+        # Every choice (n > 1), each as the fields above give choice 0.
+        "choice_results": [
+            {
+                "index": c.index,
+                "text": c.content,
+                "reasoning": c.reasoning,
+                "refusal": c.refusal,
+                "tool_calls": [
+                    {
+                        "index": t.index,
+                        "id": t.id,
+                        "type": t.type,
+                        "name": t.name,
+                        "arguments": t.arguments,
+                    }
+                    for t in c.tool_calls
+                ],
+                "finish_reason": c.finish_reason,
+                "native_finish_reason": c.native_finish_reason,
+            }
+            for c in result.choices
+        ],
     }
     if summary is not None:
         doc["metrics"] = summary.as_dict()
