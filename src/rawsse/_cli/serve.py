@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 import threading
@@ -11,6 +12,7 @@ from typing import IO, Any
 
 from .._errors import CassetteError
 from .._server import API_PREFIX, CHAT_PATH, FixtureServer
+from .._server._limits import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 from ._output import EXIT_OK, EXIT_USAGE, Style, speed_arg
 
 __all__ = ["DEFAULT_PORT", "add_parser", "curl_line", "run"]
@@ -54,7 +56,60 @@ def add_parser(subparsers: Any) -> None:
         metavar="X",
         help="time scale: 1 = as recorded (default), 10 = ten times faster, 0/instant = no waiting",
     )
+    parser.add_argument(
+        "--header-timeout",
+        type=_seconds_arg,
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="S",
+        help=f"seconds a client has to send a request head (default {DEFAULT_HEADER_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_connections_arg,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help=(
+            f"open connections at most (default {DEFAULT_MAX_CONNECTIONS}); the longest idle one "
+            "makes room, and a new one is refused (503) when all are busy"
+        ),
+    )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help=(
+            "also let pages from ORIGIN read the answers (http://host:port, http://host:* or "
+            "null; repeatable). By default only loopback pages may (http://localhost:*, "
+            "http://127.0.0.1:*, http://[::1]:*)"
+        ),
+    )
+    parser.add_argument(
+        "--cors-any",
+        action="store_true",
+        help="let pages from every origin read the answers (any website you visit, too)",
+    )
     parser.set_defaults(handler=run, command="serve")
+
+
+def _seconds_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"not a number of seconds > 0: {text!r}")
+    return value
+
+
+def _connections_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a number of connections >= 1: {text!r}")
+    return value
 
 
 def _port_arg(text: str) -> int:
@@ -84,8 +139,18 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
     err = err if err is not None else sys.stderr
     style = Style.detect(out, err)
     try:
-        server = FixtureServer(args.dir, host=args.host, port=args.port, speed=args.speed, log=err)
-    except (CassetteError, OSError) as exc:
+        server = FixtureServer(
+            args.dir,
+            host=args.host,
+            port=args.port,
+            speed=args.speed,
+            log=err,
+            header_timeout=args.header_timeout,
+            max_connections=args.max_connections,
+            cors_origins=args.cors_origin,
+            cors_any=args.cors_any,
+        )
+    except (CassetteError, OSError, ValueError) as exc:
         err.write(f"rawsse serve: error: {exc}\n")
         return EXIT_USAGE
     stop = threading.Event()

@@ -22,6 +22,7 @@ from .._cassette import Cassette, loads_cassette
 from .._chat import parse_chat_stream
 from .._completion import completion_from_result
 from .._errors import CassetteError, MalformedChunk
+from .._json import loads_bounded
 from ._http import BadRequest
 
 __all__ = [
@@ -115,7 +116,7 @@ def models_document(fixtures: list[Fixture]) -> dict[str, Any]:
 def requested(headers: dict[str, str], body: bytes) -> tuple[str, bool]:
     """The model a chat request asks for, and whether it wants a stream."""
     try:
-        request = json.loads(body) if body else None
+        request = loads_bounded(body) if body else None
     except ValueError as exc:
         raise BadRequest(400, f"the request body is not valid JSON: {exc}") from None
     if not isinstance(request, dict):
