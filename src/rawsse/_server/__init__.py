@@ -11,17 +11,20 @@ to the socket as its time comes.  A recording that was cut is cut again.
 Built on asyncio streams and a small HTTP/1.1 parser (Content-Length and
 chunked request bodies, ``Expect: 100-continue``, keep-alive), running in a
 background thread so it serves sync code, asyncio and trio alike.  Errors are
-OpenRouter-shaped JSON: ``{"error": {"code": 404, "message": ...}}``.  Every
-response carries CORS headers and ``OPTIONS`` answers preflights, so a page on
-another origin can call it.
+OpenRouter-shaped JSON: ``{"error": {"code": 404, "message": ...}}``.  Pages
+served from loopback may read the answers (CORS, ``OPTIONS`` preflights); other
+origins only when added (``cors_origins``, ``cors_any``).  A request head must
+arrive within ``header_timeout`` seconds; at most ``max_connections`` are open.
 
 Faults per request, for UI developers and tests (request headers):
 ``X-Rawsse-Cut-After: N`` sends the first N body bytes, then drops the
 connection; ``X-Rawsse-Stall: N,S`` pauses S seconds before body byte N;
-``X-Rawsse-Speed: X`` overrides the speed for that request.
+``X-Rawsse-Speed: X`` overrides the speed for that request (``0``, ``instant``,
+``inf`` or at least ``MIN_SPEED``, 0.001; stalls up to a week).
 
 Rooms: ``_harness`` (the event loop in a background thread, also used by the
-tests' scripted server), ``_http`` (HTTP/1.1 on asyncio streams), ``_emulation``
+tests' scripted server), ``_http`` (HTTP/1.1 on asyncio streams), ``_cors`` (who
+may read answers), ``_limits`` (the connection cap and the quiet error log), ``_emulation``
 (the OpenAI-compatible API: fixtures, models, non-streaming answers) and
 ``_faults`` (fault replay, planned by ``rawsse._replay_plan`` like
 ``ReplayTransport``); ``_fixture_server`` ties them together.

@@ -42,6 +42,8 @@ API_PREFIX = "/api/v1"
 CHAT_PATH = API_PREFIX + "/chat/completions"
 MODELS_PATH = API_PREFIX + "/models"
 CASSETTE_HEADER = "x-rawsse-cassette"
+# Deep enough for any tool schema in a request; deeper would exhaust the parser's stack.
+_MAX_REQUEST_DEPTH = 256
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def models_document(fixtures: list[Fixture]) -> dict[str, Any]:
 def requested(headers: dict[str, str], body: bytes) -> tuple[str, bool]:
     """The model a chat request asks for, and whether it wants a stream."""
     try:
-        request = loads_bounded(body) if body else None
+        request = loads_bounded(body, max_depth=_MAX_REQUEST_DEPTH) if body else None
     except ValueError as exc:
         raise BadRequest(400, f"the request body is not valid JSON: {exc}") from None
     if not isinstance(request, dict):
