@@ -12,7 +12,12 @@ from typing import IO, Any
 
 from .._errors import CassetteError
 from .._server import API_PREFIX, CHAT_PATH, FixtureServer
-from .._server._limits import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS
+from .._server._limits import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DESCRIPTOR_RESERVE,
+    MAX_CONNECTIONS_CEILING,
+)
 from ._output import EXIT_OK, EXIT_USAGE, Style, speed_arg
 
 __all__ = ["DEFAULT_PORT", "add_parser", "curl_line", "run"]
@@ -61,16 +66,30 @@ def add_parser(subparsers: Any) -> None:
         type=_seconds_arg,
         default=DEFAULT_HEADER_TIMEOUT,
         metavar="S",
-        help=f"seconds a client has to send a request head (default {DEFAULT_HEADER_TIMEOUT:g})",
+        help=(
+            "seconds from a request's first byte to the end of its head, and as long for its "
+            f"body (default {DEFAULT_HEADER_TIMEOUT:g})"
+        ),
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_seconds_arg,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="S",
+        help=(
+            "seconds a connection may wait for a request's first byte "
+            f"(default {DEFAULT_IDLE_TIMEOUT:g})"
+        ),
     )
     parser.add_argument(
         "--max-connections",
         type=_connections_arg,
-        default=DEFAULT_MAX_CONNECTIONS,
+        default=None,
         metavar="N",
         help=(
-            f"open connections at most (default {DEFAULT_MAX_CONNECTIONS}); the longest idle one "
-            "makes room, and a new one is refused (503) when all are busy"
+            f"open connections at most (default: the open-file limit less {DESCRIPTOR_RESERVE}, "
+            f"at most {MAX_CONNECTIONS_CEILING:,}); the longest idle one makes room, and a new "
+            "one is refused (503) when all are busy"
         ),
     )
     parser.add_argument(
@@ -146,6 +165,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
             speed=args.speed,
             log=err,
             header_timeout=args.header_timeout,
+            idle_timeout=args.idle_timeout,
             max_connections=args.max_connections,
             cors_origins=args.cors_origin,
             cors_any=args.cors_any,

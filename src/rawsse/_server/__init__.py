@@ -13,8 +13,9 @@ chunked request bodies, ``Expect: 100-continue``, keep-alive), running in a
 background thread so it serves sync code, asyncio and trio alike.  Errors are
 OpenRouter-shaped JSON: ``{"error": {"code": 404, "message": ...}}``.  Pages
 served from loopback may read the answers (CORS, ``OPTIONS`` preflights); other
-origins only when added (``cors_origins``, ``cors_any``).  A request head must
-arrive within ``header_timeout`` seconds; at most ``max_connections`` are open.
+origins only when added (``cors_origins``, ``cors_any``).  A request head must be
+complete ``header_timeout`` seconds after its first byte; idle connections close
+after ``idle_timeout``; at most ``max_connections`` are open.
 
 Faults per request, for UI developers and tests (request headers):
 ``X-Rawsse-Cut-After: N`` sends the first N body bytes, then drops the

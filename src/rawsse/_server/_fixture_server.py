@@ -44,7 +44,13 @@ from ._http import (
     response_head,
     send_json,
 )
-from ._limits import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Connections, QuietLog
+from ._limits import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    Connections,
+    QuietLog,
+    default_max_connections,
+)
 
 __all__ = ["FixtureServer"]
 
@@ -73,10 +79,12 @@ class FixtureServer(ClosesOnExit):
     (method, path, model, status, body bytes, duration; never a header, so never
     a key).
 
-    Limits: a client has ``header_timeout`` seconds to send a request head (and
-    as long again for its body); at most ``max_connections`` are open, the
-    longest-waiting idle one closed to make room for a new one, a new one
-    refused with a 503 when all are busy.  Errors of the server itself go to the
+    Limits: a connection may wait ``idle_timeout`` seconds for a request's first
+    byte, then has ``header_timeout`` seconds to complete its head (and as long
+    again for its body); at most ``max_connections`` are open (None: the
+    open-file limit less 200, at most 10,000), the longest-waiting idle one
+    closed to make room for a new one, a new one refused with a 503 when all
+    are busy.  Errors of the server itself go to the
     ``rawsse.server`` logger, each kind at most once a minute.
 
     CORS: pages served from loopback (``http://localhost:*``,
@@ -97,14 +105,18 @@ class FixtureServer(ClosesOnExit):
         speed: float = 1.0,
         log: IO[str] | None = None,
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        max_connections: int | None = None,
         cors_origins: Iterable[str] = (),
         cors_any: bool = False,
     ) -> None:
         if math.isnan(speed) or speed < 0 or 0 < speed < MIN_SPEED:
             raise ValueError(f"speed must be 0 or at least {MIN_SPEED:g}, not {speed!r}")
-        if not 0 < header_timeout < math.inf:
-            raise ValueError(f"header_timeout must be a number of seconds > 0: {header_timeout!r}")
+        for name, seconds in (("header_timeout", header_timeout), ("idle_timeout", idle_timeout)):
+            if not 0 < seconds < math.inf:
+                raise ValueError(f"{name} must be a number of seconds > 0: {seconds!r}")
+        if max_connections is None:
+            max_connections = default_max_connections()
         if isinstance(max_connections, bool) or max_connections < 1:
             raise ValueError(f"max_connections must be at least 1: {max_connections!r}")
         self.cors = CorsPolicy.build(cors_origins, any_origin=cors_any)
@@ -119,6 +131,7 @@ class FixtureServer(ClosesOnExit):
         self.speed = speed
         self._log = log
         self.header_timeout = header_timeout
+        self.idle_timeout = idle_timeout
         self.max_connections = max_connections
         self._errors = QuietLog()
         self._connections = Connections(max_connections)
@@ -211,16 +224,12 @@ class FixtureServer(ClosesOnExit):
         """The next request head; ``b""`` when the connection must end (answered if need be)."""
         connections = self._connections
         connections.idle(writer)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.header_timeout
         first = b""
         try:
-            first = await asyncio.wait_for(reader.read(1), self.header_timeout)
+            first = await asyncio.wait_for(reader.read(1), self.idle_timeout)
             if not first:
                 return b""
-            rest = await asyncio.wait_for(
-                reader.readuntil(b"\r\n\r\n"), max(deadline - loop.time(), 0.0)
-            )
+            rest = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.header_timeout)
         except asyncio.IncompleteReadError as exc:
             if (first + exc.partial).strip() and connections.busy(writer):
                 await send_json(writer, 400, error_body(400, "incomplete request"), True)

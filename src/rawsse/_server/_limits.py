@@ -22,20 +22,46 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
-    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_IDLE_TIMEOUT",
+    "DESCRIPTOR_RESERVE",
     "LOG_INTERVAL",
+    "MAX_CONNECTIONS_CEILING",
     "Connections",
     "QuietLog",
+    "default_max_connections",
 ]
 
 DEFAULT_HEADER_TIMEOUT = 10.0
-"""Seconds a client has to send a request head (and then its body) before it is dropped."""
+"""Seconds from a request's first byte to the end of its head (and as long for its body)."""
 
-DEFAULT_MAX_CONNECTIONS = 256
-"""Open connections at most (well under the usual limit of 1,024 file descriptors)."""
+DEFAULT_IDLE_TIMEOUT = 60.0
+"""Seconds a connection may wait for a request's first byte (idle keep-alive, or a fresh one)."""
+
+DESCRIPTOR_RESERVE = 200
+"""File descriptors kept free of connections: the listen backlog (100 sockets accepted in
+one go before any is counted) and everything else the process opens."""
+
+MAX_CONNECTIONS_CEILING = 10_000
+"""The default cap when the open-file limit is higher (or unlimited)."""
 
 LOG_INTERVAL = 60.0
 """Seconds between two log lines of the same kind of error."""
+
+
+def default_max_connections() -> int:
+    """The process's open-file limit less ``DESCRIPTOR_RESERVE``, from 16 to 10,000.
+
+    Under the usual limit of 1,024 that is 824, so connections alone never run the
+    process out of descriptors (where ``accept()`` would fail and nobody gets in).
+    """
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit on sockets
+        return 1000
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft > MAX_CONNECTIONS_CEILING + DESCRIPTOR_RESERVE:
+        return MAX_CONNECTIONS_CEILING
+    return max(16, soft - DESCRIPTOR_RESERVE)
 
 
 class Connections:
