@@ -11,12 +11,14 @@ import threading
 from typing import IO, Any
 
 from .._errors import CassetteError
-from .._server import API_PREFIX, CHAT_PATH, FixtureServer
-from .._server._limits import (
+from .._server import (
+    API_PREFIX,
+    CHAT_PATH,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
     DESCRIPTOR_RESERVE,
     MAX_CONNECTIONS_CEILING,
+    FixtureServer,
 )
 from ._output import EXIT_OK, EXIT_USAGE, Style, speed_arg
 

@@ -33,6 +33,9 @@ may read answers), ``_limits`` (the connection cap and the quiet error log), ``_
 
 from __future__ import annotations
 
+from ._cors import ALLOWED_HEADERS as ALLOWED_HEADERS
+from ._cors import LOOPBACK_ORIGINS as LOOPBACK_ORIGINS
+from ._cors import CorsPolicy as CorsPolicy
 from ._emulation import API_PREFIX as API_PREFIX
 from ._emulation import CHAT_PATH as CHAT_PATH
 from ._emulation import MODELS_PATH as MODELS_PATH
@@ -40,13 +43,26 @@ from ._emulation import load_fixtures as load_fixtures
 from ._faults import parse_speed as parse_speed
 from ._fixture_server import FixtureServer as FixtureServer
 from ._harness import LoopThread as LoopThread
+from ._limits import DEFAULT_HEADER_TIMEOUT as DEFAULT_HEADER_TIMEOUT
+from ._limits import DEFAULT_IDLE_TIMEOUT as DEFAULT_IDLE_TIMEOUT
+from ._limits import DESCRIPTOR_RESERVE as DESCRIPTOR_RESERVE
+from ._limits import MAX_CONNECTIONS_CEILING as MAX_CONNECTIONS_CEILING
+from ._limits import default_max_connections as default_max_connections
 
 __all__ = [
+    "ALLOWED_HEADERS",
     "API_PREFIX",
     "CHAT_PATH",
+    "DEFAULT_HEADER_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "DESCRIPTOR_RESERVE",
+    "LOOPBACK_ORIGINS",
+    "MAX_CONNECTIONS_CEILING",
     "MODELS_PATH",
+    "CorsPolicy",
     "FixtureServer",
     "LoopThread",
+    "default_max_connections",
     "load_fixtures",
     "parse_speed",
 ]
