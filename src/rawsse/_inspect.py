@@ -20,7 +20,6 @@ Nothing here reads files or sockets; the CLI and the HTML report are built on
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -47,6 +46,7 @@ from ._inspect_report import (
     Row,
     StreamReport,
 )
+from ._json import loads_bounded
 from ._sse import Comment, ServerSentEvent, SSEDecoder
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ __all__ = ["StreamInspector", "inspect_cassette", "inspect_stream"]
 
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+# Tool arguments nest deeper than chat payloads may, but not without bound.
+_MAX_ARGUMENTS_DEPTH = 512
 _CONTENT_KEYS = (
     "content",
     "reasoning",
@@ -184,6 +186,7 @@ class StreamInspector:
         self._role_seen: set[object] = set()  # choices whose opening role delta was seen
         self._finishes: dict[int, list[tuple[str, float | None]]] = {}
         self._finished_before: set[int] = set()
+        self._finishing: list[int] = []  # choices finished by the item being decoded
         self._after_finish: dict[int, tuple[int, float | None]] = {}
         self._done = False
         self._after_done = 0
@@ -241,7 +244,7 @@ class StreamInspector:
         payload = None
         if item.data != DONE_DATA:
             try:
-                payload = json.loads(item.data)
+                payload = loads_bounded(item.data)
             except ValueError:
                 payload = None
             if self._other_api is None and not self._first_data_seen:
@@ -272,7 +275,10 @@ class StreamInspector:
             self._check_deltas(payload, t)
         for event in events:
             self._event(event, t)
-        self._finished_before.update(i for i in self._finishes)
+        # Only this item's finishes: a pass over every finished choice per event
+        # made a stream of many finishing choices quadratic.
+        self._finished_before.update(self._finishing)
+        self._finishing.clear()
         return EventRow(self._chunks, t, size, item, tuple(events), error)
 
     def _comment(self, item: Comment, t: float | None) -> EventRow:
@@ -335,6 +341,7 @@ class StreamInspector:
         elif isinstance(event, Finish):
             if event.reason is not None:
                 self._finishes.setdefault(event.index, []).append((event.reason, t))
+                self._finishing.append(event.index)
             if event.reason == "error":
                 self._error_finish.append((event.index, event.native_reason, t))
         elif isinstance(event, Usage):
@@ -388,6 +395,17 @@ class StreamInspector:
                 for event in self._chat.close():
                     self._event(event, end_t)
             self._end_keep_alive_run(end_t)
+            replaced = self._chat.surrogates_replaced
+            if replaced:
+                found.append(
+                    Anomaly(
+                        "lone_surrogate",
+                        f"{replaced} unpaired UTF-16 surrogate(s) in the text (a \\ud800-\\udfff "
+                        "escape with no other half) replaced by U+FFFD",
+                        None,
+                        replaced,
+                    )
+                )
         if self._other_api:
             out.append(
                 Anomaly(
@@ -486,7 +504,7 @@ class StreamInspector:
         body = b"".join(self._body).decode("utf-8", "replace")
         message = body.strip()
         try:
-            doc = json.loads(body)
+            doc = loads_bounded(body)
         except ValueError:
             doc = None
         if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
@@ -574,7 +592,7 @@ class StreamInspector:
                     )
                     continue
                 try:
-                    json.loads(call.arguments)
+                    loads_bounded(call.arguments, max_depth=_MAX_ARGUMENTS_DEPTH)
                 except ValueError as exc:
                     out.append(
                         Anomaly(

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from ._cassette import Cassette, load_cassettes
+from ._cassette import MAX_SECONDS, Cassette, load_cassettes
 from ._errors import CassetteError
-from ._replay_plan import Chunking, ReplayPlan, plan_replay
+from ._replay_plan import MIN_SPEED, Chunking, ReplayPlan, plan_replay
 
 __all__ = ["CassetteSource", "Chunking", "Match", "ReplayTransport", "Timing"]
 
@@ -108,8 +108,8 @@ class ReplayTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         if timing not in (None, "instant", "recorded"):
             raise ValueError(f"timing must be 'instant' or 'recorded': {timing!r}")
         if speed is not None:
-            if not speed > 0:
-                raise ValueError(f"speed must be > 0: {speed!r}")
+            if not speed >= MIN_SPEED:
+                raise ValueError(f"speed must be at least {MIN_SPEED:g}: {speed!r}")
             if timing == "instant":
                 raise ValueError("speed= needs recorded timing; drop timing='instant'")
         if isinstance(chunking, bool) or not (
@@ -122,8 +122,8 @@ class ReplayTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         for name, value in (("cut_after", cut_after), ("stall_at", stall_at)):
             if value is not None and (isinstance(value, bool) or value < 0):
                 raise ValueError(f"{name} must be >= 0: {value!r}")
-        if stall_for < 0:
-            raise ValueError(f"stall_for must be >= 0: {stall_for!r}")
+        if not 0 <= stall_for <= MAX_SECONDS:
+            raise ValueError(f"stall_for must be from 0 to {MAX_SECONDS:g} seconds: {stall_for!r}")
         if status is not None and not 100 <= status <= 999:
             raise ValueError(f"status must be an HTTP status: {status!r}")
         self.cassettes = _load(cassettes)

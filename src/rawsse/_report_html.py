@@ -12,6 +12,7 @@ from html import escape
 from ._chat_events import is_token
 from ._inspect_report import ChunkRow, EventRow, StreamReport, sse_lines
 from ._sse import Comment
+from ._unicode import mend_surrogates
 
 __all__ = ["render_html_report"]
 
@@ -77,7 +78,8 @@ def render_html_report(report: StreamReport, *, title: str = "rawsse stream repo
         _table(report),
         "</body>\n</html>\n",
     ]
-    return "".join(parts)
+    # Raw payloads may hold lone surrogates, which no encoder writes.
+    return mend_surrogates("".join(parts))[0]
 
 
 def _summary(report: StreamReport) -> str:

@@ -25,6 +25,7 @@ from .._chat import parse_chat_stream
 from .._completion import completion_document, completion_from_result, stream_from_completion
 from .._constants import END_EOF, ChatStatus
 from .._errors import CassetteError, MalformedChunk
+from .._json import loads_bounded
 from ._http import BadRequest
 
 __all__ = [
@@ -47,6 +48,8 @@ API_PREFIX = "/api/v1"
 CHAT_PATH = API_PREFIX + "/chat/completions"
 MODELS_PATH = API_PREFIX + "/models"
 CASSETTE_HEADER = "x-rawsse-cassette"
+# Deep enough for any tool schema in a request; deeper would exhaust the parser's stack.
+_MAX_REQUEST_DEPTH = 256
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,7 @@ def models_document(fixtures: list[Fixture]) -> dict[str, Any]:
 def requested(headers: dict[str, str], body: bytes) -> tuple[str, bool]:
     """The model a chat request asks for, and whether it wants a stream."""
     try:
-        request = json.loads(body) if body else None
+        request = loads_bounded(body, max_depth=_MAX_REQUEST_DEPTH) if body else None
     except ValueError as exc:
         raise BadRequest(400, f"the request body is not valid JSON: {exc}") from None
     if not isinstance(request, dict):
