@@ -22,6 +22,7 @@
     └── StreamInterrupted           the stream broke after it started; carries ``partial``
         ├── StreamError             the server sent an in-band error chunk
         ├── IncompleteStreamError   the connection ended before ``[DONE]``
+        ├── BodyError               a damaged body encoding, or a ``BodyLimits`` bound
         └── StreamTimeout           a timeout fired (each carries ``partial``)
             ├── ConnectTimeout
             ├── FirstTokenTimeout
@@ -48,6 +49,7 @@ __all__ = [
     "AuthenticationError",
     "BadGatewayError",
     "BadRequestError",
+    "BodyError",
     "CassetteError",
     "ConfigurationError",
     "ConnectTimeout",
@@ -252,6 +254,11 @@ class StreamError(StreamInterrupted):
 
 class IncompleteStreamError(StreamInterrupted):
     """The connection closed or was reset before the stream finished."""
+
+
+class BodyError(StreamInterrupted):
+    """The response body could not be decoded (a damaged or unknown ``Content-Encoding``)
+    or broke a bound of ``BodyLimits`` (inflation, the size of a ``stream=False`` answer)."""
 
 
 class StreamTimeout(StreamInterrupted):
