@@ -459,3 +459,20 @@ def test_the_key_is_scrubbed_from_a_lower_layer_message(mode: str) -> None:
     assert "refused" in str(out.error)
     assert KEY not in str(out.error)
     assert "***" in str(out.error)
+
+
+def test_httpx_decoding_error_from_a_callers_client_is_translated(mode: str) -> None:
+    def damaged(request: httpx.Request) -> httpx.Response:
+        headers = {"content-type": "text/event-stream", "content-encoding": "gzip"}
+        return httpx.Response(200, headers=headers, content=b"\x1f\x8b\x08\x00" + b"\xff" * 40)
+
+    async def adamaged(request: httpx.Request) -> httpx.Response:
+        return damaged(request)
+
+    if mode == "sync":
+        http: Any = httpx.Client(transport=httpx.MockTransport(damaged))
+    else:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(adamaged))
+    out = run(mode, "http://127.0.0.1:9/v1", client={"http_client": http})
+    assert isinstance(out.error, rawsse.BodyError)
+    assert "DecodingError" in str(out.error)
