@@ -1,8 +1,9 @@
 """Everything the sync and async clients share that is not I/O.
 
 ``BaseClient`` builds requests (URL, headers, body) and holds the settings;
-``StreamCore`` is the state machine of one stream: it feeds body bytes through
-``ChatDecoder`` into ``ChatAccumulator``, runs the clocks, decides retries,
+``StreamCore`` is the state machine of one stream: it feeds body bytes (their
+``Content-Encoding`` decoded in bounded steps, ``_body``) through ``ChatDecoder``
+into ``ChatAccumulator``, runs the clocks, decides retries,
 decides after each failure whether to retry or give up (``decide``, the one
 place for that decision) and produces the metrics.  It never touches httpx:
 ``_httpx_adapter`` builds httpx's objects and translates its exceptions.  The
@@ -242,7 +243,9 @@ class StreamCore:
     The shell calls ``begin_attempt`` before each HTTP attempt, ``check_head`` on
     the response head, ``feed`` with each body chunk, ``end_of_body`` at EOF and
     ``fail`` / ``cancel`` when it stops early.  ``pending`` is an error to raise
-    once the events returned before it were yielded.
+    once the events returned before it were yielded; ``backlog`` says compressed
+    bytes are still to decode (``feed(b"", now)`` before reading on); ``overdue``
+    is asked between the events of one read.
     """
 
     def __init__(

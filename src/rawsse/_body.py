@@ -61,13 +61,23 @@ class ContentDecoder:
     the bound raise ``BodyError``.
     """
 
-    __slots__ = ("_first", "_inflater", "_inflation", "_input", "_name", "consumed", "produced")
+    __slots__ = (
+        "_first",
+        "_full",
+        "_inflater",
+        "_inflation",
+        "_input",
+        "_name",
+        "consumed",
+        "produced",
+    )
 
     def __init__(self, content_encoding: str, *, inflation: float | None) -> None:
         name = content_encoding.strip().lower()
         self._name = name
         self._inflation = inflation
         self._first = True
+        self._full = False  # the last read filled its limit: the inflater may hold more
         self._input = b""
         self.consumed = 0
         """Compressed bytes fed."""
@@ -92,7 +102,7 @@ class ContentDecoder:
     @property
     def backlog(self) -> bool:
         """Whether fed bytes are still waiting to be decoded."""
-        return bool(self._input)
+        return bool(self._input) or self._full
 
     def feed(self, data: bytes) -> None:
         self.consumed += len(data)
@@ -101,7 +111,7 @@ class ContentDecoder:
     def read(self, max_bytes: int = STEP) -> bytes:
         """Up to ``max_bytes`` decoded bytes of what was fed (``b""``: nothing waiting)."""
         data = self._input
-        if not data:
+        if not data and not self._full:
             return b""
         inflater = self._inflater
         if inflater is None:
@@ -120,6 +130,8 @@ class ContentDecoder:
             return self.read(max_bytes)
         self._first = False
         self._input = b"" if inflater.eof else inflater.unconsumed_tail
+        # A long match can leave output in the inflater with all input consumed.
+        self._full = len(out) == max_bytes and not inflater.eof
         self.produced += len(out)
         inflation = self._inflation
         if inflation is not None and self.produced > inflation * self.consumed + INFLATION_SLACK:

@@ -476,3 +476,17 @@ def test_httpx_decoding_error_from_a_callers_client_is_translated(mode: str) -> 
     out = run(mode, "http://127.0.0.1:9/v1", client={"http_client": http})
     assert isinstance(out.error, rawsse.BodyError)
     assert "DecodingError" in str(out.error)
+
+
+def test_a_small_gzip_read_that_inflates_past_one_step_is_decoded_whole(
+    hostile: HostileServer, mode: str
+) -> None:
+    # 600 KiB of text in a few hundred compressed bytes, then silence: every byte must
+    # come out of the inflater before the silence, not when more input arrives.
+    text = "a" * (600 * 1024)
+    c = zlib.compressobj(6, zlib.DEFLATED, 31)
+    piece = c.compress(content_chunk(text) + content_chunk("!")) + c.flush(zlib.Z_SYNC_FLUSH)
+    url = hostile.url("gzip-steps", Plan(headers=GZIP_SSE, body=lambda: [piece], stall=5))
+    out = run(mode, url, client={"timeout": Timeouts(idle=1)})
+    assert isinstance(out.error, rawsse.IdleTimeout)
+    assert out.error.partial.text == text + "!"
