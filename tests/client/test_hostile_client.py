@@ -490,3 +490,11 @@ def test_a_small_gzip_read_that_inflates_past_one_step_is_decoded_whole(
     out = run(mode, url, client={"timeout": Timeouts(idle=1)})
     assert isinstance(out.error, rawsse.IdleTimeout)
     assert out.error.partial.text == text + "!"
+
+
+def test_body_limits_validate() -> None:
+    assert BodyLimits() == BodyLimits(error_body=65536, completion_body=64 * MiB, inflation=100.0)
+    for bad in ({"error_body": 0}, {"completion_body": True}, {"inflation": 0.5}):
+        with pytest.raises(ValueError, match="BodyLimits"):
+            BodyLimits(**bad)  # type: ignore[arg-type]
+    assert BodyLimits(inflation=None).inflation is None
