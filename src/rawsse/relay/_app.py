@@ -318,19 +318,29 @@ class RelayApp:
                 await stream.close()
 
     async def _pump(self, stream: AsyncStream, encoder: RelayEncoder, send: Send) -> None:
-        pump = Pump(stream, encoder, max_buffer=self.max_buffer)
+        stalled = False
+
+        def stall() -> None:  # the browser stopped reading for write_timeout: drop it
+            nonlocal stalled
+            stalled = True
+            group.cancel_scope.cancel()
+
+        pump = Pump(
+            stream,
+            encoder,
+            max_buffer=self.max_buffer,
+            write_timeout=self.write_timeout,
+            on_stall=stall,
+        )
         async with anyio.create_task_group() as group:
             group.start_soon(pump.read)
             group.start_soon(pump.time)
             data: bytes | None = encoder.open(anyio.current_time())
             while data is not None:
-                with anyio.move_on_after(self.write_timeout) as scope:
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
-                if scope.cancelled_caught:  # the browser stopped reading: drop it
-                    group.cancel_scope.cancel()
-                    return
+                await send({"type": "http.response.body", "body": data, "more_body": True})
                 data = await pump.next_bytes()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if not stalled:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _send_upstream_error(send: Send, exc: RawSSEError, cors: list[tuple[str, str]]) -> None:

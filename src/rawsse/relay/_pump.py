@@ -22,6 +22,7 @@ the reader stops reading, and TCP flow control holds the rest upstream.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -51,16 +52,33 @@ class Pump:
         encoder: RelayEncoder,
         *,
         max_buffer: int = DEFAULT_MAX_BUFFER,
+        write_timeout: float | None = None,
+        on_stall: Callable[[], object] | None = None,
     ) -> None:
         self.stream = stream
         self.encoder = encoder
         self._core = stream._core
         self._max_buffer = max_buffer
+        self._write_timeout = write_timeout
+        self._on_stall = on_stall
+        self._send_deadline: float | None = None
         self._chunks: list[bytes] = []
         self._size = 0
         self._state = _OPENING
         self._error: BaseException | None = None
-        self._arrived = anyio.Event()
+        # The writer's wakeup is the hot path (once per upstream read): the backend's
+        # own future or event and clock, chosen once, instead of anyio's per call.
+        self._loop: Any = None
+        try:
+            import asyncio
+
+            self._loop = asyncio.get_running_loop()
+            self._now: Callable[[], float] = self._loop.time
+        except RuntimeError:  # trio
+            import trio
+
+            self._now = trio.current_time
+        self._waiter: Any = None
         self._room = anyio.Event()
         self._rearm = anyio.Event()
         self._deadline: float | None = None  # the writer's next deadline, for the timer
@@ -98,7 +116,8 @@ class Pump:
                         chunk = await raw.__anext__()
                         chunks.append(chunk)
                         self._size += len(chunk)
-                        self._arrived.set()
+                        if self._waiter is not None:
+                            self._wake()
                         while self._size >= self._max_buffer:
                             self._room = anyio.Event()
                             await self._room.wait()
@@ -111,21 +130,47 @@ class Pump:
         finally:
             with anyio.CancelScope(shield=True):
                 await stream._close_response()
-            self._arrived.set()
+            self._wake()
             self.stopped.set()
 
     def _end(self, state: int, error: BaseException | None) -> None:
         self._state = state
         self._error = error
-        self._arrived.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if self._loop is None:
+                waiter.set()
+            elif not waiter.done():
+                waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        if self._loop is None:
+            import trio
+
+            event = self._waiter = trio.Event()
+            await event.wait()
+        else:
+            future = self._waiter = self._loop.create_future()
+            try:
+                await future
+            finally:
+                self._waiter = None
 
     # -- the timer task ----------------------------------------------------------------
 
     async def time(self) -> None:
-        """Wake the writer when its deadline comes (see the module docstring)."""
+        """Wake the writer when its deadline comes, and report a stalled write."""
         with self._timer_scope:
             while True:
-                target = self._target = self._deadline
+                target = self._deadline
+                send = self._send_deadline
+                if send is not None and (target is None or send < target):
+                    target = send
+                self._target = target
                 rearm = self._rearm
                 if target is None:
                     await rearm.wait()
@@ -133,9 +178,17 @@ class Pump:
                     with anyio.CancelScope(deadline=target):
                         await rearm.wait()
                 self._rearm = anyio.Event()
-                if target is not None and anyio.current_time() >= target:
-                    self._deadline = None if self._deadline == target else self._deadline
-                    self._arrived.set()
+                if target is None:
+                    continue
+                now = self._now()
+                send = self._send_deadline
+                if send is not None and now >= send and self._on_stall is not None:
+                    self._on_stall()  # the client stopped reading: the owner drops it
+                    return
+                deadline = self._deadline
+                if deadline is not None and now >= deadline:
+                    self._deadline = None
+                    self._wake()
 
     def _wake_at(self, deadline: float | None) -> None:
         self._deadline = deadline
@@ -143,10 +196,26 @@ class Pump:
         if deadline is not None and (target is None or deadline < target):
             self._rearm.set()
 
+    def _sending(self, now: float) -> None:
+        """The caller is about to send: a write still blocked at the timeout is a stall."""
+        if self._write_timeout is None:
+            return
+        deadline = self._send_deadline = now + self._write_timeout
+        target = self._target
+        if target is None or deadline < target:
+            self._rearm.set()
+
     # -- the writer ------------------------------------------------------------------
 
     async def next_bytes(self) -> bytes | None:
         """The next bytes to send, or None once the terminal event was returned."""
+        self._send_deadline = None  # the previous write completed
+        out = await self._next()
+        if out is not None:
+            self._sending(self._now())
+        return out
+
+    async def _next(self) -> bytes | None:
         encoder = self.encoder
         core = self._core
         while True:
@@ -158,14 +227,14 @@ class Pump:
                 chunks.clear()
                 self._size = 0
                 self._room.set()
-                now = anyio.current_time()
+                now = self._now()
                 core.clocks.read_start = now
                 out = self._relay_body(data, now)
                 if out:
                     return out
                 continue
             state = self._state
-            now = anyio.current_time()
+            now = self._now()
             if state >= _EOF:
                 return self._finish(state, now)
             if state == _BODY:
@@ -178,14 +247,13 @@ class Pump:
             out = encoder.poll(now)
             if out:
                 return out
-            self._arrived = arrived = anyio.Event()
             deadline = encoder.deadline()
             if state == _BODY:
                 clock = core.clocks.deadline()
                 if clock is not None and (deadline is None or clock < deadline):
                     deadline = clock
             self._wake_at(deadline)
-            await arrived.wait()
+            await self._wait()
 
     def _relay_body(self, data: bytes, now: float) -> bytes:
         core = self._core
