@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from ._chat_events import (
@@ -29,7 +28,9 @@ from ._chat_events import (
     ToolCallDelta,
     Usage,
 )
+from ._constants import END_CLOSED, END_ERROR, END_MISSING, ChatStatus
 from ._errors import MalformedChunk
+from ._unicode import mend_surrogates
 
 __all__ = [
     "ChatAccumulator",
@@ -38,25 +39,8 @@ __all__ = [
     "ChoiceResult",
     "ToolCall",
     "accumulate",
+    "stream_status",
 ]
-
-
-class ChatStatus(str, Enum):
-    """How a stream ended; members compare equal to their string values."""
-
-    COMPLETE = "complete"
-    """``[DONE]`` arrived, or the bytes ended after every choice finished and usage arrived."""
-    TRUNCATED = "truncated"
-    """The bytes ended (or have not ended yet) without the stream being complete."""
-    ERROR = "error"
-    """The server sent an in-band error (or ``finish_reason: "error"``)."""
-    CANCELLED = "cancelled"
-    """The caller stopped reading (set by the clients)."""
-    TIMED_OUT = "timed_out"
-    """A timeout fired (set by the clients)."""
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -146,6 +130,9 @@ def _joined(parts: list[str]) -> str:
     return parts[0] if parts else ""
 
 
+_KEY_TYPES = (str, int, float, bool, type(None))
+
+
 class _Detail:
     """A ``reasoning_details`` entry being merged."""
 
@@ -168,11 +155,13 @@ class _Detail:
                 fields[key] = value  # a later non-empty value wins (a late signature)
 
     def snapshot(self) -> dict[str, Any]:
+        # Entries are verbatim JSON, so a fragment may end in half a surrogate pair:
+        # the joined text is mended (pairs joined, lone halves U+FFFD).
         out = dict(self.fields)
         if "text" in out:
-            out["text"] = _joined(self.text)
+            out["text"] = mend_surrogates(_joined(self.text))[0]
         if "summary" in out:
-            out["summary"] = _joined(self.summary)
+            out["summary"] = mend_surrogates(_joined(self.summary))[0]
         return out
 
 
@@ -185,6 +174,9 @@ class _Call:
         self.name = name
         self.type = type_
         self.arguments: list[str] = []
+
+    def snapshot(self) -> ToolCall:
+        return ToolCall(self.index, self.id, self.type, self.name, _joined(self.arguments))
 
 
 class _Choice:
@@ -202,6 +194,7 @@ class _Choice:
         "reasoning",
         "refusal",
         "role",
+        "tool_calls",
     )
 
     def __init__(self, index: int) -> None:
@@ -218,14 +211,19 @@ class _Choice:
         self.finish_reason: str | None = None
         self.native_finish_reason: str | None = None
         self.extras: dict[str, list[Any]] = {}
+        # The last snapshot of the tool calls (immutable, so shared between
+        # snapshots); None once a call changed.
+        self.tool_calls: tuple[ToolCall, ...] | None = ()
 
     def add_details(self, entries: tuple[dict[str, Any], ...]) -> None:
         for entry in entries:
             key_index = entry.get("index")
-            if type(key_index) is not int:
-                self.details.append(_Detail(entry))  # no index: nothing to merge it with
+            kind = entry.get("type")
+            if type(key_index) is not int or type(kind) not in _KEY_TYPES:
+                # No index, or a type that cannot be a key (``[1]``): nothing to merge with.
+                self.details.append(_Detail(entry))
                 continue
-            key = (key_index, entry.get("type"))
+            key = (key_index, kind)
             detail = self.details_by_key.get(key)
             if detail is None:
                 detail = self.details_by_key[key] = _Detail(entry)
@@ -234,6 +232,7 @@ class _Choice:
                 detail.merge(entry)
 
     def add_call(self, event: ToolCallDelta) -> None:
+        self.tool_calls = None
         tool_index = event.tool_index
         id_ = event.id or None
         name = event.name or None
@@ -260,6 +259,12 @@ class _Choice:
             call.arguments.append(event.arguments)
         self.last_call = call
 
+    def _tool_calls(self) -> tuple[ToolCall, ...]:
+        calls = self.tool_calls
+        if calls is None:
+            calls = self.tool_calls = tuple(c.snapshot() for c in self.calls)
+        return calls
+
     def snapshot(self) -> ChoiceResult:
         return ChoiceResult(
             index=self.index,
@@ -267,14 +272,49 @@ class _Choice:
             content=_joined(self.content),
             reasoning=_joined(self.reasoning),
             reasoning_details=[d.snapshot() for d in self.details],
-            tool_calls=tuple(
-                ToolCall(c.index, c.id, c.type, c.name, _joined(c.arguments)) for c in self.calls
-            ),
+            tool_calls=self._tool_calls(),
             refusal=None if self.refusal is None else _joined(self.refusal),
             finish_reason=self.finish_reason,
             native_finish_reason=self.native_finish_reason,
             extras={k: list(v) for k, v in self.extras.items()},
         )
+
+
+def stream_status(
+    *,
+    done: bool,
+    finished: bool,
+    usage: bool,
+    error: bool = False,
+    end: str | None = None,
+) -> ChatStatus:
+    """The one rule for a stream's status, used by the accumulator, the clients,
+    ``rawsse.inspect`` and ``rawsse replay``.
+
+    ``done``: ``data: [DONE]`` arrived; ``finished``: there is a choice and every
+    choice has a finish reason; ``usage``: a usage chunk arrived; ``error``: an
+    in-band error, ``finish_reason: "error"`` or an HTTP error status; ``end``:
+    how the body ended, when known (``eof``, ``error``, ``closed``, ``missing``).
+
+    - ``error`` whenever the server reported an error;
+    - ``cancelled`` when the consumer closed the body first;
+    - ``truncated`` when the body was cut (``error``, ``missing``);
+    - ``complete`` after ``[DONE]``, or when every choice finished *and* usage
+      arrived: OpenAI-style servers send usage last, right before ``[DONE]``, so
+      a body that stops after the finish reason but before usage and ``[DONE]``
+      was cut before its end (its token counts and cost are lost) and is
+      ``truncated``, never ``complete``;
+    - ``truncated`` otherwise.
+    """
+    if error:
+        return ChatStatus.ERROR
+    if end == END_CLOSED:
+        return ChatStatus.CANCELLED
+    if end in (END_ERROR, END_MISSING):
+        return ChatStatus.TRUNCATED
+    if done or (finished and usage):
+        return ChatStatus.COMPLETE
+    return ChatStatus.TRUNCATED
 
 
 class ChatAccumulator:
@@ -345,19 +385,31 @@ class ChatAccumulator:
             case _:
                 raise TypeError(f"not a chat event: {event!r}")
 
+    def status(self, end: str | None = None, *, http_error: bool = False) -> ChatStatus:
+        """The stream's status by ``stream_status``, the body having ended as ``end``."""
+        choices = self._choices.values()
+        return stream_status(
+            done=self._done,
+            finished=bool(choices) and all(c.finish_reason is not None for c in choices),
+            usage=self._usage is not None,
+            error=bool(self._errors) or self._finish_error or http_error,
+            end=end,
+        )
+
     def result(self) -> ChatResult:
-        """The result so far (a snapshot: later ``add`` calls do not change it)."""
+        """The result so far (a snapshot: later ``add`` calls do not change it).
+
+        Cost: a text (content, reasoning, refusal, arguments) that grew since the
+        previous call is joined into one string, so it is copied whole; an
+        unchanged one costs nothing (the same string is returned), and while no
+        tool call of a choice changes, its ``tool_calls`` tuple is reused.
+        Lists and dicts (extras, reasoning details) are copied, so no snapshot
+        shares mutable state.  Calling ``result()`` after every delta is therefore
+        quadratic in the text's length: display the deltas themselves, and take a
+        snapshot when one is needed.
+        """
         choices = tuple(self._choices[i].snapshot() for i in sorted(self._choices))
-        if self._errors or self._finish_error:
-            status = ChatStatus.ERROR
-        elif self._done or (
-            choices
-            and self._usage is not None
-            and all(c.finish_reason is not None for c in choices)
-        ):
-            status = ChatStatus.COMPLETE
-        else:
-            status = ChatStatus.TRUNCATED
+        status = self.status()
         start = self._start
         return ChatResult(
             id=None if start is None else start.id,

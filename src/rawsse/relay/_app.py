@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from .._client import AsyncClient, AsyncStream
+from .._async_client import AsyncClient, AsyncStream
 from .._errors import (
     APIConnectionError,
     APIStatusError,

@@ -27,7 +27,7 @@ from typing import Any
 
 import anyio
 
-from .._client import AsyncStream
+from .._async_client import AsyncStream
 from ._encoder import RelayEncoder
 
 __all__ = ["DEFAULT_MAX_BUFFER", "Pump", "spawn"]
@@ -286,7 +286,9 @@ class Pump:
             error = self._error
             assert error is not None
             if not core.finished and isinstance(error, Exception):
-                translated = core.translate(error, now)
+                # The client's one translation of foreign errors; the relay does not
+                # reconnect mid-body, so no retry decision is asked for.
+                translated = core._translate(error, core, now)
                 if translated is not None:
                     error = translated
                 core.fail(error, now)
