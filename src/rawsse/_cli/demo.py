@@ -53,7 +53,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """``rawsse demo``: stream a shipped recording through the real client, over real HTTP."""
-    if args.browser:
+    if getattr(args, "browser", False):  # Namespaces built by hand may lack it
         from .relay import run_demo_browser
 
         return run_demo_browser(args, out=out, err=err)
