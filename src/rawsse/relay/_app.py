@@ -325,19 +325,23 @@ class RelayApp:
             stalled = True
             group.cancel_scope.cancel()
 
+        async def send_body(data: bytes) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+
         pump = Pump(
             stream,
             encoder,
             max_buffer=self.max_buffer,
             write_timeout=self.write_timeout,
             on_stall=stall,
+            send=send_body,
         )
         async with anyio.create_task_group() as group:
             group.start_soon(pump.read)
             group.start_soon(pump.time)
             data: bytes | None = encoder.open(anyio.current_time())
             while data is not None:
-                await send({"type": "http.response.body", "body": data, "more_body": True})
+                await send_body(data)
                 data = await pump.next_bytes()
         if not stalled:
             await send({"type": "http.response.body", "body": b"", "more_body": False})

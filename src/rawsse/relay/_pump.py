@@ -22,7 +22,7 @@ the reader stops reading, and TCP flow control holds the rest upstream.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -54,6 +54,7 @@ class Pump:
         max_buffer: int = DEFAULT_MAX_BUFFER,
         write_timeout: float | None = None,
         on_stall: Callable[[], object] | None = None,
+        send: Callable[[bytes], Awaitable[object]] | None = None,
     ) -> None:
         self.stream = stream
         self.encoder = encoder
@@ -62,6 +63,11 @@ class Pump:
         self._write_timeout = write_timeout
         self._on_stall = on_stall
         self._send_deadline: float | None = None
+        self._send = send
+        # A write is under way (the caller's, or the reader's own); the caller's first
+        # write (the opening comment) is under way until its first ``next_bytes``.
+        self._busy = True
+        self._blocked = False  # the writer waits for the reader's write to end
         self._chunks: list[bytes] = []
         self._size = 0
         self._state = _OPENING
@@ -111,12 +117,28 @@ class Pump:
                     self._end(_EOF, None)
                     return
                 chunks = self._chunks
+                loop = self._loop if self._send is not None else None
+                suspended = [False]
                 try:
                     while True:
-                        chunk = await raw.__anext__()
+                        if loop is None:
+                            chunk = await raw.__anext__()
+                        else:
+                            # Did this read wait for the network?  A callback queued now
+                            # runs only if the loop turned meanwhile.
+                            suspended[0] = False
+                            handle = loop.call_soon(_mark, suspended)
+                            chunk = await raw.__anext__()
+                            handle.cancel()
                         chunks.append(chunk)
                         self._size += len(chunk)
-                        if self._waiter is not None:
+                        if loop is not None and suspended[0] and not self._busy:
+                            # Fresh from the network: send it from here, one task switch
+                            # less.  Chunks already buffered behind it go to the writer,
+                            # which runs when this task next waits, and leave together.
+                            if await self._send_now():
+                                return
+                        elif self._waiter is not None:
                             self._wake()
                         while self._size >= self._max_buffer:
                             self._room = anyio.Event()
@@ -132,6 +154,29 @@ class Pump:
                 await stream._close_response()
             self._wake()
             self.stopped.set()
+
+    async def _send_now(self) -> bool:
+        """Relay and send what was read, in the reader task (one task switch less per
+        read than handing it to the writer); True once the terminal event is sent."""
+        assert self._send is not None
+        self._busy = True
+        try:
+            now = self._now()
+            out = self._take(now)
+            if out:
+                self._sending(now)
+                await self._send(out)
+                self._send_deadline = None
+        finally:
+            self._busy = False
+            if self._blocked:
+                self._blocked = False
+                self._wake()
+        if self.encoder.closed:
+            self._timer_scope.cancel()
+            self._wake()  # the writer returns None
+            return True
+        return False
 
     def _end(self, state: int, error: BaseException | None) -> None:
         self._state = state
@@ -209,9 +254,11 @@ class Pump:
 
     async def next_bytes(self) -> bytes | None:
         """The next bytes to send, or None once the terminal event was returned."""
-        self._send_deadline = None  # the previous write completed
+        self._busy = False  # the previous write completed
+        self._send_deadline = None
         out = await self._next()
         if out is not None:
+            self._busy = True
             self._sending(self._now())
         return out
 
@@ -221,15 +268,14 @@ class Pump:
         while True:
             if encoder.closed:
                 return None
+            if self._busy:  # the reader is sending what it just read: wait for it
+                self._blocked = True
+                await self._wait()
+                continue
             if self._chunks:
-                chunks = self._chunks
-                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                chunks.clear()
-                self._size = 0
-                self._room.set()
-                now = self._now()
-                core.clocks.read_start = now
-                out = self._relay_body(data, now)
+                out = self._take(self._now())
+                if encoder.closed:
+                    self.stop()
                 if out:
                     return out
                 continue
@@ -255,6 +301,16 @@ class Pump:
             self._wake_at(deadline)
             await self._wait()
 
+    def _take(self, now: float) -> bytes:
+        """Relay every queued chunk at once."""
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._size = 0
+        self._room.set()
+        self._core.clocks.read_start = now
+        return self._relay_body(data, now)
+
     def _relay_body(self, data: bytes, now: float) -> bytes:
         core = self._core
         encoder = self.encoder
@@ -263,10 +319,8 @@ class Pump:
         events = core.feed(data, now)
         out = encoder.feed_many(events, now) if events else b""
         if core.pending is not None:
-            self.stop()
             return out + encoder.fail(core.take_pending(), now)
         if core.finished:
-            self.stop()
             return out + encoder.close(core.result, now)
         return out + encoder.poll(now)
 
@@ -295,6 +349,10 @@ class Pump:
             return encoder.fail(error, now)
         core.cancel(now)
         return encoder.cancel(now, partial=core.result)
+
+
+def _mark(flag: list[bool]) -> None:
+    flag[0] = True
 
 
 _tasks: set[Any] = set()  # strong references: asyncio keeps only weak ones to its tasks
