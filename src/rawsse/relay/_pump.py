@@ -10,7 +10,13 @@
   time, and a burst of chunks costs one decode, one encode and one send.
 * The timer task (``Pump.time``) wakes the writer at the next deadline (a
   heartbeat, a coalescing flush, a client timeout) without a cancel scope per
-  wait: the writer tells it a new deadline only when it is earlier.
+  wait: the writer tells it a new deadline only when it is earlier.  It also
+  reports a write blocked for ``write_timeout`` (``on_stall``).
+
+Given ``send`` (``RelayApp`` does; ``relay_stream`` cannot, it yields), the
+reader sends a chunk that came fresh from the network itself, saving the
+writer's wakeup: one task switch per event, as a plain proxy has.  Chunks that
+were already buffered behind it still go through the writer and leave together.
 
 The reader is never cancelled to make a heartbeat (cancelling an HTTP read
 closes the connection); only stopping the relay cancels it.

@@ -24,13 +24,14 @@ async def relay_stream(
 ) -> AsyncIterator[bytes]:
     """The relay's SSE bytes for ``stream`` (opened or not), for a streaming response.
 
-    Yields the opening comment at once, then one chunk per upstream read (every
-    event of the read encoded together), heartbeats after ``heartbeat`` seconds of
-    silence, and ends with exactly one terminal event (``done`` or ``error``): an
-    upstream failure never raises here.  Closing the iterator (``aclose()``, task
-    cancellation, or the garbage collector finalizing an abandoned one) closes the
-    upstream stream at once.  See ``RelayEncoder`` for ``heartbeat`` and
-    ``coalesce``; ``max_buffer`` bounds the upstream bytes waiting for a slow consumer.
+    Yields the opening comment at once, then one chunk for all that arrived from
+    upstream since the last one (a burst of events is one chunk), heartbeats
+    after ``heartbeat`` seconds of silence, and exactly one terminal event
+    (``done`` or ``error``) at the end: an upstream failure never raises here.
+    Closing the iterator (``aclose()``, task cancellation, or the garbage
+    collector finalizing an abandoned one) closes the upstream stream at once.
+    See ``RelayEncoder`` for ``heartbeat`` and ``coalesce``; ``max_buffer``
+    bounds the upstream bytes waiting for a slow consumer.
     """
     encoder = RelayEncoder(anyio.current_time(), heartbeat=heartbeat, coalesce=coalesce)
     pump: Pump | None = None
