@@ -253,6 +253,8 @@ async def read_stream(
                             stamps.append(now - float(text))
             else:
                 break
+    except (h11.RemoteProtocolError, ConnectionError) as exc:  # reported as a failed stream
+        return -1, f"{type(exc).__name__}: {exc}", reads
     finally:
         writer.close()
     return status, "".join(parts), reads

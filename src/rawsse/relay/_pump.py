@@ -70,9 +70,10 @@ class Pump:
         self._on_stall = on_stall
         self._send_deadline: float | None = None
         self._send = send
-        # A write is under way (the caller's, or the reader's own); the caller's first
-        # write (the opening comment) is under way until its first ``next_bytes``.
-        self._busy = True
+        # The caller is writing what ``next_bytes`` returned (its first write, the
+        # opening comment, lasts until its first call).
+        self._writing = True
+        self._reader_sending = False  # the reader is writing what it just read
         self._blocked = False  # the writer waits for the reader's write to end
         self._chunks: list[bytes] = []
         self._size = 0
@@ -138,7 +139,7 @@ class Pump:
                             handle.cancel()
                         chunks.append(chunk)
                         self._size += len(chunk)
-                        if loop is not None and suspended[0] and not self._busy:
+                        if loop is not None and suspended[0] and not self._writing:
                             # Fresh from the network: send it from here, one task switch
                             # less.  Chunks already buffered behind it go to the writer,
                             # which runs when this task next waits, and leave together.
@@ -165,7 +166,7 @@ class Pump:
         """Relay and send what was read, in the reader task (one task switch less per
         read than handing it to the writer); True once the terminal event is sent."""
         assert self._send is not None
-        self._busy = True
+        self._reader_sending = True
         try:
             now = self._now()
             out = self._take(now)
@@ -174,7 +175,7 @@ class Pump:
                 await self._send(out)
                 self._send_deadline = None
         finally:
-            self._busy = False
+            self._reader_sending = False
             if self._blocked:
                 self._blocked = False
                 self._wake()
@@ -260,11 +261,12 @@ class Pump:
 
     async def next_bytes(self) -> bytes | None:
         """The next bytes to send, or None once the terminal event was returned."""
-        self._busy = False  # the previous write completed
-        self._send_deadline = None
+        self._writing = False  # the caller's previous write completed
+        if not self._reader_sending:
+            self._send_deadline = None
         out = await self._next()
         if out is not None:
-            self._busy = True
+            self._writing = True
             self._sending(self._now())
         return out
 
@@ -274,7 +276,7 @@ class Pump:
         while True:
             if encoder.closed:
                 return None
-            if self._busy:  # the reader is sending what it just read: wait for it
+            if self._reader_sending:  # the reader is sending what it just read: wait for it
                 self._blocked = True
                 await self._wait()
                 continue
