@@ -34,6 +34,7 @@ from typing import Any
 import anyio
 
 from .._async_client import AsyncStream
+from .._base_client import GiveUp
 from ._encoder import RelayEncoder
 
 __all__ = ["DEFAULT_MAX_BUFFER", "Pump", "spawn"]
@@ -327,7 +328,7 @@ class Pump:
         events = core.feed(data, now)
         out = encoder.feed_many(events, now) if events else b""
         if core.pending is not None:
-            return out + encoder.fail(core.take_pending(), now)
+            return out + encoder.fail(self._give_up(core.take_pending(), now), now)
         if core.finished:
             return out + encoder.close(core.result, now)
         return out + encoder.poll(now)
@@ -342,21 +343,27 @@ class Pump:
             events = core.end_of_body(now)
             out = encoder.feed_many(events, now) if events else b""
             if core.pending is not None:
-                return out + encoder.fail(core.take_pending(), now)
+                return out + encoder.fail(self._give_up(core.take_pending(), now), now)
             return out + encoder.close(core.result, now)
         if state == _FAILED:
             error = self._error
             assert error is not None
-            if not core.finished and isinstance(error, Exception):
-                # The client's one translation of foreign errors; the relay does not
-                # reconnect mid-body, so no retry decision is asked for.
-                translated = core._translate(error, core, now)
-                if translated is not None:
-                    error = translated
-                core.fail(error, now)
+            if not core.finished:  # failed in the body: the client's rules decide
+                error = self._give_up(error, now)
             return encoder.fail(error, now)
         core.cancel(now)
         return encoder.cancel(now, partial=core.result)
+
+    def _give_up(self, error: BaseException, now: float) -> BaseException:
+        """The error that ends the stream, translated and with its ``partial``, by the
+        client's own decision.  The relay does not reconnect mid-body: a retry the
+        client would make ends the relayed stream instead."""
+        core = self._core
+        decision = core.decide(error, now)
+        if isinstance(decision, GiveUp):
+            return decision.error
+        core.fail(error, now)
+        return error
 
 
 def _mark(flag: list[bool]) -> None:
