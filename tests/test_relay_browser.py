@@ -138,18 +138,29 @@ def idle_cutting_proxy(target_port: int, cut: float) -> Iterator[str]:
         writer.close()
 
     async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection("127.0.0.1", target_port)
-        seen = [time.monotonic()]
-        up = asyncio.ensure_future(pipe(client_r, server_w, None))
-        down = asyncio.ensure_future(pipe(server_r, client_w, seen))
-        while not down.done():
-            await asyncio.sleep(0.1)
-            if time.monotonic() - seen[0] > cut:
-                client_w.transport.abort()
-                server_w.transport.abort()
-                break
-        for task in (up, down):
-            task.cancel()
+        server_w: asyncio.StreamWriter | None = None
+        tasks: list[asyncio.Future[None]] = []
+        try:
+            server_r, server_w = await asyncio.open_connection("127.0.0.1", target_port)
+            seen = [time.monotonic()]
+            tasks.append(asyncio.ensure_future(pipe(client_r, server_w, None)))
+            down = asyncio.ensure_future(pipe(server_r, client_w, seen))
+            tasks.append(down)
+            while not down.done():
+                await asyncio.sleep(0.1)
+                if time.monotonic() - seen[0] > cut:
+                    client_w.transport.abort()
+                    server_w.transport.abort()
+                    break
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for writer in (client_w, server_w):
+                if writer is not None:
+                    writer.close()
+                    with contextlib.suppress(Exception):
+                        await writer.wait_closed()
 
     stop = asyncio.Event()
 
