@@ -23,12 +23,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .._version import __version__
-from . import bench, chat, demo, inspect, record, replay, serve, stats
+from . import bench, chat, demo, inspect, record, relay, replay, serve, stats
 from ._output import EXIT_INTERRUPTED, EXIT_STREAM, writable_streams
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS = (demo, serve, chat, record, inspect, replay, stats, bench)
+COMMANDS = (demo, serve, relay, chat, record, inspect, replay, stats, bench)
 """The command modules, in the order ``rawsse --help`` lists them."""
 
 

@@ -35,7 +35,7 @@ from .._errors import (
 )
 from ._encoder import RelayEncoder
 from ._policy import DEFAULT_MAX_BODY, ChatRequest, Policy, Rejected
-from ._pump import DEFAULT_MAX_QUEUED, Pump
+from ._pump import DEFAULT_MAX_BUFFER, Pump
 
 __all__ = ["Authorize", "RelayApp"]
 
@@ -97,8 +97,8 @@ class RelayApp:
     * ``heartbeat``, ``coalesce``: see ``RelayEncoder``;
     * ``write_timeout``: seconds one write to a browser may block (a client that
       stopped reading) before the relay drops it and cancels upstream;
-    * ``max_queued``: upstream reads (64 KiB at most each) that may wait for a
-      slow browser before the relay stops reading upstream.
+    * ``max_buffer``: bytes of upstream body that may wait for a slow browser
+      before the relay stops reading upstream (default 256 KiB).
     """
 
     def __init__(
@@ -116,7 +116,7 @@ class RelayApp:
         heartbeat: float | None = 15.0,
         coalesce: float = 0.0,
         write_timeout: float = 30.0,
-        max_queued: int = DEFAULT_MAX_QUEUED,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
     ) -> None:
         self.client = client
         self.policy = Policy.build(
@@ -129,7 +129,7 @@ class RelayApp:
         self.heartbeat = heartbeat
         self.coalesce = coalesce
         self.write_timeout = write_timeout
-        self.max_queued = max_queued
+        self.max_buffer = max_buffer
         self._files: dict[str, bytes | None] = {}
 
     def __repr__(self) -> str:
@@ -318,18 +318,33 @@ class RelayApp:
                 await stream.close()
 
     async def _pump(self, stream: AsyncStream, encoder: RelayEncoder, send: Send) -> None:
-        pump = Pump(stream, encoder, max_queued=self.max_queued)
+        stalled = False
+
+        def stall() -> None:  # the browser stopped reading for write_timeout: drop it
+            nonlocal stalled
+            stalled = True
+            group.cancel_scope.cancel()
+
+        async def send_body(data: bytes) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+
+        pump = Pump(
+            stream,
+            encoder,
+            max_buffer=self.max_buffer,
+            write_timeout=self.write_timeout,
+            on_stall=stall,
+            send=send_body,
+        )
         async with anyio.create_task_group() as group:
             group.start_soon(pump.read)
+            group.start_soon(pump.time)
             data: bytes | None = encoder.open(anyio.current_time())
             while data is not None:
-                with anyio.move_on_after(self.write_timeout) as scope:
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
-                if scope.cancelled_caught:  # the browser stopped reading: drop it
-                    group.cancel_scope.cancel()
-                    return
+                await send_body(data)
                 data = await pump.next_bytes()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if not stalled:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _send_upstream_error(send: Send, exc: RawSSEError, cors: list[tuple[str, str]]) -> None:
