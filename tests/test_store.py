@@ -395,3 +395,5 @@ def test_sse_bytes_and_choice_texts() -> None:
         b'id: 2\nevent: text\ndata: {"choice": 0, "text": "H\\u00e9"}\n\n'
     )
     assert choice_texts(events) == {0: "Héllo", 1: "llo"}
+    thinking = StoredEvent(6, "reasoning", '{"choice":0,"text":"hm"}')
+    assert choice_texts([*events, thinking], "reasoning") == {0: "hm"}

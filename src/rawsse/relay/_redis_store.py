@@ -141,6 +141,7 @@ class RedisStore:
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
             from redis.exceptions import ConnectionError as RedisConnectionError
+            from redis.exceptions import RedisError
         except ImportError as exc:  # pragma: no cover (the extra is installed in dev)
             raise ConfigurationError(
                 "RedisStore needs the redis package: pip install 'rawsse[redis]'"
@@ -153,6 +154,7 @@ class RedisStore:
         self._lease_ttl = lease_ttl
         self._prefix = key_prefix
         self._operations = 0
+        self._errors: tuple[type[Exception], ...] = (RedisError, OSError)
         # One immediate retry on a dropped connection (a pooled one a restart closed); no
         # retry on timeouts, which would double the wait.
         # Typed loosely on purpose: the package's reply types differ between its versions.
@@ -343,8 +345,6 @@ class RedisStore:
     @contextmanager
     def _guard(self, stream_id: str | None, wait: float = 0.0) -> Iterator[None]:
         """Count one round trip, bound it in time, and translate the client's errors."""
-        from redis.exceptions import RedisError
-
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -355,7 +355,7 @@ class RedisStore:
                 yield
         except TimeoutError as exc:
             raise StoreUnavailable("Redis did not answer in time", stream_id=stream_id) from exc
-        except (RedisError, OSError) as exc:
+        except self._errors as exc:
             message = f"Redis is unavailable: {type(exc).__name__}: {exc}"
             raise StoreUnavailable(message, stream_id=stream_id) from exc
 

@@ -198,11 +198,14 @@ def sse_bytes(events: Iterable[StoredEvent]) -> bytes:
     return "".join(f"id: {e.seq}\nevent: {e.name}\ndata: {e.data}\n\n" for e in events).encode()
 
 
-def choice_texts(events: Iterable[StoredEvent]) -> dict[int, str]:
-    """The text of each choice joined from the ``text`` events: what a taker prefills."""
+def choice_texts(events: Iterable[StoredEvent], name: str = "text") -> dict[int, str]:
+    """Each choice's text joined from the ``name`` events: what a taker prefills.
+
+    ``name="reasoning"`` joins the reasoning the same way.
+    """
     parts: dict[int, list[str]] = {}
     for event in events:
-        if event.name == "text":
+        if event.name == name:
             obj = json.loads(event.data)
             parts.setdefault(int(obj["choice"]), []).append(obj["text"])
     return {choice: "".join(texts) for choice, texts in sorted(parts.items())}
