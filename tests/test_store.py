@@ -23,6 +23,7 @@ from rawsse.relay._store import (
     choice_texts,
     is_stream_id,
     new_stream_id,
+    parse_events,
     sse_bytes,
 )
 
@@ -70,6 +71,7 @@ async def make_store(kind: str, request: pytest.FixtureRequest) -> AsyncIterator
             store = MemoryStore(**options)
         else:
             prefix = f"test-{secrets.token_hex(6)}:"
+            options.setdefault("block", 0.25)
             store = RedisStore(server.url, key_prefix=prefix, **options)
         stores.append(store)
         return store
@@ -316,6 +318,22 @@ async def test_a_cancel_before_the_wait_is_not_lost(make_store: MakeStore) -> No
         assert await store.wait_cancelled(sid, 5)
 
 
+async def test_followed_while_a_follower_reads(make_store: MakeStore) -> None:
+    store = make_store()
+    sid = await store.create(REQUEST, owner=None, holder="p")
+    assert not await store.followed(sid)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(collect, store, sid)
+        await anyio.sleep(0.1)
+        assert await store.followed(sid)
+        await anyio.sleep(0.6)  # longer than a blocking read: still there
+        assert await store.followed(sid)
+        tg.cancel_scope.cancel()
+    # RedisStore knows presence by a key its followers refresh: it lapses after `presence`.
+    await anyio.sleep(getattr(store, "presence", 0) + 0.2)
+    assert not await store.followed(sid)
+
+
 async def test_operations_are_counted(make_store: MakeStore) -> None:
     store = make_store()
     before = store.operations
@@ -395,5 +413,9 @@ def test_sse_bytes_and_choice_texts() -> None:
         b'id: 2\nevent: text\ndata: {"choice": 0, "text": "H\\u00e9"}\n\n'
     )
     assert choice_texts(events) == {0: "Héllo", 1: "llo"}
+    opening = b": rawsse\n\nretry: 1000\n"
+    wire = opening + sse_bytes(events[:3]) + b": hb\n\n" + sse_bytes(events[3:])
+    assert parse_events(wire) == events
+    assert parse_events(b": hb\n\n") == []
     thinking = StoredEvent(6, "reasoning", '{"choice":0,"text":"hm"}')
     assert choice_texts([*events, thinking], "reasoning") == {0: "hm"}

@@ -40,6 +40,7 @@ class _Stream:
         "events",
         "expires",
         "finished",
+        "followers",
         "gone",
         "holder",
         "lease_expires",
@@ -54,6 +55,7 @@ class _Stream:
         self.events: list[StoredEvent] = []
         self.size = len(request)
         self.finished = False
+        self.followers = 0
         self.cancelled = False
         self.gone = False
         self.holder: str | None = holder
@@ -162,21 +164,30 @@ class MemoryStore:
         """Every event after ``after``, then live ones, ending after the terminal event."""
         self._operations += 1
         stream = self._get(stream_id, self._clock())
-        position = after
-        while True:
-            # Read the wake-up event before the list, so no append falls between.
-            changed = stream.changed
-            fresh = _after(stream.events, position)
-            for event in fresh:
-                yield event
-            if fresh:
-                position = fresh[-1].seq
-            if stream.finished and position >= _last(stream.events):
-                return
-            if stream.gone:
-                raise StreamNotFound("stream expired while followed", stream_id=stream_id)
-            if not fresh:
-                await changed.wait()
+        stream.followers += 1
+        try:
+            position = after
+            while True:
+                # Read the wake-up event before the list, so no append falls between.
+                changed = stream.changed
+                fresh = _after(stream.events, position)
+                for event in fresh:
+                    yield event
+                if fresh:
+                    position = fresh[-1].seq
+                if stream.finished and position >= _last(stream.events):
+                    return
+                if stream.gone:
+                    raise StreamNotFound("stream expired while followed", stream_id=stream_id)
+                if not fresh:
+                    await changed.wait()
+        finally:
+            stream.followers -= 1
+
+    async def followed(self, stream_id: str) -> bool:
+        """Whether a follower is reading the stream now."""
+        self._operations += 1
+        return self._get(stream_id, self._clock()).followers > 0
 
     async def acquire_lease(self, stream_id: str, holder: str) -> bool:
         """Take the lease if it is free or expired."""

@@ -7,6 +7,7 @@ Keys of one stream (``{id}`` is a hash tag, so a cluster keeps them on one node)
                              t (present on the terminal event)
     <prefix>{id}:l   string  the producer lease: the holder, ``SET NX PX``
     <prefix>{id}:c   list    cancel wake-ups: ``cancel`` pushes, the producer's ``BLPOP`` takes
+    <prefix>{id}:a   string  presence: set by each follower at least every ``block`` seconds
 
 Every write is one Lua script checked against the lease, so a producer that
 lost its lease cannot write; ``XADD`` caps each stream near ``max_events``
@@ -151,6 +152,7 @@ class RedisStore:
         self.max_events = max_events
         self.timeout = timeout
         self.block = block
+        self.presence = 2 * block + timeout
         self._lease_ttl = lease_ttl
         self._prefix = key_prefix
         self._operations = 0
@@ -183,7 +185,7 @@ class RedisStore:
     async def create(self, request: bytes, *, owner: str | None, holder: str) -> str:
         """Start a stream whose lease ``holder`` holds; return its new id."""
         stream_id = new_stream_id()
-        m, _, lease, _ = self._keys(stream_id)
+        m, _, lease, _, _ = self._keys(stream_id)
         fields: dict[str, bytes | str | int] = {"r": request, "s": "live", "n": 0}
         if owner is not None:
             fields["o"] = owner
@@ -197,7 +199,7 @@ class RedisStore:
 
     async def info(self, stream_id: str) -> StreamInfo:
         """The stream's metadata; ``StreamNotFound`` when unknown or expired."""
-        m, _, lease, _ = self._keys(stream_id)
+        m, _, lease, _, _ = self._keys(stream_id)
         with self._guard(stream_id):
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.hgetall(m)
@@ -226,7 +228,7 @@ class RedisStore:
 
     async def read(self, stream_id: str, after: int = 0) -> list[StoredEvent]:
         """The events stored after position ``after``, now."""
-        m, e, _, _ = self._keys(stream_id)
+        m, e, _, _, _ = self._keys(stream_id)
         with self._guard(stream_id):
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.exists(m)
@@ -238,7 +240,7 @@ class RedisStore:
 
     async def follow(self, stream_id: str, after: int = 0) -> AsyncGenerator[StoredEvent, None]:
         """Every event after ``after``, then live ones, ending after the terminal event."""
-        m, e, _, _ = self._keys(stream_id)
+        m, e, _, _, a = self._keys(stream_id)
         with self._guard(stream_id):
             state, last = await self._client.hmget(m, ["s", "n"])
         if state is None:
@@ -247,9 +249,18 @@ class RedisStore:
             return
         position = after
         block_ms = _ms(self.block)
+        presence_ms = _ms(self.presence)
+        present_until = 0.0
         while True:
+            now = anyio.current_time()
             with self._guard(stream_id, wait=self.block):
-                reply = await self._client.xread({e: f"0-{position}"}, count=1000, block=block_ms)
+                async with self._client.pipeline(transaction=False) as pipe:
+                    if now + self.block >= present_until:
+                        # Refreshed well before it lapses, in the same round trip as the read.
+                        pipe.set(a, b"1", px=presence_ms)
+                        present_until = now + self.presence
+                    pipe.xread({e: f"0-{position}"}, count=1000, block=block_ms)
+                    reply = (await pipe.execute())[-1]
             if not reply:
                 # Nothing new for a while: the stream may have expired (or Redis restarted),
                 # or finished at or before a position ahead of what was stored.
@@ -267,29 +278,35 @@ class RedisStore:
                 if terminal:
                     return
 
+    async def followed(self, stream_id: str) -> bool:
+        """Whether a follower was reading within the last ``presence`` seconds."""
+        _, _, _, _, a = self._keys(stream_id)
+        with self._guard(stream_id):
+            return bool(await self._client.exists(a))
+
     async def acquire_lease(self, stream_id: str, holder: str) -> bool:
         """Take the lease if it is free or expired (``SET NX PX``)."""
-        m, e, lease, _ = self._keys(stream_id)
+        m, e, lease, _, _ = self._keys(stream_id)
         args: list[str | int] = [holder, _ms(self._lease_ttl), _ms(self.live_ttl)]
         with self._guard(stream_id):
             return bool(await self._acquire(keys=[m, e, lease], args=args))
 
     async def renew_lease(self, stream_id: str, holder: str) -> bool:
         """Extend ``holder``'s lease; False when it holds it no longer."""
-        m, e, lease, _ = self._keys(stream_id)
+        m, e, lease, _, _ = self._keys(stream_id)
         args: list[str | int] = [holder, _ms(self._lease_ttl), _ms(self.live_ttl)]
         with self._guard(stream_id):
             return bool(await self._renew(keys=[m, e, lease], args=args))
 
     async def release_lease(self, stream_id: str, holder: str) -> None:
         """Give the lease up now (only if ``holder`` holds it)."""
-        _, _, lease, _ = self._keys(stream_id)
+        _, _, lease, _, _ = self._keys(stream_id)
         with self._guard(stream_id):
             await self._release(keys=[lease], args=[holder])
 
     async def cancel(self, stream_id: str) -> None:
         """Ask the producer to stop: sets the flag and wakes its ``wait_cancelled``."""
-        m, _, _, c = self._keys(stream_id)
+        m, _, _, c, _ = self._keys(stream_id)
         with self._guard(stream_id):
             found = await self._cancel(keys=[m, c])
         if not found:
@@ -297,7 +314,7 @@ class RedisStore:
 
     async def wait_cancelled(self, stream_id: str, within: float) -> bool:
         """Wait up to ``within`` seconds for a ``cancel`` (``BLPOP``, ``block`` s per trip)."""
-        _, _, _, c = self._keys(stream_id)
+        _, _, _, c, _ = self._keys(stream_id)
         deadline = anyio.current_time() + within
         while True:
             # BLPOP's timeout 0 means forever: never send less than a millisecond.
@@ -318,9 +335,9 @@ class RedisStore:
         with self._guard(None):
             await self._client.ping()
 
-    def _keys(self, stream_id: str) -> tuple[str, str, str, str]:
+    def _keys(self, stream_id: str) -> tuple[str, str, str, str, str]:
         base = f"{self._prefix}{{{stream_id}}}:"
-        return base + "m", base + "e", base + "l", base + "c"
+        return base + "m", base + "e", base + "l", base + "c", base + "a"
 
     async def _store(
         self, stream_id: str, holder: str, events: Sequence[StoredEvent], *, final: bool
@@ -335,7 +352,7 @@ class RedisStore:
         for event in events:
             args += (event.seq, event.name, event.data)
         with self._guard(stream_id):
-            result = await self._write(keys=list(self._keys(stream_id)), args=args)
+            result = await self._write(keys=list(self._keys(stream_id)[:4]), args=args)
         if result == -4:
             raise ValueError(f"events {[e.seq for e in events]} are not consecutive")
         if result in _WRITE_ERRORS:

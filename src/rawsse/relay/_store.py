@@ -49,6 +49,7 @@ __all__ = [
     "choice_texts",
     "is_stream_id",
     "new_stream_id",
+    "parse_events",
     "sse_bytes",
 ]
 
@@ -154,6 +155,13 @@ class StreamStore(Protocol):
         """Every event after ``after``, then live ones, ending after the terminal event."""
         ...
 
+    async def followed(self, stream_id: str) -> bool:
+        """Whether a follower is reading the stream (``RedisStore``: lately, see ``presence``).
+
+        The producer asks this to stop generating for nobody (the relay's ``linger``).
+        """
+        ...
+
     async def acquire_lease(self, stream_id: str, holder: str) -> bool:
         """Take the lease if it is free (``SET NX PX``); of several callers, one wins."""
         ...
@@ -196,6 +204,28 @@ def is_stream_id(value: str) -> bool:
 def sse_bytes(events: Iterable[StoredEvent]) -> bytes:
     """The events as the relay sends them: ``id:``, ``event:`` and ``data:`` lines."""
     return "".join(f"id: {e.seq}\nevent: {e.name}\ndata: {e.data}\n\n" for e in events).encode()
+
+
+def parse_events(data: bytes) -> list[StoredEvent]:
+    """The data events in the relay's SSE output (comments and ``retry:`` lines skipped).
+
+    The relay writes whole events, each ``id:``, ``event:`` and one ``data:``
+    line, so a write splits on blank lines; the inverse of ``sse_bytes``.
+    """
+    events: list[StoredEvent] = []
+    for block in data.split(b"\n\n"):
+        seq = name = payload = None
+        for line in block.split(b"\n"):
+            field, _, value = line.partition(b": ")
+            if field == b"id":
+                seq = int(value)
+            elif field == b"event":
+                name = value.decode()
+            elif field == b"data":
+                payload = value.decode()
+        if seq is not None and name is not None and payload is not None:
+            events.append(StoredEvent(seq, name, payload))
+    return events
 
 
 def choice_texts(events: Iterable[StoredEvent], name: str = "text") -> dict[int, str]:
