@@ -30,6 +30,7 @@ from ._chat_events import (
     Usage,
 )
 from ._errors import MalformedChunk
+from ._unicode import mend_surrogates
 
 __all__ = [
     "ChatAccumulator",
@@ -146,6 +147,9 @@ def _joined(parts: list[str]) -> str:
     return parts[0] if parts else ""
 
 
+_KEY_TYPES = (str, int, float, bool, type(None))
+
+
 class _Detail:
     """A ``reasoning_details`` entry being merged."""
 
@@ -168,11 +172,13 @@ class _Detail:
                 fields[key] = value  # a later non-empty value wins (a late signature)
 
     def snapshot(self) -> dict[str, Any]:
+        # Entries are verbatim JSON, so a fragment may end in half a surrogate pair:
+        # the joined text is mended (pairs joined, lone halves U+FFFD).
         out = dict(self.fields)
         if "text" in out:
-            out["text"] = _joined(self.text)
+            out["text"] = mend_surrogates(_joined(self.text))[0]
         if "summary" in out:
-            out["summary"] = _joined(self.summary)
+            out["summary"] = mend_surrogates(_joined(self.summary))[0]
         return out
 
 
@@ -185,6 +191,9 @@ class _Call:
         self.name = name
         self.type = type_
         self.arguments: list[str] = []
+
+    def snapshot(self) -> ToolCall:
+        return ToolCall(self.index, self.id, self.type, self.name, _joined(self.arguments))
 
 
 class _Choice:
@@ -202,6 +211,7 @@ class _Choice:
         "reasoning",
         "refusal",
         "role",
+        "tool_calls",
     )
 
     def __init__(self, index: int) -> None:
@@ -218,14 +228,19 @@ class _Choice:
         self.finish_reason: str | None = None
         self.native_finish_reason: str | None = None
         self.extras: dict[str, list[Any]] = {}
+        # The last snapshot of the tool calls (immutable, so shared between
+        # snapshots); None once a call changed.
+        self.tool_calls: tuple[ToolCall, ...] | None = ()
 
     def add_details(self, entries: tuple[dict[str, Any], ...]) -> None:
         for entry in entries:
             key_index = entry.get("index")
-            if type(key_index) is not int:
-                self.details.append(_Detail(entry))  # no index: nothing to merge it with
+            kind = entry.get("type")
+            if type(key_index) is not int or type(kind) not in _KEY_TYPES:
+                # No index, or a type that cannot be a key (``[1]``): nothing to merge with.
+                self.details.append(_Detail(entry))
                 continue
-            key = (key_index, entry.get("type"))
+            key = (key_index, kind)
             detail = self.details_by_key.get(key)
             if detail is None:
                 detail = self.details_by_key[key] = _Detail(entry)
@@ -234,6 +249,7 @@ class _Choice:
                 detail.merge(entry)
 
     def add_call(self, event: ToolCallDelta) -> None:
+        self.tool_calls = None
         tool_index = event.tool_index
         id_ = event.id or None
         name = event.name or None
@@ -260,6 +276,12 @@ class _Choice:
             call.arguments.append(event.arguments)
         self.last_call = call
 
+    def _tool_calls(self) -> tuple[ToolCall, ...]:
+        calls = self.tool_calls
+        if calls is None:
+            calls = self.tool_calls = tuple(c.snapshot() for c in self.calls)
+        return calls
+
     def snapshot(self) -> ChoiceResult:
         return ChoiceResult(
             index=self.index,
@@ -267,9 +289,7 @@ class _Choice:
             content=_joined(self.content),
             reasoning=_joined(self.reasoning),
             reasoning_details=[d.snapshot() for d in self.details],
-            tool_calls=tuple(
-                ToolCall(c.index, c.id, c.type, c.name, _joined(c.arguments)) for c in self.calls
-            ),
+            tool_calls=self._tool_calls(),
             refusal=None if self.refusal is None else _joined(self.refusal),
             finish_reason=self.finish_reason,
             native_finish_reason=self.native_finish_reason,
@@ -346,7 +366,17 @@ class ChatAccumulator:
                 raise TypeError(f"not a chat event: {event!r}")
 
     def result(self) -> ChatResult:
-        """The result so far (a snapshot: later ``add`` calls do not change it)."""
+        """The result so far (a snapshot: later ``add`` calls do not change it).
+
+        Cost: a text (content, reasoning, refusal, arguments) that grew since the
+        previous call is joined into one string, so it is copied whole; an
+        unchanged one costs nothing (the same string is returned), and while no
+        tool call of a choice changes, its ``tool_calls`` tuple is reused.
+        Lists and dicts (extras, reasoning details) are copied, so no snapshot
+        shares mutable state.  Calling ``result()`` after every delta is therefore
+        quadratic in the text's length: display the deltas themselves, and take a
+        snapshot when one is needed.
+        """
         choices = tuple(self._choices[i].snapshot() for i in sorted(self._choices))
         if self._errors or self._finish_error:
             status = ChatStatus.ERROR

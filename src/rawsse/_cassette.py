@@ -29,6 +29,7 @@ from typing import Any, TypeGuard
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ._errors import CassetteError
+from ._json import loads_bounded
 
 __all__ = [
     "END_CLOSED",
@@ -36,6 +37,8 @@ __all__ = [
     "END_ERROR",
     "END_MISSING",
     "FORMAT",
+    "MAX_DEPTH",
+    "MAX_SECONDS",
     "REDACTED",
     "Cassette",
     "body_json",
@@ -180,8 +183,8 @@ def body_json(content: bytes) -> Any:
     if not content:
         return None
     try:
-        return json.loads(content)
-    except (ValueError, UnicodeDecodeError):
+        return loads_bounded(content, max_depth=MAX_DEPTH)  # what load_cassette accepts
+    except ValueError:  # UnicodeDecodeError too
         pass
     try:
         return content.decode("utf-8")
@@ -366,30 +369,60 @@ def load_cassette(path: str | os.PathLike[str]) -> Cassette:
     return dataclasses.replace(loads_cassette(data, source=str(p)), path=p)
 
 
+MAX_SECONDS = 7 * 86400.0
+"""The largest ``t`` a cassette may hold (a week); a larger one is a ``CassetteError``."""
+MAX_DEPTH = 128
+"""Arrays and objects in a cassette line may nest this deep (a request's JSON schemas)."""
+
+# RFC 9110: a field name is a token; a value is visible characters, spaces and tabs
+# (and obs-text).  CR, LF, NUL and the other controls would let a served value
+# inject headers, so they are refused.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _number(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
 
 
+def _seconds(
+    value: object, what: str, lineno: int, fail: Callable[[int, str], CassetteError]
+) -> float:
+    if not _number(value):
+        raise fail(lineno, f"bad or missing {what} {value!r}")
+    if not value <= MAX_SECONDS:  # also inf, and ints too large for a float
+        raise fail(lineno, f"{what} {value!r} is beyond the limit of {MAX_SECONDS:g} seconds")
+    return float(value)
+
+
 def _parse_lines(lines: list[bytes], fail: Callable[[int, str], CassetteError]) -> list[Any]:
-    # Fast path: the whole file as one JSON array (one parser call, not one per line).
-    # Any doubt (a damaged line, two values on one line) takes the slow path, which
-    # finds the line to blame.
+    # One line, one value: never the whole file as one array, where lines that are
+    # each damaged could join into valid JSON.  The file is decoded once; only a
+    # failure looks for the line to blame.
     try:
-        records = json.loads(b"[" + b",".join(lines) + b"]")
-        if isinstance(records, list) and len(records) == len(lines):
-            return records
-    except ValueError:
-        pass
-    return [_parse_line(raw, lineno, fail) for lineno, raw in enumerate(lines, 1)]
-
-
-def _parse_line(raw: bytes, lineno: int, fail: Callable[[int, str], CassetteError]) -> Any:
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
+        texts = b"\n".join(lines).decode("utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        lineno = b"\n".join(lines)[: exc.start].count(b"\n") + 1
         raise fail(lineno, "not UTF-8") from None
+    records: list[Any] = []
+    append = records.append
+    try:
+        for text in texts:
+            append(loads_bounded(text, max_depth=MAX_DEPTH))
     except ValueError as exc:
-        raise fail(lineno, f"damaged JSON ({exc})") from None
+        raise fail(len(records) + 1, f"damaged JSON ({exc})") from None
+    return records
+
+
+def _check_headers(headers: object, fail: Callable[[int, str], CassetteError]) -> dict[str, str]:
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise fail(1, 'bad "response.headers": needs an object of strings')
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise fail(1, f"bad response header name {name!r}: not an HTTP token")
+        if _HEADER_CONTROL.search(value):
+            raise fail(1, f"bad response header {name!r}: its value holds a control character")
+    return {name.lower(): value for name, value in headers.items()}
 
 
 def loads_cassette(data: bytes, *, source: str = "<cassette>") -> Cassette:
@@ -427,12 +460,8 @@ def loads_cassette(data: bytes, *, source: str = "<cassette>") -> Cassette:
     status = response.get("status")
     if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 999:
         raise fail(1, f'bad "response.status" {status!r}')
-    headers = response.get("headers", {})
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        raise fail(1, 'bad "response.headers": needs an object of strings')
-    response_t = response.get("t", 0.0)
-    if not _number(response_t):
-        raise fail(1, f'bad "response.t" {response_t!r}')
+    headers = _check_headers(response.get("headers", {}), fail)
+    response_t = _seconds(response.get("t", 0.0), '"response.t"', 1, fail)
     request_headers = request.get("headers", {})
     if not isinstance(request_headers, dict):
         raise fail(1, 'bad "request.headers": needs an object')
@@ -447,10 +476,7 @@ def loads_cassette(data: bytes, *, source: str = "<cassette>") -> Cassette:
             raise fail(i, f'a line after the end line (end was "{end}")')
         if not isinstance(rec, dict):
             raise fail(i, "a line must be a JSON object")
-        raw_t = rec.get("t")
-        if not _number(raw_t):
-            raise fail(i, f'bad or missing "t" {raw_t!r}')
-        t = float(raw_t)
+        t = _seconds(rec.get("t"), '"t"', i, fail)
         if "end" in rec:
             end = rec["end"]
             if end not in _ENDS:
@@ -480,11 +506,11 @@ def loads_cassette(data: bytes, *, source: str = "<cassette>") -> Cassette:
     return Cassette(
         request=request,
         status=status,
-        headers={str(k).lower(): v for k, v in headers.items()},
+        headers=headers,
         chunks=chunks,
         end=end,
         error=error if end == END_ERROR else None,
-        response_t=float(response_t),
+        response_t=response_t,
         end_t=end_t,
         recorded_at=recorded_at,
     )

@@ -12,13 +12,23 @@ same call.  The bad payload is skipped whole (none of its events are kept, no
 state changes) and the decoder stays usable: the next ``feed``, ``close`` or
 ``decode_event`` first returns the events that followed it in the same call.
 An empty payload (``data:`` alone) is ignored.  Nothing but ``RawSSEError``
-subclasses escapes, on any input.
+subclasses escapes, on any input; an ``SSEProtocolError`` carries the chat
+events decoded before it.  Values that events carry verbatim (``Extra``,
+``raw``, reasoning details) nest at most ``DEFAULT_MAX_DEPTH`` levels, and
+usage counts stay within ``MAX_COUNT``.
+
+Delta text is always encodable: a UTF-16 surrogate pair split across two
+deltas of the same field is joined (the high half is held until that field's
+next delta), and an unpaired surrogate becomes U+FFFD, counted in
+``surrogates_replaced``.  This is done here rather than in the accumulator so
+that every consumer of events (a UI prints them) gets valid strings.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -37,7 +47,8 @@ from ._chat_events import (
     ToolCallDelta,
     Usage,
 )
-from ._errors import MalformedChunk
+from ._errors import MalformedChunk, SSEProtocolError
+from ._json import DEFAULT_MAX_DEPTH, nested_deeper_than
 from ._sse import (
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_LINE_BYTES,
@@ -45,10 +56,15 @@ from ._sse import (
     ServerSentEvent,
     SSEDecoder,
 )
+from ._unicode import mend_surrogates
 
-__all__ = ["ChatDecoder", "parse_chat_stream"]
+__all__ = ["MAX_COUNT", "ChatDecoder", "parse_chat_stream"]
+
+MAX_COUNT = 2**53
+"""The largest usage count accepted (a larger one is a ``MalformedChunk``)."""
 
 _new = tuple.__new__
+_MAX_DEPTH = DEFAULT_MAX_DEPTH
 _FLOAT_MAX = int(sys.float_info.max)
 _loads = json.loads
 # json.loads wraps this scanner in a Python call, two regex matches and a
@@ -97,7 +113,16 @@ class ChatDecoder:
     (last, so that everything else in an error chunk is seen first).
     """
 
-    __slots__ = ("_pending", "_roles", "_sse", "_started", "done", "ignored_after_done")
+    __slots__ = (
+        "_held",
+        "_pending",
+        "_roles",
+        "_sse",
+        "_started",
+        "done",
+        "ignored_after_done",
+        "surrogates_replaced",
+    )
 
     def __init__(
         self,
@@ -106,50 +131,88 @@ class ChatDecoder:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         self._sse = SSEDecoder(max_line_bytes=max_line_bytes, max_event_bytes=max_event_bytes)
-        self._pending: list[ServerSentEvent | Comment] = []
+        # Items that followed a malformed payload, as (list, start): never copied, so
+        # a batch with many bad payloads costs linear time however it is resumed.
+        self._pending: deque[tuple[list[ServerSentEvent | Comment], int]] = deque()
         self._roles: dict[int, str] = {}  # the last role reported per choice
         self._started = False
         self.done = False
         """True once ``data: [DONE]`` arrived."""
         self.ignored_after_done = 0
         """How many SSE events and comments arrived after ``[DONE]`` (and were ignored)."""
+        # A trailing high surrogate per text field, held until that field's next delta.
+        self._held: dict[tuple[int, int, int | None], str] = {}
+        self.surrogates_replaced = 0
+        """How many unpaired UTF-16 surrogates became U+FFFD in delta text."""
 
     def feed(self, data: bytes) -> list[ChatEvent]:
         """Decode the next bytes of the stream; return the events they complete."""
-        return self._decode(self._after_pending(self._sse.feed(data)))
+        try:
+            items = self._sse.feed(data)
+        except SSEProtocolError as exc:
+            raise self._translated(exc) from None
+        return self._run(items)
 
     def close(self) -> list[ChatEvent]:
-        """End of the byte stream: return what is left (an unterminated event is discarded)."""
-        return self._decode(self._after_pending(self._sse.close()))
+        """End of the byte stream: return what is left (an unterminated event is discarded).
+
+        A high surrogate still held (its pair never came) is returned as U+FFFD.
+        """
+        try:
+            items = self._sse.close()
+        except SSEProtocolError as exc:
+            raise self._translated(exc) from None
+        out = self._run(items)
+        if self._held:
+            out += self._release(None)
+        return out
 
     def decode_event(self, item: ServerSentEvent | Comment) -> list[ChatEvent]:
         """Decode one already-parsed SSE event or comment (for callers with their own SSE)."""
-        return self._decode(self._after_pending([item]))
+        return self._run([item])
 
-    def _after_pending(
-        self, items: list[ServerSentEvent | Comment]
-    ) -> list[ServerSentEvent | Comment]:
-        # Items that followed a malformed payload in the same call come first.
-        if self._pending:
-            items = self._pending + items
-            self._pending = []
-        return items
+    def _translated(self, exc: SSEProtocolError) -> SSEProtocolError:
+        """The SSE error with the chat events of the SSE events decoded before it.
 
-    def _decode(self, items: list[ServerSentEvent | Comment]) -> list[ChatEvent]:
+        A malformed payload among those events is raised instead (it came first).
+        """
+        return SSEProtocolError(exc.message, events=self._run(exc.events))
+
+    def _run(self, items: list[ServerSentEvent | Comment]) -> list[ChatEvent]:
+        pending = self._pending
+        if not pending:
+            return self._decode(items, 0)
+        # Items that followed a malformed payload in an earlier call come first.
+        if items:
+            pending.append((items, 0))
+        out: list[ChatEvent] = []
+        while pending:
+            batch, start = pending.popleft()
+            try:
+                out += self._decode(batch, start)
+            except MalformedChunk as exc:
+                exc.events = out + exc.events
+                raise
+        return out
+
+    def _decode(self, items: list[ServerSentEvent | Comment], start: int) -> list[ChatEvent]:
         if self.done:
-            self.ignored_after_done += len(items)
+            self.ignored_after_done += len(items) - start
             return []
         out: list[ChatEvent] = []
         append = out.append
         message = ServerSentEvent
         roles = self._roles
-        for position, item in enumerate(items):
+        for position in range(start, len(items)):
+            item = items[position]
             if type(item) is not message:
                 append(_new(KeepAlive, (item[0],)))
                 continue
             data = item[1]
             if data == "[DONE]":
                 self.done = True
+                if self._held:
+                    out += self._release(None)
                 append(_new(Done, ()))
                 self.ignored_after_done += len(items) - position - 1
                 break
@@ -179,6 +242,7 @@ class ChatDecoder:
                         k: v for k, v in chunk.items() if v is not None and k not in _CHUNK_KEYS
                     }
                     if fields:
+                        _bounded(fields, data)
                         append(_new(Extra, (None, fields, "chunk")))
                 new_roles: list[tuple[int, str]] | None = None
                 choices = chunk.get("choices")
@@ -230,6 +294,7 @@ class ChatDecoder:
                                 if v is not None and (k not in _CHOICE_KEYS or k == "logprobs")
                             }
                             if fields:
+                                _bounded(fields, data)
                                 append(_new(Extra, (index, fields, "choice")))
                         reason = choice.get("finish_reason")
                         native = choice.get("native_finish_reason")
@@ -254,14 +319,78 @@ class ChatDecoder:
                         append(_error(None, error, chunk, data))
             except MalformedChunk as exc:
                 del out[mark:]
-                self._pending = items[position + 1 :]
+                if position + 1 < len(items):
+                    self._pending.appendleft((items, position + 1))
                 exc.events = out
                 raise
+            # A JSON escape is the only way a surrogate gets into a parsed string
+            # (the bytes were decoded with "replace"), so most chunks skip this.
+            if self._held or "\\ud" in data or "\\uD" in data:
+                self._mend(out, mark)
             if begun:
                 self._started = True
             if new_roles is not None:
                 for index, role in new_roles:
                     roles[index] = role
+        return out
+
+    def _mend(self, out: list[ChatEvent], mark: int) -> None:
+        """Join surrogate pairs split across deltas; unpaired surrogates become U+FFFD.
+
+        Runs on one chunk's events, ``out[mark:]``, after the chunk is known good.
+        A trailing high surrogate of a text, reasoning, refusal or tool-call
+        arguments fragment is held until the next delta of the same field (a
+        provider cutting an emoji between its UTF-16 halves), then joined.
+        """
+        held = self._held
+        events = out[mark:]
+        del out[mark:]
+        append = out.append
+        for event in events:
+            kind = type(event)
+            if kind is TextDelta or kind is RefusalDelta:
+                field = 0 if kind is TextDelta else 2
+                value = self._joined(held, (event[0], field, None), event[1])
+                if value:
+                    append(_new(kind, (event[0], value)))
+            elif kind is ReasoningDelta:
+                value = self._joined(held, (event[0], 1, None), event[1])
+                if value or event[2]:
+                    append(_new(ReasoningDelta, (event[0], value, event[2])))
+            elif kind is ToolCallDelta:
+                value = self._joined(held, (event[0], 3, event[1]), event[4])
+                append(_new(ToolCallDelta, (*event[:4], value, event[5])))
+            else:
+                if kind is Finish and held:
+                    out += self._release(event[0])
+                append(event)
+
+    def _joined(self, held: dict[tuple[int, int, int | None], str], key: Any, text: str) -> str:
+        before = held.pop(key, None)
+        if before is not None:
+            text = before + text
+        if text and "\ud800" <= text[-1] <= "\udbff":
+            held[key] = text[-1]
+            text = text[:-1]
+        mended, lone = mend_surrogates(text)
+        self.surrogates_replaced += lone
+        return mended
+
+    def _release(self, index: int | None) -> list[ChatEvent]:
+        """The held surrogates of choice ``index`` (None: all) as U+FFFD deltas."""
+        out: list[ChatEvent] = []
+        for key in [k for k in self._held if index is None or k[0] == index]:
+            del self._held[key]
+            self.surrogates_replaced += 1
+            choice, field, tool_index = key
+            if field == 0:
+                out.append(_new(TextDelta, (choice, "\ufffd")))
+            elif field == 1:
+                out.append(_new(ReasoningDelta, (choice, "\ufffd", ())))
+            elif field == 2:
+                out.append(_new(RefusalDelta, (choice, "\ufffd")))
+            else:
+                out.append(_new(ToolCallDelta, (choice, tool_index, None, None, "\ufffd", None)))
         return out
 
 
@@ -276,8 +405,11 @@ def _start(chunk: dict[str, Any], data: str, out: list[ChatEvent]) -> bool:
     for name, value in (("id", id_), ("model", model), ("provider", provider)):
         if value is not None and type(value) is not str:
             raise _malformed(data, f"{name} is {_kind(value)}, not a string")
-    if created is not None and type(created) is not int:
-        raise _malformed(data, f"created is {_kind(created)}, not an integer")
+    if created is not None and (type(created) is not int or not -MAX_COUNT <= created <= MAX_COUNT):
+        raise _malformed(data, f"created is {_kind(created)}, not an integer in range")
+    id_, model, provider = (
+        None if v is None else mend_surrogates(v)[0] for v in (id_, model, provider)
+    )
     out.append(_new(StreamStart, (id_, model, provider, created)))
     return True
 
@@ -309,6 +441,7 @@ def _reasoning(delta: dict[str, Any], index: int, data: str, out: list[ChatEvent
                     raise _malformed(data, f"reasoning_details {key} is {_kind(value)}")
                 if entry.get("type") != "reasoning.encrypted":
                     parts.append(value)
+        _bounded(details, data)
         entries = tuple(details)
         from_details = "".join(parts)
     text = reasoning or other or from_details
@@ -339,6 +472,7 @@ def _tail(delta: dict[str, Any], index: int, data: str, out: list[ChatEvent]) ->
             if v is not None and (k not in _DELTA_KEYS or (odd_calls and k == "tool_calls"))
         }
         if fields:
+            _bounded(fields, data)
             out.append(_new(Extra, (index, fields, "delta")))
 
 
@@ -369,19 +503,27 @@ def _tool_call(call: Any, index: int, data: str, out: list[ChatEvent]) -> bool:
 
 def _count(usage: dict[str, Any], key: str, data: str) -> int | None:
     value = usage.get(key)
-    if value is None or type(value) is int:
-        return value
-    raise _malformed(data, f"usage {key} is {_kind(value)}, not an integer")
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise _malformed(data, f"usage {key} is {_kind(value)}, not an integer")
+    if not -MAX_COUNT <= value <= MAX_COUNT:
+        # No real count is this large, and a float cannot hold it (tokens per second).
+        raise _malformed(data, f"usage {key} is out of range (beyond 2**53)")
+    return value
 
 
 def _usage(usage: Any, data: str) -> Usage:
     if type(usage) is not dict:
         raise _malformed(data, f"usage is {_kind(usage)}, not an object")
+    _bounded(usage, data)
     cost = usage.get("cost")
     if cost is not None and type(cost) is not float:
         if type(cost) is not int or not -_FLOAT_MAX <= cost <= _FLOAT_MAX:
             raise _malformed(data, f"usage cost is {_kind(cost)}, not a (float) number")
         cost = float(cost)
+    elif cost is not None and not -_FLOAT_MAX <= cost <= _FLOAT_MAX:  # 1e400 reads as inf
+        raise _malformed(data, "usage cost is out of range (not a finite number)")
     details = usage.get("completion_tokens_details")
     reasoning = _count(details, "reasoning_tokens", data) if type(details) is dict else None
     if reasoning is None:
@@ -406,8 +548,12 @@ def _usage(usage: Any, data: str) -> Usage:
 
 def _error(index: int | None, error: Any, chunk: dict[str, Any], data: str) -> InBandError:
     # Lenient on purpose: an error must surface as an error, whatever its shape.
+    # Too deep to carry verbatim: ``raw`` keeps only what the event reports.
+    deep = _too_deep(chunk, data)
     if type(error) is str:
-        return _new(InBandError, (index, None, error, None, chunk))
+        text = mend_surrogates(error)[0]
+        raw = {"error": text} if deep else chunk
+        return _new(InBandError, (index, None, text, None, raw))
     if type(error) is not dict:
         raise _malformed(data, f"error is {_kind(error)}, not an object")
     code = error.get("code")
@@ -417,11 +563,35 @@ def _error(index: int | None, error: Any, chunk: dict[str, Any], data: str) -> I
         code = None
     message = error.get("message")
     if type(message) is not str:
-        message = "" if message is None else json.dumps(message)
+        message = "" if message is None else _render(message)
+    else:
+        message = mend_surrogates(message)[0]
     metadata = error.get("metadata")
-    if type(metadata) is not dict:
+    if type(metadata) is not dict or (deep and _too_deep(metadata, data)):
         metadata = None
-    return _new(InBandError, (index, code, message, metadata, chunk))
+    raw = {"error": {"code": code, "message": message}} if deep else chunk
+    return _new(InBandError, (index, code, message, metadata, raw))
+
+
+def _bounded(value: object, data: str) -> None:
+    """Refuse a value an event would carry verbatim if it nests deeper than the bound.
+
+    json.dumps, repr or == of such a value could recurse too far.  Counting the
+    brackets of the payload (outside the hot path) settles most cases at once.
+    """
+    if _too_deep(value, data):
+        raise _malformed(data, f"a value is nested deeper than {_MAX_DEPTH} levels")
+
+
+def _too_deep(value: object, data: str) -> bool:
+    return data.count("{") + data.count("[") > _MAX_DEPTH and nested_deeper_than(value, _MAX_DEPTH)
+
+
+def _render(value: object) -> str:
+    """A non-string error message as JSON text, unless nesting makes that unsafe."""
+    if nested_deeper_than(value, DEFAULT_MAX_DEPTH):
+        return f"(an error message nested deeper than {DEFAULT_MAX_DEPTH} levels)"
+    return json.dumps(value)
 
 
 def _kind(value: object) -> str:
@@ -446,8 +616,9 @@ def _malformed(data: str, reason: str) -> MalformedChunk:
 def parse_chat_stream(data: bytes | Iterable[bytes]) -> list[ChatEvent]:
     """Decode a whole stream (bytes, or an iterable of byte chunks) into chat events.
 
-    A malformed payload raises ``MalformedChunk`` with ``events`` = every event
-    before it and ``partial`` = their accumulated result.
+    A malformed payload raises ``MalformedChunk``, a broken SSE bound
+    ``SSEProtocolError``; either carries ``events`` = every event before it and
+    ``partial`` = their accumulated result.
     """
     from ._accumulate import accumulate
 
@@ -462,6 +633,9 @@ def parse_chat_stream(data: bytes | Iterable[bytes]) -> list[ChatEvent]:
         raise MalformedChunk(
             exc.message, payload=exc.payload, events=events, partial=accumulate(events)
         ) from None
+    except SSEProtocolError as exc:
+        events += exc.events
+        raise SSEProtocolError(exc.message, events=events, partial=accumulate(events)) from None
     return events
 
 

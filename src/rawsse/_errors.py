@@ -78,7 +78,25 @@ class RawSSEError(Exception):
 
 
 class SSEProtocolError(RawSSEError):
-    """The byte stream broke a bound of the SSE decoder (a line or event too large)."""
+    """The byte stream broke a bound of the SSE decoder (a line or event too large).
+
+    ``events`` are the events decoded from the same call before the violation
+    (SSE events and comments from ``SSEDecoder``, chat events from
+    ``ChatDecoder``), so none is lost; ``partial`` the result so far, where the
+    raiser has one (``parse_chat_stream`` and the clients set it).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        events: list[Any] | None = None,
+        partial: ChatResult | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.events: list[Any] = events if events is not None else []
+        self.partial = partial
 
 
 class MalformedChunk(RawSSEError):

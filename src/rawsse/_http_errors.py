@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -20,6 +19,8 @@ from ._errors import (
     RequestTimeoutError,
     ServiceUnavailableError,
 )
+from ._json import bounded_number, loads_bounded
+from ._unicode import mend_surrogates
 
 __all__ = ["parse_retry_after", "status_error"]
 
@@ -37,6 +38,8 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
 }
 
 MAX_BODY_CHARS = 64 * 1024  # an error body is kept whole up to this size
+MAX_RETRY_AFTER_HINT = 86400.0
+"""A body's ``availability.retry_after`` is clamped to this many seconds (a day)."""
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -77,13 +80,13 @@ def status_error(status: int, headers: dict[str, str], body: bytes) -> APIStatus
     metadata: dict[str, Any] | None = None
     retry_after: float | None = parse_retry_after(headers.get("retry-after"))
     try:
-        parsed = json.loads(body)
-    except ValueError:
+        parsed = loads_bounded(body)
+    except ValueError:  # not JSON, or nested too deep to be an error object
         parsed = None
     err = parsed.get("error") if isinstance(parsed, dict) else None
     if isinstance(err, dict):
         raw_message = err.get("message")
-        message = raw_message if isinstance(raw_message, str) else ""
+        message = mend_surrogates(raw_message)[0] if isinstance(raw_message, str) else ""
         raw_code = err.get("code")
         if isinstance(raw_code, (int, str)) and not isinstance(raw_code, bool):
             code = raw_code
@@ -96,11 +99,13 @@ def status_error(status: int, headers: dict[str, str], body: bytes) -> APIStatus
             metadata = {**extra, **(metadata or {})}
         availability = err.get("availability")
         if retry_after is None and isinstance(availability, dict):
-            hint = availability.get("retry_after")
-            if isinstance(hint, (int, float)) and not isinstance(hint, bool) and hint >= 0:
-                retry_after = float(hint)
+            hint = bounded_number(
+                availability.get("retry_after"), low=-1.0, high=MAX_RETRY_AFTER_HINT
+            )
+            if hint is not None and hint >= 0:
+                retry_after = hint
     elif isinstance(err, str):
-        message = err
+        message = mend_surrogates(err)[0]
     if not message:
         message = text.strip()[:200] or f"HTTP {status}"
     cls = _BY_STATUS.get(status)

@@ -7,7 +7,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["StreamMetrics"]
+__all__ = ["StreamMetrics", "tokens_per_second"]
 
 logger = logging.getLogger("rawsse.metrics")
 
@@ -68,3 +68,17 @@ def percentile(sorted_values: list[float], q: float) -> float:
     """The nearest-rank percentile ``q`` (0..1) of a sorted, non-empty list."""
     k = max(0, min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1))))
     return sorted_values[k]
+
+
+def tokens_per_second(tokens: int | None, seconds: float) -> float | None:
+    """``tokens / seconds`` as a finite float, or None (no tokens, no time, or out of range).
+
+    Never raises: a count too large for a float (``10**400``) gives None.
+    """
+    if not tokens or not seconds > 0:
+        return None
+    try:
+        rate = tokens / seconds
+    except OverflowError:
+        return None
+    return rate if rate < float("inf") else None

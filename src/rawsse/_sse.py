@@ -2,7 +2,8 @@
 
 Bytes go in, ``ServerSentEvent`` and ``Comment`` records come out.  The decoder
 never raises anything but ``SSEProtocolError``, and only when a bound is
-violated; after that it refuses further input.
+violated; the error's ``events`` are those the same call completed before the
+violation, and after it the decoder refuses further input.
 
 How it stays fast: each ``feed`` finds the last line end in the new bytes,
 decodes everything before it as UTF-8 in one call (a line end is never inside a
@@ -159,6 +160,10 @@ class SSEDecoder:
             self._skip_lf = True
         if len(chunk) > self.max_line_bytes or self._pending_size > self.max_line_bytes:
             self._check_lines(chunk, offset)
+        return self._complete_lines(chunk)
+
+    def _complete_lines(self, chunk: bytes) -> list[ServerSentEvent | Comment]:
+        """Decode ``chunk``: whole lines, each ending in CR, LF or CRLF."""
         if (
             13 not in chunk  # no CR
             and len(chunk) < self._fast_limit
@@ -208,23 +213,37 @@ class SSEDecoder:
         return []
 
     def _check_lines(self, chunk: bytes, offset: int) -> None:
+        # The whole lines before an over-long one are decoded first and travel with
+        # the error, so the text they carry is not lost.
+        pos = 0
+        for line in chunk.splitlines(keepends=True):
+            size = len(line.rstrip(b"\r\n"))
+            if size > self.max_line_bytes:
+                events = self._decoded_before(chunk[:pos])
+                self._fail(
+                    f"line of {size} bytes is longer than "
+                    f"max_line_bytes={self.max_line_bytes} (line starts near byte "
+                    f"{offset + pos} of the stream)",
+                    events,
+                )
+            pos += len(line)
         if self._pending_size > self.max_line_bytes:
             self._fail(
                 f"line longer than max_line_bytes={self.max_line_bytes} "
-                f"(at byte {self._offset} of the stream)"
+                f"(at byte {self._offset} of the stream)",
+                self._decoded_before(chunk),
             )
-        pos = 0
-        for line in chunk.splitlines():
-            if len(line) > self.max_line_bytes:
-                self._fail(
-                    f"line of {len(line)} bytes is longer than "
-                    f"max_line_bytes={self.max_line_bytes} (line starts near byte "
-                    f"{offset + pos} of the stream)"
-                )
-            pos += len(line) + 1
 
-    def _fail(self, message: str) -> NoReturn:
-        self._error = SSEProtocolError(message)
+    def _decoded_before(self, lines: bytes) -> list[ServerSentEvent | Comment]:
+        try:
+            return self._complete_lines(lines) if lines else []
+        except SSEProtocolError as exc:  # an event too large among them: its own events
+            return cast("list[ServerSentEvent | Comment]", exc.events)
+
+    def _fail(
+        self, message: str, events: list[ServerSentEvent | Comment] | None = None
+    ) -> NoReturn:
+        self._error = SSEProtocolError(message, events=events)
         raise self._error
 
     def _blocks(self, text: str) -> list[ServerSentEvent | Comment]:
@@ -233,9 +252,17 @@ class SSEDecoder:
         # one "data:" line (or one comment) with nothing pending before it, is
         # handled here in a few C-level operations; every other block goes through
         # the line-by-line rules in _lines, which are the reference.
+        out: list[ServerSentEvent | Comment] = []
+        try:
+            self._into(text, out)
+        except SSEProtocolError as exc:
+            exc.events = out  # the events dispatched before the bound was broken
+            raise
+        return out
+
+    def _into(self, text: str, out: list[ServerSentEvent | Comment]) -> None:
         blocks = text.split("\n\n")
         tail = blocks.pop()  # lines after the last blank line, not yet dispatched
-        out: list[ServerSentEvent | Comment] = []
         if blocks:
             append = out.append
             last_id = self._id_buffer
@@ -267,7 +294,6 @@ class SSEDecoder:
             lines = tail.split("\n")
             lines.pop()  # the empty string after the final LF
             self._lines(lines, out)
-        return out
 
     def _lines(self, lines: list[str], out: list[ServerSentEvent | Comment]) -> None:
         append = out.append

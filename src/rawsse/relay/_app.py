@@ -1,0 +1,385 @@
+"""``RelayApp``: a pure-ASGI app that streams chat completions to browsers.
+
+Routes, relative to where the app is mounted (ASGI ``root_path``):
+
+* ``POST /chat``: JSON ``{model, messages, ...}`` in, the relay event stream out;
+* ``GET /models``: the allowed models, as ``{"object": "list", "data": [{"id": ...}]}``;
+* ``GET /rawsse.js`` and ``GET /rawsse.d.ts``: the browser client (404 when absent);
+* ``GET /``: the demo page, when ``demo=True``.
+
+Every refusal is JSON ``{"error": {"code": ..., "message": ...}}`` (OpenRouter's
+shape) with a 4xx status.  While ``POST /chat`` waits for upstream, a task
+watches for ``http.disconnect``: a browser that leaves cancels the upstream
+request at once, also before the first token.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+
+from .._client import AsyncClient, AsyncStream
+from .._errors import (
+    APIConnectionError,
+    APIStatusError,
+    ConnectTimeout,
+    RateLimitError,
+    RawSSEError,
+    StreamTimeout,
+)
+from ._encoder import RelayEncoder
+from ._policy import DEFAULT_MAX_BODY, ChatRequest, Policy, Rejected
+from ._pump import DEFAULT_MAX_QUEUED, Pump
+
+__all__ = ["Authorize", "RelayApp"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+Authorize = Callable[[Scope, bytes], "bool | int | Awaitable[bool | int | None] | None"]
+"""``authorize(scope, body)``: True or None lets the request through; False or 403
+refuses it with 403, 401 with 401 (sync or async)."""
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"x-accel-buffering", b"no"),
+]
+_STATIC = {
+    "/rawsse.js": ("rawsse.js", b"text/javascript; charset=utf-8"),
+    "/rawsse.d.ts": ("rawsse.d.ts", b"application/typescript; charset=utf-8"),
+}
+_JSON = b"application/json"
+# Upstream refused the owner's credentials: the browser can fix nothing, so it is
+# the relay's gateway failure, not the browser's 401.
+_GATEWAY_STATUSES = frozenset({401})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _error_body(code: int | str, message: str, **more: Any) -> bytes:
+    error: dict[str, Any] = {"code": code, "message": message, **more}
+    return json.dumps({"error": error}, ensure_ascii=False).encode("utf-8")
+
+
+class RelayApp:
+    """Streams chat completions from the owner's ``client`` to browsers (ASGI).
+
+    The browser never sees the key and controls nothing the owner did not allow:
+
+    * ``client``: the owner's ``AsyncClient`` (key, base URL, headers, timeouts,
+      retries); the app never closes it;
+    * ``models``: the model ids a browser may ask for (400 for others);
+    * ``params``: the request parameters a browser may set (default
+      ``DEFAULT_PARAMS``); a request with others gets 400 naming them;
+    * ``fixed``: parameters the owner sets on every request (they win);
+    * ``caps``: upper bounds of numeric parameters, applied also when the browser
+      sent none (``{"max_tokens": 1024}``);
+    * ``max_body``: the largest request body in bytes (413; default 8 MiB);
+    * ``authorize(scope, body)``: the owner's check (see ``Authorize``);
+    * ``cors_origins``: origins allowed to call from other pages (``"*"`` for
+      any); none by default.  A cross-origin ``POST /chat`` from an origin not
+      listed gets 403, so other sites cannot spend the owner's credits;
+    * ``demo``: serve the demo page at ``GET /``;
+    * ``heartbeat``, ``coalesce``: see ``RelayEncoder``;
+    * ``write_timeout``: seconds one write to a browser may block (a client that
+      stopped reading) before the relay drops it and cancels upstream;
+    * ``max_queued``: upstream reads (64 KiB at most each) that may wait for a
+      slow browser before the relay stops reading upstream.
+    """
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        *,
+        models: Iterable[str],
+        params: Iterable[str] | None = None,
+        fixed: Mapping[str, Any] | None = None,
+        caps: Mapping[str, float] | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+        authorize: Authorize | None = None,
+        cors_origins: Iterable[str] = (),
+        demo: bool = False,
+        heartbeat: float | None = 15.0,
+        coalesce: float = 0.0,
+        write_timeout: float = 30.0,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+    ) -> None:
+        self.client = client
+        self.policy = Policy.build(
+            models=models, params=params, fixed=fixed, caps=caps, max_body=max_body
+        )
+        self.authorize = authorize
+        self.cors_origins = frozenset(o.rstrip("/") for o in cors_origins)
+        self.demo = demo
+        RelayEncoder(0.0, heartbeat=heartbeat, coalesce=coalesce)  # validates both
+        self.heartbeat = heartbeat
+        self.coalesce = coalesce
+        self.write_timeout = write_timeout
+        self.max_queued = max_queued
+        self._files: dict[str, bytes | None] = {}
+
+    def __repr__(self) -> str:
+        return f"RelayApp(client={self.client!r}, models={list(self.policy.models)!r})"
+
+    # -- ASGI -------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if kind != "http":
+            return  # websockets: not served (the server closes the connection)
+        root = scope.get("root_path", "") or ""
+        path: str = scope.get("path", "") or ""
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        method: str = scope["method"]
+        cors = self._cors_headers(scope)
+        try:
+            await self._route(scope, receive, send, method, path, root, cors)
+        except Rejected as exc:
+            await _send_json(
+                send, exc.status, _error_body(exc.code, exc.message), [*cors, *exc.headers.items()]
+            )
+
+    async def _route(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        method: str,
+        path: str,
+        root: str,
+        cors: list[tuple[str, str]],
+    ) -> None:
+        if path == "":
+            await _send(send, 307, b"", [("location", root + "/"), *cors])
+        elif path == "/chat":
+            if method == "OPTIONS":
+                await self._preflight(scope, send, cors)
+            elif method == "POST":
+                await self._chat(scope, receive, send, cors)
+            else:
+                raise Rejected(
+                    405, f"{method} {path}: use POST", headers={"allow": "POST, OPTIONS"}
+                )
+        elif method not in ("GET", "HEAD"):
+            raise Rejected(405, f"{method} {path}: use GET", headers={"allow": "GET"})
+        elif path == "/models":
+            data = [{"id": model} for model in self.policy.models]
+            body = json.dumps({"object": "list", "data": data}).encode()
+            await _send_json(send, 200, body, cors, head=method == "HEAD")
+        elif path in _STATIC or (path == "/" and self.demo):
+            name, content_type = _STATIC.get(path, ("demo.html", b"text/html; charset=utf-8"))
+            body_or_none = self._file(name)
+            if body_or_none is None:
+                raise Rejected(404, f"{path}: {name} is not installed with this rawsse")
+            headers = [("content-type", content_type.decode()), ("cache-control", "no-cache")]
+            await _send(send, 200, body_or_none, [*headers, *cors], head=method == "HEAD")
+        else:
+            routes = "POST /chat, GET /models, GET /rawsse.js" + (", GET /" if self.demo else "")
+            raise Rejected(404, f"{method} {path}: not found (this relay serves {routes})")
+
+    def _file(self, name: str) -> bytes | None:
+        if name not in self._files:
+            resource = importlib.resources.files(__package__ or "rawsse.relay").joinpath(name)
+            self._files[name] = resource.read_bytes() if resource.is_file() else None
+        return self._files[name]
+
+    # -- CORS ---------------------------------------------------------------------------
+
+    def _origin_allowed(self, origin: str) -> bool:
+        return "*" in self.cors_origins or origin.rstrip("/") in self.cors_origins
+
+    def _cors_headers(self, scope: Scope) -> list[tuple[str, str]]:
+        origin = _header(scope, b"origin")
+        if origin is None or not self.cors_origins or not self._origin_allowed(origin):
+            return []
+        return [
+            ("access-control-allow-origin", origin),
+            ("vary", "origin"),
+            ("access-control-expose-headers", "retry-after, x-rawsse-stream-id"),
+        ]
+
+    async def _preflight(self, scope: Scope, send: Send, cors: list[tuple[str, str]]) -> None:
+        if not cors:
+            raise Rejected(403, "this origin may not call the relay (CORS is off for it)")
+        asked = _header(scope, b"access-control-request-headers") or "content-type"
+        headers = [
+            *cors,
+            ("access-control-allow-methods", "POST, GET, OPTIONS"),
+            ("access-control-allow-headers", asked),
+            ("access-control-max-age", "600"),
+        ]
+        await _send(send, 204, b"", headers)
+
+    def _check_origin(self, scope: Scope) -> None:
+        origin = _header(scope, b"origin")
+        if origin is None or (self.cors_origins and self._origin_allowed(origin)):
+            return
+        host = _header(scope, b"host")
+        if host is not None and urlsplit(origin).netloc.lower() == host.lower():
+            return  # same origin
+        raise Rejected(403, f"requests from {origin} are not allowed (not in cors_origins)")
+
+    # -- POST /chat ---------------------------------------------------------------------
+
+    async def _chat(
+        self, scope: Scope, receive: Receive, send: Send, cors: list[tuple[str, str]]
+    ) -> None:
+        self._check_origin(scope)
+        content_type = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
+        if content_type != "application/json":
+            raise Rejected(415, "send the request as Content-Type: application/json")
+        body = await self._read_body(scope, receive)
+        if body is None:
+            return  # the browser left while sending
+        request = self.policy.check(body)
+        if self.authorize is not None:
+            await self._authorize(scope, body)
+        async with anyio.create_task_group() as group:
+
+            async def watch() -> None:
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        group.cancel_scope.cancel()
+                        return
+
+            group.start_soon(watch)
+            try:
+                await self._relay(request, send, cors)
+            finally:
+                group.cancel_scope.cancel()
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
+        limit = self.policy.max_body
+        length = _header(scope, b"content-length")
+        if length is not None and length.strip().isdigit() and int(length) > limit:
+            raise Rejected(413, f"the request body is over {limit} bytes")
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise Rejected(413, f"the request body is over {limit} bytes")
+            parts.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(parts)
+
+    async def _authorize(self, scope: Scope, body: bytes) -> None:
+        assert self.authorize is not None
+        verdict = self.authorize(scope, body)
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+        if verdict is None or verdict is True:
+            return
+        if verdict == 401:
+            raise Rejected(401, "authentication required", headers={"www-authenticate": "Bearer"})
+        raise Rejected(403, "not allowed")
+
+    async def _relay(self, request: ChatRequest, send: Send, cors: list[tuple[str, str]]) -> None:
+        stream = self.client.stream(
+            model=request.model, messages=request.messages, **request.params
+        )
+        encoder = RelayEncoder(
+            anyio.current_time(), heartbeat=self.heartbeat, coalesce=self.coalesce
+        )
+        try:
+            await stream.__aenter__()
+        except RawSSEError as exc:
+            await _send_upstream_error(send, exc, cors)
+            return
+        try:
+            headers = [*SSE_HEADERS, *((k.encode(), v.encode()) for k, v in cors)]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await self._pump(stream, encoder, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await stream.close()
+
+    async def _pump(self, stream: AsyncStream, encoder: RelayEncoder, send: Send) -> None:
+        pump = Pump(stream, encoder, max_queued=self.max_queued)
+        async with anyio.create_task_group() as group:
+            group.start_soon(pump.read)
+            data: bytes | None = encoder.open(anyio.current_time())
+            while data is not None:
+                with anyio.move_on_after(self.write_timeout) as scope:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                if scope.cancelled_caught:  # the browser stopped reading: drop it
+                    group.cancel_scope.cancel()
+                    return
+                data = await pump.next_bytes()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _send_upstream_error(send: Send, exc: RawSSEError, cors: list[tuple[str, str]]) -> None:
+    """Answer with what upstream said before any stream began, in a status the browser reads."""
+    headers = list(cors)
+    if isinstance(exc, APIStatusError):
+        status = 502 if exc.status in _GATEWAY_STATUSES else exc.status
+        message = exc.message
+        if exc.status in _GATEWAY_STATUSES:
+            message = f"upstream refused the relay's credentials (HTTP {exc.status}): {message}"
+        retry_after = exc.headers.get("retry-after") or exc.headers.get("Retry-After")
+        if retry_after is None and isinstance(exc, RateLimitError) and exc.retry_after is not None:
+            retry_after = str(max(0, round(exc.retry_after)))
+        if retry_after is not None:
+            headers.append(("retry-after", retry_after))
+        more = {} if exc.metadata is None else {"metadata": exc.metadata}
+        code = exc.code if exc.code is not None else exc.status
+        body = _error_body(code if status == exc.status else status, message, **more)
+    elif isinstance(exc, (ConnectTimeout, StreamTimeout)):
+        status = 504
+        body = _error_body(504, f"upstream timed out: {exc}")
+    elif isinstance(exc, APIConnectionError):
+        status = 502
+        body = _error_body(502, f"upstream unreachable: {exc}")
+    else:
+        status = 502
+        body = _error_body(502, f"upstream failed: {exc}")
+    await _send_json(send, status, body, headers)
+
+
+async def _send(
+    send: Send, status: int, body: bytes, headers: Iterable[tuple[str, str]], *, head: bool = False
+) -> None:
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+async def _send_json(
+    send: Send, status: int, body: bytes, headers: Iterable[tuple[str, str]], *, head: bool = False
+) -> None:
+    await _send(send, status, body, [("content-type", "application/json"), *headers], head=head)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
