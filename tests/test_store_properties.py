@@ -14,9 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rawsse.relay._memory_store import MemoryStore
-from rawsse.relay._redis_store import RedisStore
-from rawsse.relay._store import StoredEvent, StreamStore
+from rawsse.relay import MemoryStore, RedisStore, StoredEvent, StreamStore
 
 from .redis_server import RedisServer, redis_server
 

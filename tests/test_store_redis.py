@@ -10,8 +10,7 @@ import anyio
 import pytest
 
 from rawsse import ConfigurationError
-from rawsse.relay._redis_store import RedisStore
-from rawsse.relay._store import StoredEvent, StoreUnavailable, StreamNotFound
+from rawsse.relay import RedisStore, StoredEvent, StoreUnavailable, StreamNotFound
 
 from .redis_server import RedisServer, free_port, require_redis_server
 
@@ -77,19 +76,43 @@ async def test_redis_killed_mid_follow_raises_our_error_fast(
 
 
 @pytest.mark.anyio
-async def test_a_waiting_producer_hears_of_a_dead_redis(
+async def test_a_cancel_on_one_instance_wakes_the_producer_on_another(
+    store: RedisStore, own_server: RedisServer
+) -> None:
+    other = RedisStore(own_server.url, timeout=1.0, block=0.5)
+    try:
+        sid = await store.create(REQUEST, owner=None, holder="p")
+        woke: list[float] = []
+
+        async def producer() -> None:
+            if await store.wait_cancelled(sid, 10):
+                woke.append(time.monotonic())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(producer)
+            await anyio.sleep(0.3)  # the subscription is made by the first wait
+            cancelled_at = time.monotonic()
+            await other.cancel(sid)
+        assert woke[0] - cancelled_at < 0.3
+        before = store.operations
+        assert not await store.wait_cancelled(sid, 0.1)
+        assert store.operations == before  # waiting costs no round trip
+    finally:
+        await other.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_producer_renewing_hears_of_a_dead_redis(
     store: RedisStore, own_server: RedisServer
 ) -> None:
     sid = await store.create(REQUEST, owner=None, holder="p")
-
-    async def kill_soon() -> None:
-        await anyio.sleep(0.2)
-        own_server.kill()
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(kill_soon)
-        with anyio.fail_after(5), pytest.raises(StoreUnavailable):
-            await store.wait_cancelled(sid, 30)
+    assert not await store.wait_cancelled(sid, 0.2)
+    own_server.kill()
+    started = time.monotonic()
+    assert not await store.wait_cancelled(sid, 0.2)  # the subscription's loss is no cancel
+    with pytest.raises(StoreUnavailable):
+        await store.renew_lease(sid, "p")
+    assert time.monotonic() - started < 2.5
 
 
 @pytest.mark.anyio

@@ -22,6 +22,7 @@ import anyio
 
 from ._store import (
     LeaseLost,
+    Renewal,
     StoredEvent,
     StoreFull,
     StreamInfo,
@@ -201,16 +202,16 @@ class MemoryStore:
         stream.expires = now + self.live_ttl
         return True
 
-    async def renew_lease(self, stream_id: str, holder: str) -> bool:
-        """Extend ``holder``'s lease; False when it holds it no longer."""
+    async def renew_lease(self, stream_id: str, holder: str) -> Renewal:
+        """Extend ``holder``'s lease if it holds it; and the stream's flags."""
         self._operations += 1
         now = self._clock()
         stream = self._get(stream_id, now)
-        if stream.holder != holder or stream.lease_expires <= now or stream.finished:
-            return False
-        stream.lease_expires = now + self._lease_ttl
-        stream.expires = now + self.live_ttl
-        return True
+        held = stream.holder == holder and stream.lease_expires > now and not stream.finished
+        if held:
+            stream.lease_expires = now + self._lease_ttl
+            stream.expires = now + self.live_ttl
+        return Renewal(held=held, cancelled=stream.cancelled, followed=stream.followers > 0)
 
     async def release_lease(self, stream_id: str, holder: str) -> None:
         """Give the lease up now (only if ``holder`` holds it)."""
@@ -227,8 +228,7 @@ class MemoryStore:
         stream.cancel_event.set()
 
     async def wait_cancelled(self, stream_id: str, within: float) -> bool:
-        """Wait up to ``within`` seconds for a ``cancel``."""
-        self._operations += 1
+        """Wait up to ``within`` seconds for a ``cancel`` (True at once if there was one)."""
         stream = self._get(stream_id, self._clock())
         with anyio.move_on_after(within):
             await stream.cancel_event.wait()

@@ -6,8 +6,10 @@ Keys of one stream (``{id}`` is a hash tag, so a cluster keeps them on one node)
     <prefix>{id}:e   stream  the events: entry id ``0-<seq>``, fields e (name), d (data),
                              t (present on the terminal event)
     <prefix>{id}:l   string  the producer lease: the holder, ``SET NX PX``
-    <prefix>{id}:c   list    cancel wake-ups: ``cancel`` pushes, the producer's ``BLPOP`` takes
     <prefix>{id}:a   string  presence: set by each follower at least every ``block`` seconds
+
+``cancel`` sets the stream's flag and publishes its id on ``<prefix>cancel``; one
+subscription per store wakes the producers waiting in ``wait_cancelled``.
 
 Every write is one Lua script checked against the lease, so a producer that
 lost its lease cannot write; ``XADD`` caps each stream near ``max_events``
@@ -23,6 +25,8 @@ Redis down, restarting or slow: every call raises ``StoreUnavailable`` within
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -32,6 +36,7 @@ import anyio
 from .._errors import ConfigurationError
 from ._store import (
     LeaseLost,
+    Renewal,
     StoredEvent,
     StoreUnavailable,
     StreamInfo,
@@ -41,7 +46,9 @@ from ._store import (
 
 __all__ = ["RedisStore"]
 
-# KEYS m e l c; ARGV holder, final, live_ms, done_ms, maxlen, then seq name data per event.
+log = logging.getLogger("rawsse.relay")
+
+# KEYS m e l; ARGV holder, final, live_ms, done_ms, maxlen, then seq name data per event.
 _WRITE = """
 local state = redis.call('HGET', KEYS[1], 's')
 if not state then return -2 end
@@ -68,7 +75,8 @@ redis.call('HSET', KEYS[1], 'n', last)
 if final then
   redis.call('HSET', KEYS[1], 's', 'done')
   redis.call('DEL', KEYS[3])
-  for k = 1, 4 do redis.call('PEXPIRE', KEYS[k], ARGV[4]) end
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
 else
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
@@ -85,13 +93,16 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return 1
 """
 
-# KEYS m e l; ARGV holder, lease_ms, live_ms
+# KEYS m e l a; ARGV holder, lease_ms, live_ms
 _RENEW = """
-if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[3], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return 1
+local held = redis.call('GET', KEYS[3]) == ARGV[1]
+if held then
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
+local cancelled = redis.call('HGET', KEYS[1], 'x') == '1'
+return {held and 1 or 0, cancelled and 1 or 0, redis.call('EXISTS', KEYS[4])}
 """
 
 # KEYS l; ARGV holder
@@ -100,13 +111,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
-# KEYS m c
+# KEYS m; ARGV channel, stream id
 _CANCEL = """
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl == -2 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'x', '1')
-redis.call('RPUSH', KEYS[2], '1')
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
 return 1
 """
 
@@ -131,11 +140,13 @@ class RedisStore:
         timeout: float = 2.0,
         block: float = 1.0,
         key_prefix: str = "rawsse:",
+        max_connections: int = 10_000,
     ) -> None:
         """Connect lazily to ``url`` (``redis://HOST:PORT/DB``, ``rediss://``, ``unix://``).
 
         ``timeout`` bounds every call (and connecting); blocking reads wait at
-        most ``block`` seconds per round trip on top of it.
+        most ``block`` seconds per round trip on top of it.  Each follower and
+        each producer holds one of ``max_connections`` while it waits.
         """
         try:
             from redis.asyncio import from_url
@@ -155,6 +166,9 @@ class RedisStore:
         self.presence = 2 * block + timeout
         self._lease_ttl = lease_ttl
         self._prefix = key_prefix
+        self._channel = key_prefix + "cancel"
+        self._waiters: dict[str, anyio.Event] = {}
+        self._listener: asyncio.Task[None] | None = None
         self._operations = 0
         self._errors: tuple[type[Exception], ...] = (RedisError, OSError)
         # One immediate retry on a dropped connection (a pooled one a restart closed); no
@@ -164,6 +178,7 @@ class RedisStore:
             url,
             socket_timeout=timeout + block,
             socket_connect_timeout=timeout,
+            max_connections=max_connections,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         self._write = self._client.register_script(_WRITE)
@@ -185,7 +200,7 @@ class RedisStore:
     async def create(self, request: bytes, *, owner: str | None, holder: str) -> str:
         """Start a stream whose lease ``holder`` holds; return its new id."""
         stream_id = new_stream_id()
-        m, _, lease, _, _ = self._keys(stream_id)
+        m, _, lease, _ = self._keys(stream_id)
         fields: dict[str, bytes | str | int] = {"r": request, "s": "live", "n": 0}
         if owner is not None:
             fields["o"] = owner
@@ -199,7 +214,7 @@ class RedisStore:
 
     async def info(self, stream_id: str) -> StreamInfo:
         """The stream's metadata; ``StreamNotFound`` when unknown or expired."""
-        m, _, lease, _, _ = self._keys(stream_id)
+        m, _, lease, _ = self._keys(stream_id)
         with self._guard(stream_id):
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.hgetall(m)
@@ -228,7 +243,7 @@ class RedisStore:
 
     async def read(self, stream_id: str, after: int = 0) -> list[StoredEvent]:
         """The events stored after position ``after``, now."""
-        m, e, _, _, _ = self._keys(stream_id)
+        m, e, _, _ = self._keys(stream_id)
         with self._guard(stream_id):
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.exists(m)
@@ -240,7 +255,7 @@ class RedisStore:
 
     async def follow(self, stream_id: str, after: int = 0) -> AsyncGenerator[StoredEvent, None]:
         """Every event after ``after``, then live ones, ending after the terminal event."""
-        m, e, _, _, a = self._keys(stream_id)
+        m, e, _, a = self._keys(stream_id)
         with self._guard(stream_id):
             state, last = await self._client.hmget(m, ["s", "n"])
         if state is None:
@@ -280,54 +295,82 @@ class RedisStore:
 
     async def followed(self, stream_id: str) -> bool:
         """Whether a follower was reading within the last ``presence`` seconds."""
-        _, _, _, _, a = self._keys(stream_id)
+        _, _, _, a = self._keys(stream_id)
         with self._guard(stream_id):
             return bool(await self._client.exists(a))
 
     async def acquire_lease(self, stream_id: str, holder: str) -> bool:
         """Take the lease if it is free or expired (``SET NX PX``)."""
-        m, e, lease, _, _ = self._keys(stream_id)
+        m, e, lease, _ = self._keys(stream_id)
         args: list[str | int] = [holder, _ms(self._lease_ttl), _ms(self.live_ttl)]
         with self._guard(stream_id):
             return bool(await self._acquire(keys=[m, e, lease], args=args))
 
-    async def renew_lease(self, stream_id: str, holder: str) -> bool:
-        """Extend ``holder``'s lease; False when it holds it no longer."""
-        m, e, lease, _, _ = self._keys(stream_id)
+    async def renew_lease(self, stream_id: str, holder: str) -> Renewal:
+        """Extend ``holder``'s lease if it holds it; and the stream's flags (one script)."""
+        m, e, lease, a = self._keys(stream_id)
         args: list[str | int] = [holder, _ms(self._lease_ttl), _ms(self.live_ttl)]
         with self._guard(stream_id):
-            return bool(await self._renew(keys=[m, e, lease], args=args))
+            held, cancelled, followed = await self._renew(keys=[m, e, lease, a], args=args)
+        return Renewal(held=held == 1, cancelled=cancelled == 1, followed=followed == 1)
 
     async def release_lease(self, stream_id: str, holder: str) -> None:
         """Give the lease up now (only if ``holder`` holds it)."""
-        _, _, lease, _, _ = self._keys(stream_id)
+        _, _, lease, _ = self._keys(stream_id)
         with self._guard(stream_id):
             await self._release(keys=[lease], args=[holder])
 
     async def cancel(self, stream_id: str) -> None:
-        """Ask the producer to stop: sets the flag and wakes its ``wait_cancelled``."""
-        m, _, _, c, _ = self._keys(stream_id)
+        """Ask the producer to stop: sets the flag and publishes the id."""
+        m, _, _, _ = self._keys(stream_id)
         with self._guard(stream_id):
-            found = await self._cancel(keys=[m, c])
+            found = await self._cancel(keys=[m], args=[self._channel, stream_id])
         if not found:
             raise StreamNotFound("unknown or expired stream", stream_id=stream_id)
 
     async def wait_cancelled(self, stream_id: str, within: float) -> bool:
-        """Wait up to ``within`` seconds for a ``cancel`` (``BLPOP``, ``block`` s per trip)."""
-        _, _, _, c, _ = self._keys(stream_id)
-        deadline = anyio.current_time() + within
-        while True:
-            # BLPOP's timeout 0 means forever: never send less than a millisecond.
-            wait = max(min(self.block, deadline - anyio.current_time()), 0.001)
-            with self._guard(stream_id, wait=wait):
-                popped = await self._client.blpop([c], timeout=wait)
-            if popped is not None:
-                return True
-            if anyio.current_time() >= deadline:
-                return False
+        """Wait up to ``within`` seconds for a ``cancel`` published for the stream."""
+        self._listen()
+        event = self._waiters.get(stream_id)
+        if event is None:
+            event = self._waiters[stream_id] = anyio.Event()
+        try:
+            with anyio.move_on_after(within):
+                await event.wait()
+        finally:
+            if self._waiters.get(stream_id) is event:
+                del self._waiters[stream_id]
+        return event.is_set()
+
+    def _listen(self) -> None:
+        """Start the one subscription to cancels, or again after it failed."""
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.get_running_loop().create_task(self._subscription())
+
+    async def _subscription(self) -> None:
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            with self._guard(None):
+                await pubsub.subscribe(self._channel)
+            while True:
+                message = await pubsub.get_message(timeout=self.block)
+                if message is not None and message["type"] == "message":
+                    event = self._waiters.get(message["data"].decode())
+                    if event is not None:
+                        event.set()
+        except Exception as exc:  # waiters time out; renewals still see the flag
+            log.warning("RedisStore: the subscription to cancels failed: %s", exc)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await pubsub.aclose()
 
     async def aclose(self) -> None:
-        """Close the connections."""
+        """Stop the subscription and close the connections."""
+        listener = self._listener
+        if listener is not None and not listener.done():
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
         await self._client.aclose()
 
     async def ping(self) -> None:
@@ -335,9 +378,9 @@ class RedisStore:
         with self._guard(None):
             await self._client.ping()
 
-    def _keys(self, stream_id: str) -> tuple[str, str, str, str, str]:
+    def _keys(self, stream_id: str) -> tuple[str, str, str, str]:
         base = f"{self._prefix}{{{stream_id}}}:"
-        return base + "m", base + "e", base + "l", base + "c", base + "a"
+        return base + "m", base + "e", base + "l", base + "a"
 
     async def _store(
         self, stream_id: str, holder: str, events: Sequence[StoredEvent], *, final: bool
@@ -352,7 +395,7 @@ class RedisStore:
         for event in events:
             args += (event.seq, event.name, event.data)
         with self._guard(stream_id):
-            result = await self._write(keys=list(self._keys(stream_id)[:4]), args=args)
+            result = await self._write(keys=list(self._keys(stream_id)[:3]), args=args)
         if result == -4:
             raise ValueError(f"events {[e.seq for e in events]} are not consecutive")
         if result in _WRITE_ERRORS:

@@ -22,7 +22,9 @@ Errors (all ``RawSSEError``)::
 The lease: the producer creates the stream holding its lease and renews it
 about every second; a lease not renewed expires after ``lease_ttl`` seconds
 (at most 5 s by default), and then exactly one ``acquire_lease`` succeeds.
-Appends are fenced by the lease, so a producer that lost it cannot write.
+Appends are fenced by the lease, so a producer that lost it cannot write.  One
+renewal also tells the producer whether the stream was cancelled and whether
+anyone follows it, so its upkeep is one round trip a second.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from .._record import Record
 
 __all__ = [
     "LeaseLost",
+    "Renewal",
     "StoreError",
     "StoreFull",
     "StoreUnavailable",
@@ -113,6 +116,18 @@ class StreamInfo:
     """The lease's current holder, or None when the lease is free or expired."""
 
 
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """What a producer learns from renewing its lease."""
+
+    held: bool
+    """It still holds the lease (now extended); False: stop, without writing."""
+    cancelled: bool
+    """Someone asked to stop the stream."""
+    followed: bool
+    """A follower is reading the stream (see ``StreamStore.followed``)."""
+
+
 @runtime_checkable
 class StreamStore(Protocol):
     """Storage for resumable streams (``MemoryStore``, ``RedisStore``)."""
@@ -166,8 +181,8 @@ class StreamStore(Protocol):
         """Take the lease if it is free (``SET NX PX``); of several callers, one wins."""
         ...
 
-    async def renew_lease(self, stream_id: str, holder: str) -> bool:
-        """Extend ``holder``'s lease by ``lease_ttl``; False when it holds it no longer."""
+    async def renew_lease(self, stream_id: str, holder: str) -> Renewal:
+        """Extend ``holder``'s lease by ``lease_ttl`` if it holds it; and the stream's flags."""
         ...
 
     async def release_lease(self, stream_id: str, holder: str) -> None:
@@ -181,8 +196,9 @@ class StreamStore(Protocol):
     async def wait_cancelled(self, stream_id: str, within: float) -> bool:
         """Wait up to ``within`` seconds for a ``cancel``; True when one came.
 
-        Meant for the producer alone: a cancel wakes one waiter.  Takers read
-        ``StreamInfo.cancelled`` instead.
+        Wakes at once, on every instance, without a round trip per wait; a cancel
+        made while nobody waited may be missed here, and is then seen in the next
+        ``renew_lease`` (``Renewal.cancelled``) or ``info``.
         """
         ...
 
