@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -193,8 +194,12 @@ def test_unknown_ids_and_bad_positions(relay: Relay) -> None:
             assert response.status_code == 404
             assert response.json()["error"]["message"] == "unknown or expired stream"
         stream_id = http.post(url + "/chat", json=CHAT).headers["x-rawsse-stream-id"]
-        bad = http.get(f"{url}/chat/{stream_id}", headers={"last-event-id": "x"})
-        assert bad.status_code == 400
+        for bad in ["x", "-1", "1.5", "²", "9" * 30]:
+            response = http.get(f"{url}/chat/{stream_id}?after={bad}")
+            assert response.status_code == 400, bad
+            assert "Last-Event-ID" in response.json()["error"]["message"]
+        bad_header = http.get(f"{url}/chat/{stream_id}", headers={"last-event-id": "x"})
+        assert bad_header.status_code == 400
         assert http.put(f"{url}/chat/{stream_id}").status_code == 405
 
 
@@ -288,3 +293,64 @@ def test_store_flags_for_a_relay_command_line() -> None:
         open_store("postgres://x")
     with pytest.raises(SystemExit):
         parser.parse_args(["--linger", "-1"])
+
+
+class _Browser:
+    """One ASGI request: the body, then ``http.disconnect`` once ``leave`` is set."""
+
+    def __init__(self, body: bytes = b"") -> None:
+        self.body = body
+        self.sent_body = False
+        self.leave = anyio.Event()
+        self.status = 0
+        self.headers: dict[bytes, bytes] = {}
+        self.data = b""
+
+    async def receive(self) -> dict[str, Any]:
+        if not self.sent_body:
+            self.sent_body = True
+            return {"type": "http.request", "body": self.body, "more_body": False}
+        await self.leave.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.headers = dict(message["headers"])
+        else:
+            self.data += message.get("body", b"")
+            if not message.get("more_body", False):
+                self.leave.set()
+
+
+def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"relay.test"), *headers],
+    }
+
+
+@pytest.mark.anyio
+async def test_resumable_streams_on_asyncio_and_trio(fixtures: FixtureServer) -> None:
+    async with AsyncClient(
+        base_url=fixtures.base_url, api_key="", retries=0, headers={"x-rawsse-speed": "0"}
+    ) as client:
+        app = RelayApp(client, models=fixtures.models, store=MemoryStore())
+        post = _Browser(json.dumps(CHAT).encode())
+        content = [(b"content-type", b"application/json")]
+        with anyio.fail_after(20):
+            await app(_scope("POST", "/chat", content), post.receive, post.send)
+            stream_id = post.headers[b"x-rawsse-stream-id"].decode()
+            events = parse_events(post.data)
+            assert text_of(events) == recorded_text(fixtures)
+            again = _Browser()
+            resume_headers = [(b"last-event-id", b"2")]
+            await app(
+                _scope("GET", f"/chat/{stream_id}", resume_headers), again.receive, again.send
+            )
+    assert again.status == 200
+    assert parse_events(again.data) == events[2:]

@@ -461,7 +461,7 @@ def _position(scope: Scope) -> int:
         query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
         value = query.get("after", ["0"])[-1]
     value = value.strip() or "0"
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise Rejected(400, f"Last-Event-ID / after must be an event id (an integer): {value!r}")
     return int(value)
 

@@ -321,14 +321,15 @@ class ResumableStreams:
             group.start_soon(producer_check)
             await write(OPENING)
             try:
-                async with aclosing(self._events(stream_id, after)) as events:
-                    async for event in events:
-                        await write(sse_bytes((event,)))
-                        last = event.seq
-                        if event.name == "text":
-                            data = json.loads(event.data)
-                            if data.get("choice") == 0:
-                                text.append(data["text"])
+                async with aclosing(self._events(stream_id, after)) as batches:
+                    async for batch in batches:
+                        await write(sse_bytes(batch))
+                        last = batch[-1].seq
+                        for event in batch:
+                            if event.name == "text":
+                                data = json.loads(event.data)
+                                if data.get("choice") == 0:
+                                    text.append(data["text"])
             except StoreError as exc:
                 await write(_store_error(exc, last + 1, "".join(text)))
             group.cancel_scope.cancel()
@@ -340,9 +341,9 @@ class ResumableStreams:
         ):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _events(self, stream_id: str, after: int) -> AsyncGenerator[StoredEvent, None]:
-        """The events after ``after``: from this process's producer while it has them
-        (no store round trip), else from the store."""
+    async def _events(self, stream_id: str, after: int) -> AsyncGenerator[list[StoredEvent], None]:
+        """The events after ``after``, in batches: from this process's producer while it
+        has them (no store round trip; one batch per store write), else from the store."""
         position = after
         hub = self._hubs.get(stream_id)
         if hub is not None:
@@ -353,10 +354,10 @@ class ResumableStreams:
                     if position + 1 < hub.first:
                         break  # fell behind what the hub keeps
                     fresh = hub.after(position)
-                    for event in fresh:
-                        yield event
-                        position = event.seq
-                        if event.name in _TERMINAL:
+                    if fresh:
+                        yield fresh
+                        position = fresh[-1].seq
+                        if fresh[-1].name in _TERMINAL:
                             return
                     if hub.error is not None:
                         raise hub.error
@@ -368,7 +369,7 @@ class ResumableStreams:
                 hub.followers -= 1
         async with aclosing(self.store.follow(stream_id, position)) as stored:
             async for event in stored:
-                yield event
+                yield [event]
 
 
 class _Hub:
