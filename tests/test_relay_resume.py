@@ -21,6 +21,7 @@ from rawsse.relay import (
     MemoryStore,
     RedisStore,
     RelayApp,
+    StoredEvent,
     add_store_arguments,
     open_store,
     store_options,
@@ -354,3 +355,40 @@ async def test_resumable_streams_on_asyncio_and_trio(fixtures: FixtureServer) ->
             )
     assert again.status == 200
     assert parse_events(again.data) == events[2:]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("cancelled", [False, True])
+async def test_a_stream_whose_producer_died_is_ended_by_one_follower(
+    fixtures: FixtureServer, cancelled: bool
+) -> None:
+    store = MemoryStore(lease_ttl=0.3)
+    body = json.dumps(CHAT).encode()
+    stream_id = await store.create(body, owner=None, holder="a-dead-instance")
+    start = StoredEvent(1, "start", json.dumps({"stream_id": stream_id, "model": None, "id": None}))
+    texts = [StoredEvent(2, "text", '{"choice":0,"text":"Hel"}')]
+    texts.append(StoredEvent(3, "text", '{"choice":0,"text":"lo"}'))
+    await store.append(stream_id, "a-dead-instance", [start, *texts])
+    if cancelled:
+        await store.cancel(stream_id)
+    async with AsyncClient(base_url=fixtures.base_url, api_key="", retries=0) as client:
+        app = RelayApp(client, models=fixtures.models, store=store)
+        readers = [_Browser(), _Browser()]
+        started = anyio.current_time()
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as group:
+                for reader in readers:
+                    scope = _scope("GET", f"/chat/{stream_id}", [(b"last-event-id", b"1")])
+                    group.start_soon(app, scope, reader.receive, reader.send)
+        elapsed = anyio.current_time() - started
+    assert elapsed < 0.3 + 2.5  # the lease lapses, a reader checks each second
+    first, second = (parse_events(r.data) for r in readers)
+    assert first == second  # one of them ended it, both read the same end
+    assert [n for n, _ in first] == ["text", "text", "error"]
+    end = first[-1][1]
+    if cancelled:
+        assert (end["status"], end["code"]) == ("cancelled", None)
+    else:
+        assert (end["status"], end["code"]) == ("error", "producer_lost")
+    assert (end["text"], end["partial_text_length"]) == ("Hello", 5)
+    assert ids_of(readers[0].data) == [2, 3, 4]
