@@ -1,4 +1,4 @@
-"""What one event costs to build and read: the measurement behind ``rawsse._record``.
+"""What one event costs to build and read: the measurement behind ``rawsse._frozen``.
 
 python bench/bench_records.py
 """
@@ -39,8 +39,8 @@ def main() -> None:
     build = {
         "frozen slotted dataclass": "FrozenEvent('message', 'x', '', None)",
         "mutable slotted dataclass": "MutableEvent('message', 'x', '', None)",
-        "rawsse Record, public constructor": "ServerSentEvent('message', 'x', '', None)",
-        "rawsse Record, as the decoder builds it": (
+        "rawsse Frozen, public constructor": "ServerSentEvent('message', 'x', '', None)",
+        "rawsse Frozen, as the decoder builds it": (
             "new(ServerSentEvent, ('message', 'x', '', None))"
         ),
     }

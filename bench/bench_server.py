@@ -70,6 +70,59 @@ def serve_rawsse(path: str) -> None:
         sys.stdin.read()
 
 
+def serve_h11(path: str) -> None:
+    """The same replay loop with h11 doing the HTTP/1.1 parsing and framing."""
+    import h11
+
+    from rawsse._server import LoopThread
+    from rawsse.testing import load_cassette
+
+    cassette = load_cassette(path)
+    chunks = [data for _, data in cassette.chunks]
+    headers = [
+        ("content-type", "text/event-stream"),
+        ("cache-control", "no-cache"),
+        ("transfer-encoding", "chunked"),
+        ("server", "rawsse"),
+    ]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
+        try:
+            while True:
+                body = bytearray()
+                while True:
+                    event = conn.next_event()
+                    if event is h11.NEED_DATA:
+                        conn.receive_data(await reader.read(65536))
+                        continue
+                    if isinstance(event, h11.Data):
+                        body += event.data
+                    if isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                        break
+                if isinstance(event, h11.ConnectionClosed):
+                    return
+                json.loads(body)
+                writer.write(conn.send(h11.Response(status_code=200, headers=headers)))
+                for data in chunks:
+                    writer.write(conn.send(h11.Data(data=data)))
+                    await writer.drain()
+                writer.write(conn.send(h11.EndOfMessage()))
+                await writer.drain()
+                conn.start_next_cycle()
+        except (h11.ProtocolError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = LoopThread(handle).start()
+    try:
+        print(server.port, flush=True)
+        sys.stdin.read()
+    finally:
+        server.close()
+
+
 def serve_uvicorn(path: str) -> None:
     import threading
 
@@ -191,6 +244,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = make_cassette(Path(tmp))
         results = {"rawsse FixtureServer (asyncio streams)": run("rawsse", path)}
+        results["same loop, h11 parsing and framing"] = run("h11", path)
         if uvicorn is not None:
             results[f"uvicorn {uvicorn.__version__} (h11) + ASGI app"] = run("uvicorn", path)
     print(f"Python {platform.python_version()} on {platform.machine()}, {CHUNKS} chunks")
@@ -209,6 +263,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--serve":
-        (serve_rawsse if sys.argv[2] == "rawsse" else serve_uvicorn)(sys.argv[3])
+        servers = {"rawsse": serve_rawsse, "h11": serve_h11, "uvicorn": serve_uvicorn}
+        servers[sys.argv[2]](sys.argv[3])
     else:
         main()

@@ -1,12 +1,30 @@
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.server import ServerThread, running_server
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
-CORPUS = ROOT.parent / "shared" / "corpus"
+# RAWSSE_CORPUS points at the shared corpus where it is not beside the checkout.
+CORPUS = Path(os.environ.get("RAWSSE_CORPUS") or ROOT.parent / "shared" / "corpus")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerThread]:
+    """The scripted HTTP server (``tests/server.py``) on real TCP, one per test module."""
+    with running_server() as s:
+        yield s
+
+
+@pytest.fixture(params=["sync", "asyncio", "trio"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """Drive a client test with the sync client, and the async one on asyncio and trio."""
+    return str(request.param)
 
 
 @pytest.fixture(params=["asyncio", "trio"])

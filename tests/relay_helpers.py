@@ -16,7 +16,7 @@ from rawsse import ServerSentEvent, SSEDecoder
 try:
     from rawsse.testing import FixtureServer  # type: ignore[attr-defined]
 except ImportError:  # the fixture server lives at the package root
-    from rawsse import FixtureServer
+    from rawsse.testing import FixtureServer
 
 __all__ = ["FixtureServer", "parse_events", "serve_asgi"]
 

@@ -1,11 +1,12 @@
 """A scripted HTTP/1.1 server on real TCP (127.0.0.1, ephemeral port) for client tests.
 
-It runs an asyncio loop in a background thread.  Each request takes the next
-``Script`` from the queue (``server.expect(...)``) and plays its steps: bytes
-sent as one HTTP chunk each (so the client sees those exact boundaries), sleeps,
-a reset (RST, via ``SO_LINGER`` 0) or a hang until the client leaves.  Every
-exchange is recorded with the request and the moment (``time.monotonic``) the
-client disconnected, so tests can assert how fast a client lets go.
+It runs on the fixture server's harness (an asyncio loop in a background
+thread).  Each request takes the next ``Script`` from the queue
+(``server.expect(...)``) and plays its steps: bytes sent as one HTTP chunk each
+(so the client sees those exact boundaries), sleeps, a reset (RST, via
+``SO_LINGER`` 0) or a hang until the client leaves.  Every exchange is recorded
+with the request and the moment (``time.monotonic``) the client disconnected,
+so tests can assert how fast a client lets go.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from rawsse._server import LoopThread
 
 __all__ = [
     "Exchange",
@@ -133,28 +136,25 @@ class ServerThread:
     """The server; ``url`` is the OpenAI-style base URL (``.../api/v1``)."""
 
     def __init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
+        self._harness = LoopThread(self._handle, name="rawsse-test-server", backlog=4096)
         self._scripts: deque[Script] = deque()
         self._lock = threading.Lock()
         self.exchanges: list[Exchange] = []
         self.default = Script(status=500, headers=(("Content-Type", "text/plain"),),
                               steps=[Send(b"no script")])  # fmt: skip
-        self._thread = threading.Thread(target=self._run, name="rawsse-test-server", daemon=True)
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.port = 0
 
     # -- control (test thread) ----------------------------------------------
 
     def start(self) -> ServerThread:
-        self._thread.start()
-        self._ready.wait(5)
+        self._harness.start()
         return self
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        self._harness.close()
+
+    @property
+    def port(self) -> int:
+        return self._harness.port
 
     @property
     def url(self) -> str:
@@ -180,40 +180,16 @@ class ServerThread:
 
     # -- server (its own thread) ----------------------------------------------
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def boot() -> None:
-            self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=4096)
-            self.port = self._server.sockets[0].getsockname()[1]
-
-        self._loop.run_until_complete(boot())
-        self._ready.set()
-        self._loop.run_forever()
-        # Stopped: end the open handlers and release every socket and the loop.
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            self._loop.run_until_complete(asyncio.gather(*self._tasks, return_exceptions=True))
-        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-        self._loop.close()
-
     def _next_script(self) -> Script:
         with self._lock:
             return self._scripts.popleft() if self._scripts else self.default
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
         try:
             await self._serve(reader, writer)
         except (ConnectionError, OSError, EOFError):  # the client left mid-request
             pass
         finally:
-            self._tasks.discard(task)
             with contextlib.suppress(Exception):
                 writer.close()
 

@@ -173,10 +173,10 @@ def real_relay() -> Iterator[tuple[str, io.StringIO]]:
     except ImportError:
         pytest.skip("rawsse.relay has no RelayApp yet")
     pytest.importorskip("uvicorn", reason="uvicorn is not installed (rawsse[relay])")
-    import rawsse
+    import rawsse.testing
 
     log = io.StringIO()
-    with rawsse.FixtureServer(speed=2, log=log) as fixtures:
+    with rawsse.testing.FixtureServer(speed=2, log=log) as fixtures:
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "tests" / "js" / "serve_relay.py"), fixtures.base_url],
             stdout=subprocess.PIPE,

@@ -1,16 +1,30 @@
 """rawsse: stream chat completions from OpenRouter and any OpenAI-compatible endpoint.
 
+``import rawsse`` gives the streaming API: clients, events, results, errors, the
+SSE decoder and encoder, timeouts and metrics.  Tools live in their own public
+modules: ``rawsse.inspect`` (what a stream did, and its HTML report),
+``rawsse.testing`` (cassettes, record/replay transports, ``FixtureServer``) and
+``rawsse.pytest_plugin``.
+
 Layers, one job each: ``_sse`` (bytes -> SSE events), ``_chat`` (SSE events ->
 typed chat events), ``_accumulate`` (chat events -> the final message), and the
 I/O shells that alone touch httpx and anyio.
 """
 
+from __future__ import annotations
+
+import importlib
+import warnings
+from typing import Any
+
 from ._accumulate import ChatAccumulator as ChatAccumulator
 from ._accumulate import ChatResult as ChatResult
-from ._accumulate import ChatStatus as ChatStatus
 from ._accumulate import ChoiceResult as ChoiceResult
 from ._accumulate import ToolCall as ToolCall
 from ._accumulate import accumulate as accumulate
+from ._accumulate import stream_status as stream_status
+from ._async_client import AsyncClient as AsyncClient
+from ._async_client import AsyncStream as AsyncStream
 from ._chat import ChatDecoder as ChatDecoder
 from ._chat import parse_chat_stream as parse_chat_stream
 from ._chat_events import CONTENT_EVENTS as CONTENT_EVENTS
@@ -27,10 +41,9 @@ from ._chat_events import StreamStart as StreamStart
 from ._chat_events import TextDelta as TextDelta
 from ._chat_events import ToolCallDelta as ToolCallDelta
 from ._chat_events import Usage as Usage
-from ._client import AsyncClient as AsyncClient
-from ._client import AsyncStream as AsyncStream
 from ._client import Client as Client
 from ._client import Stream as Stream
+from ._constants import ChatStatus as ChatStatus
 from ._errors import APIConnectionError as APIConnectionError
 from ._errors import APIError as APIError
 from ._errors import APIStatusError as APIStatusError
@@ -59,21 +72,101 @@ from ._errors import StreamInterrupted as StreamInterrupted
 from ._errors import StreamTimeout as StreamTimeout
 from ._errors import TotalTimeout as TotalTimeout
 from ._errors import UnexpectedContentType as UnexpectedContentType
-from ._inspect import Anomaly as Anomaly
-from ._inspect import ChunkRow as ChunkRow
-from ._inspect import EventRow as EventRow
-from ._inspect import StreamInspector as StreamInspector
-from ._inspect import StreamReport as StreamReport
-from ._inspect import inspect_cassette as inspect_cassette
-from ._inspect import inspect_stream as inspect_stream
 from ._metrics import StreamMetrics as StreamMetrics
-from ._report_html import render_html_report as render_html_report
-from ._server import FixtureServer as FixtureServer
 from ._sse import Comment as Comment
 from ._sse import ServerSentEvent as ServerSentEvent
 from ._sse import SSEDecoder as SSEDecoder
 from ._sse import encode_comment as encode_comment
 from ._sse import encode_event as encode_event
 from ._timeouts import Timeouts as Timeouts
+from ._version import __version__ as __version__
 
-__version__ = "0.1.0"
+__all__ = [
+    "CONTENT_EVENTS",
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "AsyncClient",
+    "AsyncStream",
+    "AuthenticationError",
+    "BadGatewayError",
+    "BadRequestError",
+    "CassetteError",
+    "ChatAccumulator",
+    "ChatDecoder",
+    "ChatEvent",
+    "ChatResult",
+    "ChatStatus",
+    "ChoiceResult",
+    "Client",
+    "Comment",
+    "ConfigurationError",
+    "ConnectTimeout",
+    "Done",
+    "Extra",
+    "Finish",
+    "FirstTokenTimeout",
+    "IdleTimeout",
+    "InBandError",
+    "IncompleteStreamError",
+    "InternalServerError",
+    "KeepAlive",
+    "MalformedChunk",
+    "NotFoundError",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RawSSEError",
+    "ReasoningDelta",
+    "RefusalDelta",
+    "RequestTimeoutError",
+    "RoleDelta",
+    "SSEDecoder",
+    "SSEProtocolError",
+    "ServerSentEvent",
+    "ServiceUnavailableError",
+    "StallTimeout",
+    "Stream",
+    "StreamError",
+    "StreamInterrupted",
+    "StreamMetrics",
+    "StreamStart",
+    "StreamTimeout",
+    "TextDelta",
+    "Timeouts",
+    "ToolCall",
+    "ToolCallDelta",
+    "TotalTimeout",
+    "UnexpectedContentType",
+    "Usage",
+    "accumulate",
+    "encode_comment",
+    "encode_event",
+    "parse_chat_stream",
+    "stream_status",
+]
+
+# Old homes of names that moved out of the root, importable for one more release.
+_MOVED = {
+    "Anomaly": "rawsse.inspect",
+    "ChunkRow": "rawsse.inspect",
+    "EventRow": "rawsse.inspect",
+    "StreamInspector": "rawsse.inspect",
+    "StreamReport": "rawsse.inspect",
+    "inspect_cassette": "rawsse.inspect",
+    "inspect_stream": "rawsse.inspect",
+    "render_html_report": "rawsse.inspect",
+    "FixtureServer": "rawsse.testing",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rawsse' has no attribute {name!r}")
+    warnings.warn(
+        f"rawsse.{name} moved to {module}.{name}; the old name goes in the next release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(module), name)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from ._chat_events import (
@@ -29,6 +28,7 @@ from ._chat_events import (
     ToolCallDelta,
     Usage,
 )
+from ._constants import END_CLOSED, END_ERROR, END_MISSING, ChatStatus
 from ._errors import MalformedChunk
 from ._unicode import mend_surrogates
 
@@ -39,25 +39,8 @@ __all__ = [
     "ChoiceResult",
     "ToolCall",
     "accumulate",
+    "stream_status",
 ]
-
-
-class ChatStatus(str, Enum):
-    """How a stream ended; members compare equal to their string values."""
-
-    COMPLETE = "complete"
-    """``[DONE]`` arrived, or the bytes ended after every choice finished and usage arrived."""
-    TRUNCATED = "truncated"
-    """The bytes ended (or have not ended yet) without the stream being complete."""
-    ERROR = "error"
-    """The server sent an in-band error (or ``finish_reason: "error"``)."""
-    CANCELLED = "cancelled"
-    """The caller stopped reading (set by the clients)."""
-    TIMED_OUT = "timed_out"
-    """A timeout fired (set by the clients)."""
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -297,6 +280,43 @@ class _Choice:
         )
 
 
+def stream_status(
+    *,
+    done: bool,
+    finished: bool,
+    usage: bool,
+    error: bool = False,
+    end: str | None = None,
+) -> ChatStatus:
+    """The one rule for a stream's status, used by the accumulator, the clients,
+    ``rawsse.inspect`` and ``rawsse replay``.
+
+    ``done``: ``data: [DONE]`` arrived; ``finished``: there is a choice and every
+    choice has a finish reason; ``usage``: a usage chunk arrived; ``error``: an
+    in-band error, ``finish_reason: "error"`` or an HTTP error status; ``end``:
+    how the body ended, when known (``eof``, ``error``, ``closed``, ``missing``).
+
+    - ``error`` whenever the server reported an error;
+    - ``cancelled`` when the consumer closed the body first;
+    - ``truncated`` when the body was cut (``error``, ``missing``);
+    - ``complete`` after ``[DONE]``, or when every choice finished *and* usage
+      arrived: OpenAI-style servers send usage last, right before ``[DONE]``, so
+      a body that stops after the finish reason but before usage and ``[DONE]``
+      was cut before its end (its token counts and cost are lost) and is
+      ``truncated``, never ``complete``;
+    - ``truncated`` otherwise.
+    """
+    if error:
+        return ChatStatus.ERROR
+    if end == END_CLOSED:
+        return ChatStatus.CANCELLED
+    if end in (END_ERROR, END_MISSING):
+        return ChatStatus.TRUNCATED
+    if done or (finished and usage):
+        return ChatStatus.COMPLETE
+    return ChatStatus.TRUNCATED
+
+
 class ChatAccumulator:
     """Incremental assembly: ``add(event)`` for each event, ``result()`` at any moment."""
 
@@ -365,6 +385,17 @@ class ChatAccumulator:
             case _:
                 raise TypeError(f"not a chat event: {event!r}")
 
+    def status(self, end: str | None = None, *, http_error: bool = False) -> ChatStatus:
+        """The stream's status by ``stream_status``, the body having ended as ``end``."""
+        choices = self._choices.values()
+        return stream_status(
+            done=self._done,
+            finished=bool(choices) and all(c.finish_reason is not None for c in choices),
+            usage=self._usage is not None,
+            error=bool(self._errors) or self._finish_error or http_error,
+            end=end,
+        )
+
     def result(self) -> ChatResult:
         """The result so far (a snapshot: later ``add`` calls do not change it).
 
@@ -378,16 +409,7 @@ class ChatAccumulator:
         snapshot when one is needed.
         """
         choices = tuple(self._choices[i].snapshot() for i in sorted(self._choices))
-        if self._errors or self._finish_error:
-            status = ChatStatus.ERROR
-        elif self._done or (
-            choices
-            and self._usage is not None
-            and all(c.finish_reason is not None for c in choices)
-        ):
-            status = ChatStatus.COMPLETE
-        else:
-            status = ChatStatus.TRUNCATED
+        status = self.status()
         start = self._start
         return ChatResult(
             id=None if start is None else start.id,

@@ -3,9 +3,10 @@
 ``BaseClient`` builds requests (URL, headers, body) and holds the settings;
 ``StreamCore`` is the state machine of one stream: it feeds body bytes through
 ``ChatDecoder`` into ``ChatAccumulator``, runs the clocks, decides retries,
-translates foreign exceptions into rawsse's errors (in ``translate``, the one
-place that knows httpx's exception tree) and produces the metrics.  The shells in
-``_client`` only move bytes and sleep.
+decides after each failure whether to retry or give up (``decide``, the one
+place for that decision) and produces the metrics.  It never touches httpx:
+``_httpx_adapter`` builds httpx's objects and translates its exceptions.  The
+shells in ``_client`` only move bytes, sleep and raise.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ import json
 import os
 import random
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
-from urllib.parse import urlsplit
-
-import httpx
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
 
 from ._accumulate import ChatAccumulator, ChatResult, ChatStatus
 from ._chat import ChatDecoder
 from ._chat_events import CONTENT_EVENTS, ChatEvent, InBandError, KeepAlive
+from ._constants import API_KEY_ENV, DEFAULT_BASE_URL, END_EOF, is_openrouter
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -39,41 +39,55 @@ from ._errors import (
     UnexpectedContentType,
 )
 from ._http_errors import MAX_BODY_CHARS, parse_retry_after, status_error
+from ._httpx_adapter import translate_error
 from ._metrics import StreamMetrics, logger, percentile
 from ._timeouts import Clocks, Timeouts
+from ._version import __version__
 
 __all__ = [
     "DEFAULT_BASE_URL",
-    "DEFAULT_LIMITS",
     "BaseClient",
+    "Decision",
+    "GiveUp",
     "InBandErrorMode",
+    "Retry",
     "StreamCore",
+    "Translate",
 ]
 
-DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
-API_KEY_ENV = "OPENROUTER_API_KEY"
-
-# Each stream holds one HTTP/1.1 connection for its whole life, so the pool must
-# allow as many connections as concurrent streams: 1,000 streams through one
-# AsyncClient need 1,000 connections.  2,048 leaves headroom while still bounding
-# file descriptors; beyond it, new streams wait (up to ``Timeouts.connect``) for a
-# free connection.  Idle connections kept for reuse are capped lower, since after
-# a burst most of them would only hold file descriptors.
-DEFAULT_LIMITS = httpx.Limits(
-    max_connections=2048, max_keepalive_connections=256, keepalive_expiry=30.0
-)
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503})
 MAX_RETRY_AFTER = 60.0  # a server asking for a longer wait is not retried; the error says why
 
 InBandErrorMode = Literal["raise", "yield"]
 
+Translate = Callable[[Exception, "StreamCore", float], "RawSSEError | None"]
+"""Turns a transport's exception into rawsse's error (None: foreign, re-raised as is)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Try again after ``delay`` seconds."""
+
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    """Stop: ``raise error from cause``."""
+
+    error: BaseException
+    cause: BaseException | None = None
+    """The foreign exception ``error`` translates, if it does."""
+
+
+Decision: TypeAlias = "Retry | GiveUp"
+"""What ``StreamCore.decide`` says after a failed attempt."""
+
 _CONTENT = frozenset(CONTENT_EVENTS)
 
 
 def _version() -> str:
-    from . import __version__
-
     return __version__
 
 
@@ -96,12 +110,11 @@ class BaseClient:
         max_retry_delay: float,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        host = (urlsplit(self.base_url).hostname or "").lower()
-        is_openrouter = host == "openrouter.ai" or host.endswith(".openrouter.ai")
-        if api_key is None and is_openrouter:
+        openrouter = is_openrouter(self.base_url)
+        if api_key is None and openrouter:
             # The environment's OpenRouter key goes to OpenRouter only, never to another host.
             api_key = os.environ.get(API_KEY_ENV) or None
-        if api_key is None and is_openrouter:
+        if api_key is None and openrouter:
             raise ConfigurationError(
                 f"no API key: pass api_key=... or set the {API_KEY_ENV} environment variable "
                 f"(required by {self.base_url})"
@@ -169,6 +182,7 @@ class BaseClient:
             on_metrics=self.on_metrics,
             retry_delay=self.retry_delay,
             max_retry_delay=self.max_retry_delay,
+            translate=translate_error,
         )
 
 
@@ -195,8 +209,10 @@ class StreamCore:
         on_metrics: Callable[[StreamMetrics], object] | None,
         retry_delay: float,
         max_retry_delay: float,
+        translate: Translate,
     ) -> None:
         self.timeouts = timeouts
+        self._translate = translate
         self.clocks = Clocks(timeouts, now)
         self.retries = retries
         self.raise_in_band = in_band_error == "raise"
@@ -238,16 +254,7 @@ class StreamCore:
             self._reset(now)
         self.clocks.begin_attempt(now)
 
-    def httpx_timeout(self, *, read: bool = True) -> httpx.Timeout:
-        """httpx's limits: ``read`` is the idle clock, unless the shell's own deadline
-        covers it (``read=False``: the async shell's cancel scope, which saves httpcore
-        a second scope per read)."""
-        t = self.timeouts
-        return httpx.Timeout(
-            connect=t.connect, read=t.idle if read else None, write=t.connect, pool=t.connect
-        )
-
-    def check_head(self, status: int, headers: httpx.Headers) -> bool:
+    def check_head(self, status: int, headers: Mapping[str, str]) -> bool:
         """True when the answer is a stream to read; False when it is an error whose body
         the shell must read and pass to ``head_error``."""
         if 200 <= status < 300 and _is_event_stream(headers.get("content-type", "")):
@@ -256,7 +263,7 @@ class StreamCore:
             return True
         return False
 
-    def head_error(self, status: int, headers: httpx.Headers, body: bytes) -> RawSSEError:
+    def head_error(self, status: int, headers: Mapping[str, str], body: bytes) -> RawSSEError:
         if 200 <= status < 300:
             content_type = headers.get("content-type", "")
             text = body[:MAX_BODY_CHARS].decode("utf-8", "replace")
@@ -368,9 +375,9 @@ class StreamCore:
         if self.pending is not None:
             self._stop(ChatStatus.ERROR, now)
             return events
-        # The accumulator's rule: [DONE], or every choice finished and usage arrived
+        # ``stream_status``: [DONE], or every choice finished and usage arrived
         # (some OpenAI-compatible servers end without [DONE], or with an unterminated one).
-        status = self.accumulator.result().status
+        status = self.accumulator.status(END_EOF)
         if status is ChatStatus.COMPLETE or status is ChatStatus.ERROR:
             self._stop(status, now)
         else:
@@ -382,23 +389,30 @@ class StreamCore:
 
     # -- failure --------------------------------------------------------------
 
-    def translate(self, exc: Exception, now: float) -> RawSSEError | None:
-        """The rawsse error for ``exc`` (httpx's or ours), or None when it is foreign."""
-        if isinstance(exc, RawSSEError):
-            return exc
-        if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
-            return ConnectTimeout(
-                f"connecting took longer than {self.timeouts.connect} s ({type(exc).__name__})",
-                timeout=self.timeouts.connect,
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            return self.timeout_error(now)
-        if isinstance(exc, httpx.TransportError):
-            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            if self.response_started:
-                return IncompleteStreamError(f"the connection broke mid-stream ({detail})")
-            return APIConnectionError(f"the request failed before a response ({detail})")
-        return None
+    def decide(self, exc: BaseException, now: float, *, finish: bool = True) -> Decision:
+        """The one decision after a failed attempt: ``Retry(delay)`` or ``GiveUp(error)``.
+
+        Foreign exceptions are translated (``translate``, given by the client);
+        ``retry_after`` says whether and when to try again.  With ``finish`` (a
+        stream), giving up also ends the stream: its status, ``partial`` and
+        metrics.  The shells only sleep or raise; resuming after a cut will be
+        decided here too.
+        """
+        if not isinstance(exc, Exception):  # KeyboardInterrupt, cancellation...
+            if finish:
+                self.cancel(now)
+            return GiveUp(exc)
+        err = exc if isinstance(exc, RawSSEError) else self._translate(exc, self, now)
+        if err is None:
+            if finish:
+                self.fail(exc, now)
+            return GiveUp(exc)
+        delay = self.retry_after(err, now)
+        if delay is not None:
+            return Retry(delay)
+        if finish:
+            self.fail(err, now)
+        return GiveUp(err, None if err is exc else exc)
 
     def timeout_error(self, now: float) -> StreamTimeout:
         """The typed timeout for a deadline that fired at ``now``."""
@@ -502,49 +516,3 @@ class StreamCore:
             logger.info("stream %s", metrics.log_line())
         if self.on_metrics is not None:
             self.on_metrics(metrics)
-
-
-def result_from_completion(status: int, headers: httpx.Headers, body: bytes) -> ChatResult:
-    """The ``ChatResult`` of a non-streaming answer (``stream=False``).
-
-    The completion is turned into the one chunk it would have been as a stream
-    and decoded by the same ``ChatDecoder``, so both paths give equal results.
-    """
-    content_type = headers.get("content-type", "")
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
-    if not isinstance(data, dict) or not isinstance(data.get("choices", []), list):
-        text = body[:MAX_BODY_CHARS].decode("utf-8", "replace")
-        raise UnexpectedContentType(
-            f"expected a JSON chat completion, got HTTP {status} with Content-Type "
-            f"{content_type or '(none)'!r}: {text[:200]!r}",
-            status=status,
-            content_type=content_type,
-            body=text,
-        )
-    chunk = {k: v for k, v in data.items() if k != "choices"}
-    choices = []
-    for position, choice in enumerate(data.get("choices") or []):
-        if not isinstance(choice, dict):
-            continue
-        converted = {k: v for k, v in choice.items() if k != "message"}
-        converted.setdefault("index", position)
-        message = choice.get("message")
-        delta = dict(message) if isinstance(message, dict) else {}
-        calls = delta.get("tool_calls")
-        if isinstance(calls, list):
-            delta["tool_calls"] = [
-                {"index": i, **call} if isinstance(call, dict) and "index" not in call else call
-                for i, call in enumerate(calls)
-            ]
-        converted["delta"] = delta
-        choices.append(converted)
-    chunk["choices"] = choices
-    decoder = ChatDecoder()
-    accumulator = ChatAccumulator()
-    payload = json.dumps(chunk, ensure_ascii=False).encode("utf-8")
-    for event in decoder.feed(b"data: " + payload + b"\n\ndata: [DONE]\n\n"):
-        accumulator.add(event)
-    return accumulator.result()

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ._constants import END_CLOSED, END_EOF, END_ERROR, END_MISSING
 from ._errors import CassetteError
 from ._json import loads_bounded
 
@@ -55,15 +56,6 @@ __all__ = [
 
 FORMAT = 1
 """The cassette format this version of rawsse reads and writes."""
-
-END_EOF = "eof"
-"""The body ended normally."""
-END_ERROR = "error"
-"""Reading the body failed (a cut connection); ``error`` says how."""
-END_CLOSED = "closed"
-"""The consumer closed the response before the body ended; the rest was never read."""
-END_MISSING = "missing"
-"""The file has no end line (the recorder died): read as cut."""
 
 _ENDS = (END_EOF, END_ERROR, END_CLOSED)
 REDACTED = "REDACTED"

@@ -47,15 +47,10 @@ from ._chat_events import (
     ToolCallDelta,
     Usage,
 )
+from ._constants import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_LINE_BYTES, DONE_DATA
 from ._errors import MalformedChunk, SSEProtocolError
 from ._json import DEFAULT_MAX_DEPTH, nested_deeper_than
-from ._sse import (
-    DEFAULT_MAX_EVENT_BYTES,
-    DEFAULT_MAX_LINE_BYTES,
-    Comment,
-    ServerSentEvent,
-    SSEDecoder,
-)
+from ._sse import Comment, ServerSentEvent, SSEDecoder
 from ._unicode import mend_surrogates
 
 __all__ = ["MAX_COUNT", "ChatDecoder", "parse_chat_stream"]
@@ -209,7 +204,7 @@ class ChatDecoder:
                 append(_new(KeepAlive, (item[0],)))
                 continue
             data = item[1]
-            if data == "[DONE]":
+            if data == DONE_DATA:
                 self.done = True
                 if self._held:
                     out += self._release(None)

@@ -1,6 +1,6 @@
 """Typed chat-completion events: what ``ChatDecoder`` makes of each chunk.
 
-Every event is an immutable ``Record`` with value equality.  Events that belong
+Every event is an immutable ``Frozen`` with value equality.  Events that belong
 to one choice carry its ``index``, so ``n > 1`` works everywhere.  ``ChatEvent``
 is the union of all of them, for ``match`` with ``assert_never``.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
-from ._record import Record
+from ._frozen import Frozen
 
 __all__ = [
     "CONTENT_EVENTS",
@@ -26,10 +26,11 @@ __all__ = [
     "TextDelta",
     "ToolCallDelta",
     "Usage",
+    "is_token",
 ]
 
 
-class StreamStart(Record):
+class StreamStart(Frozen):
     """The stream's metadata, once, from the first chunk that has an ``id`` or ``model``."""
 
     __slots__ = ()
@@ -43,7 +44,7 @@ class StreamStart(Record):
     """Unix time of creation, as sent."""
 
 
-class RoleDelta(Record):
+class RoleDelta(Frozen):
     """The role of choice ``index``: sent when it first appears or changes, not when repeated."""
 
     __slots__ = ()
@@ -51,7 +52,7 @@ class RoleDelta(Record):
     role: str
 
 
-class TextDelta(Record):
+class TextDelta(Frozen):
     """A non-empty fragment of choice ``index``'s content."""
 
     __slots__ = ()
@@ -59,7 +60,7 @@ class TextDelta(Record):
     text: str
 
 
-class ReasoningDelta(Record):
+class ReasoningDelta(Frozen):
     """Reasoning of choice ``index``, from any of the shapes providers send.
 
     ``text`` is readable text only, from one source per delta: ``delta.reasoning``,
@@ -74,7 +75,7 @@ class ReasoningDelta(Record):
     details: tuple[dict[str, Any], ...] = ()
 
 
-class ToolCallDelta(Record):
+class ToolCallDelta(Frozen):
     """One tool-call fragment of choice ``index``.
 
     ``tool_index`` is the fragment's ``index`` (None when the provider sent none);
@@ -90,7 +91,7 @@ class ToolCallDelta(Record):
     type: str | None = None
 
 
-class RefusalDelta(Record):
+class RefusalDelta(Frozen):
     """A non-empty fragment of choice ``index``'s refusal."""
 
     __slots__ = ()
@@ -98,7 +99,7 @@ class RefusalDelta(Record):
     text: str
 
 
-class Finish(Record):
+class Finish(Frozen):
     """A finish reason of choice ``index``: one per chunk that carries one (providers repeat it)."""
 
     __slots__ = ()
@@ -109,7 +110,7 @@ class Finish(Record):
     """The provider's own ``native_finish_reason``, where sent."""
 
 
-class Usage(Record):
+class Usage(Frozen):
     """Token counts and cost; the last ``Usage`` of a stream is the one that counts."""
 
     __slots__ = ()
@@ -126,14 +127,14 @@ class Usage(Record):
     """The whole ``usage`` object as sent."""
 
 
-class KeepAlive(Record):
+class KeepAlive(Frozen):
     """An SSE comment, such as OpenRouter's ``: OPENROUTER PROCESSING``."""
 
     __slots__ = ()
     text: str
 
 
-class InBandError(Record):
+class InBandError(Frozen):
     """An error sent inside the stream after HTTP 200.
 
     ``index`` is None for a top-level ``error`` and the choice index for a
@@ -149,7 +150,7 @@ class InBandError(Record):
     raw: dict[str, Any]
 
 
-class Extra(Record):
+class Extra(Frozen):
     """Fields the typed events do not model, so that nothing sent is lost.
 
     ``scope`` says where they were: ``"chunk"`` (then ``index`` is None),
@@ -168,7 +169,7 @@ class Extra(Record):
     scope: str = "delta"
 
 
-class Done(Record):
+class Done(Frozen):
     """``data: [DONE]``: the stream's end marker."""
 
     __slots__ = ()
@@ -197,3 +198,14 @@ CONTENT_EVENTS: tuple[type[ChatEvent], ...] = (
     RefusalDelta,
 )
 """The events that count as a token (for time-to-first-token and stall timers)."""
+
+
+def is_token(event: ChatEvent) -> bool:
+    """A content event that carries something (what TTFT and stalls measure)."""
+    if isinstance(event, TextDelta | RefusalDelta):
+        return bool(event.text)
+    if isinstance(event, ReasoningDelta):
+        return bool(event.text or event.details)
+    if isinstance(event, ToolCallDelta):
+        return bool(event.arguments or event.name or event.id)
+    return False

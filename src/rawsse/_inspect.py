@@ -17,10 +17,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._accumulate import ChatAccumulator, ChatResult
+from ._accumulate import ChatAccumulator
 from ._chat import ChatDecoder
 from ._chat_events import (
     CONTENT_EVENTS,
@@ -28,39 +27,26 @@ from ._chat_events import (
     Done,
     Finish,
     InBandError,
-    ReasoningDelta,
-    RefusalDelta,
-    TextDelta,
-    ToolCallDelta,
     Usage,
+    is_token,
 )
+from ._constants import DEFAULT_MAX_LINE_BYTES, DONE_DATA
 from ._errors import MalformedChunk, SSEProtocolError
-from ._record import Record
+from ._inspect_report import (
+    DEFAULT_STALL_THRESHOLD,
+    Anomaly,
+    ChunkRow,
+    EventRow,
+    Row,
+    StreamReport,
+)
 from ._sse import Comment, ServerSentEvent, SSEDecoder
 
 if TYPE_CHECKING:
-    from typing import TypeAlias
-
     from ._cassette import Cassette
 
-__all__ = [
-    "ANOMALY_KINDS",
-    "DEFAULT_STALL_THRESHOLD",
-    "Anomaly",
-    "ChunkRow",
-    "EventRow",
-    "Row",
-    "StreamInspector",
-    "StreamReport",
-    "event_to_dict",
-    "inspect_cassette",
-    "inspect_stream",
-    "row_to_dict",
-    "sse_lines",
-]
+__all__ = ["StreamInspector", "inspect_cassette", "inspect_stream"]
 
-DEFAULT_STALL_THRESHOLD = 5.0
-"""Seconds without a content event (while the stream is open) that count as a stall."""
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _CONTENT_KEYS = (
@@ -74,244 +60,6 @@ _CONTENT_KEYS = (
     "audio",
     "annotations",
 )
-
-
-class ChunkRow(Record):
-    """One network chunk as it arrived."""
-
-    __slots__ = ()
-    number: int
-    """1-based position of the chunk in the body."""
-    t: float | None
-    """Seconds since the request was sent, or None when the source has no timing."""
-    offset: int
-    """Byte offset of the chunk's first byte in the body."""
-    size: int
-    """Length in bytes."""
-
-
-class EventRow(Record):
-    """One SSE item (event or comment) and the typed chat events decoded from it."""
-
-    __slots__ = ()
-    chunk: int
-    """Number of the chunk whose bytes completed the item."""
-    t: float | None
-    """Arrival time of that chunk (None without timing)."""
-    size: int
-    """UTF-8 bytes of the item's data (or comment text)."""
-    item: ServerSentEvent | Comment
-    """The SSE item as the decoder dispatched it."""
-    events: tuple[ChatEvent, ...] = ()
-    """Typed chat events it produced (none when it could not be decoded)."""
-    error: str | None = None
-    """Why the chat decoder rejected it, if it did."""
-
-
-Row: TypeAlias = "ChunkRow | EventRow"
-
-
-class Anomaly(Record):
-    """One finding: ``kind`` is a stable identifier, ``message`` says it for people."""
-
-    __slots__ = ()
-    kind: str
-    """One of the kinds listed in ``ANOMALY_KINDS``."""
-    message: str
-    """A one-line explanation (for ``in_band_error``: the server's own message)."""
-    t: float | None = None
-    """When it happened (first occurrence), if known."""
-    times: int = 1
-    """How many times it happened."""
-    duration: float | None = None
-    """How long it lasted, for ``stall`` and ``keep_alive`` (the longest wait covered)."""
-
-
-ANOMALY_KINDS = (
-    "http_error",
-    "sse_limit",
-    "other_api",
-    "keep_alive",
-    "empty_delta",
-    "missing_usage",
-    "no_done",
-    "in_band_error",
-    "error_finish",
-    "invalid_json",
-    "malformed_chunk",
-    "mixed_line_ends",
-    "finish_repeated",
-    "content_after_finish",
-    "stall",
-    "invalid_tool_arguments",
-    "empty_tool_arguments",
-    "data_after_done",
-    "unterminated_event",
-    "stream_cut",
-)
-
-
-@dataclass(frozen=True)
-class StreamReport:
-    """Everything ``StreamInspector`` found about one stream."""
-
-    rows: tuple[Row, ...]
-    """Chunk rows and event rows, in arrival order."""
-    anomalies: tuple[Anomaly, ...]
-    result: ChatResult
-    """What the accumulator built from the typed events."""
-    status: str
-    """``complete``, ``truncated``, ``error`` or ``cancelled`` (a ``ChatStatus`` value)."""
-    end: str | None
-    """How the body ended: ``eof``, ``error``, ``closed`` (by the client), ``missing`` (cut)."""
-    end_error: str | None
-    """The transport error that cut the body, if any."""
-    timed: bool
-    """Whether chunk arrival times are known."""
-    ttft: float | None
-    """Seconds from the request to the first content event."""
-    last_token: float | None
-    """Seconds from the request to the last content event."""
-    total: float | None
-    """Seconds from the request to the end of the body."""
-    response_t: float | None
-    """Seconds from the request to the response headers, if known."""
-    http_status: int | None
-    total_bytes: int
-    chunks: int
-    keep_alives: int
-    content_events: int
-    done: bool
-    """Whether ``data: [DONE]`` arrived."""
-    line_ends: dict[str, int] = field(default_factory=dict)
-    """Counts of ``lf``, ``crlf`` and ``cr`` line ends."""
-    stall_threshold: float = DEFAULT_STALL_THRESHOLD
-
-    def anomaly_kinds(self) -> list[str]:
-        """The kinds of the anomalies, in report order."""
-        return [a.kind for a in self.anomalies]
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready document: ``status``, ``events`` (the rows), ``anomalies`` and figures."""
-        result = self.result
-        choice = result.choices[0] if result.choices else None
-        usage = result.usage
-        return {
-            "status": self.status,
-            "end": self.end,
-            "end_error": self.end_error,
-            "http_status": self.http_status,
-            "id": result.id,
-            "model": result.model,
-            "provider": result.provider,
-            "finish_reason": choice.finish_reason if choice else None,
-            "text": result.text,
-            "usage": None if usage is None else _usage_dict(usage),
-            "timing": {
-                "timed": self.timed,
-                "response": self.response_t,
-                "ttft": self.ttft,
-                "last_token": self.last_token,
-                "total": self.total,
-            },
-            "counts": {
-                "chunks": self.chunks,
-                "bytes": self.total_bytes,
-                "keep_alives": self.keep_alives,
-                "content_events": self.content_events,
-                "line_ends": dict(self.line_ends),
-            },
-            "done": self.done,
-            "stall_threshold": self.stall_threshold,
-            "anomalies": [
-                {
-                    "kind": a.kind,
-                    "message": a.message,
-                    "t": a.t,
-                    "count": a.times,
-                    "duration": a.duration,
-                }
-                for a in self.anomalies
-            ],
-            "events": [row_to_dict(row) for row in self.rows],
-        }
-
-
-def _usage_dict(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "cached_tokens": usage.cached_tokens,
-        "cost": usage.cost,
-    }
-
-
-def event_to_dict(event: ChatEvent) -> dict[str, Any]:
-    """A typed chat event as a JSON-ready dict: ``{"type": "TextDelta", "index": 0, ...}``."""
-    out: dict[str, Any] = {"type": type(event).__name__}
-    for name, value in event._asdict().items():
-        out[name] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
-def row_to_dict(row: Row) -> dict[str, Any]:
-    """One report row as a JSON-ready dict (``row`` is ``chunk``, ``event`` or ``comment``)."""
-    if isinstance(row, ChunkRow):
-        return {
-            "row": "chunk",
-            "chunk": row.number,
-            "t": row.t,
-            "offset": row.offset,
-            "bytes": row.size,
-        }
-    item = row.item
-    out: dict[str, Any]
-    if isinstance(item, Comment):
-        out = {
-            "row": "comment",
-            "chunk": row.chunk,
-            "t": row.t,
-            "bytes": row.size,
-            "comment": item.text,
-        }
-    else:
-        out = {
-            "row": "event",
-            "chunk": row.chunk,
-            "t": row.t,
-            "bytes": row.size,
-            "sse": {"event": item.event, "data": item.data, "id": item.id, "retry": item.retry},
-        }
-    out["chat"] = [event_to_dict(e) for e in row.events]
-    if row.error is not None:
-        out["error"] = row.error
-    return out
-
-
-def sse_lines(item: ServerSentEvent) -> list[str]:
-    """The SSE fields of an event as lines (``event:``/``id:``/``retry:`` only when set)."""
-    lines = []
-    if item.event != "message":
-        lines.append(f"event: {item.event}")
-    if item.id:
-        lines.append(f"id: {item.id}")
-    if item.retry is not None:
-        lines.append(f"retry: {item.retry}")
-    lines.append(f"data: {item.data}")
-    return lines
-
-
-def _is_token(event: ChatEvent) -> bool:
-    """A content event that carries something (what TTFT and stalls measure)."""
-    if isinstance(event, TextDelta | RefusalDelta):
-        return bool(event.text)
-    if isinstance(event, ReasoningDelta):
-        return bool(event.text or event.details)
-    if isinstance(event, ToolCallDelta):
-        return bool(event.arguments or event.name or event.id)
-    return False
 
 
 def _fmt_s(seconds: float) -> str:
@@ -397,7 +145,7 @@ class StreamInspector:
         stall_threshold: float = DEFAULT_STALL_THRESHOLD,
         http_status: int | None = None,
         response_t: float | None = None,
-        max_line_bytes: int = 16 * 1024 * 1024,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> None:
         self.stall_threshold = stall_threshold
         self.http_status = http_status
@@ -474,12 +222,12 @@ class StreamInspector:
         if isinstance(item, Comment):
             return self._comment(item, t)
         size = len(item.data.encode("utf-8", "surrogatepass"))
-        if self._done and item.data != "[DONE]":
+        if self._done and item.data != DONE_DATA:
             self._after_done += 1
             if self._after_done_t is None:
                 self._after_done_t = t
         payload = None
-        if item.data != "[DONE]":
+        if item.data != DONE_DATA:
             try:
                 payload = json.loads(item.data)
             except ValueError:
@@ -490,7 +238,13 @@ class StreamInspector:
         self._first_data_seen = True
         self._last_data_t = t
         if self._other_api:
-            return EventRow(self._chunks, t, size, item)
+            if item.data != DONE_DATA:
+                return EventRow(self._chunks, t, size, item)
+            # Another API's stream still ends with [DONE] where it has one.
+            done = self._chat.decode_event(item)
+            for event in done:
+                self._event(event, t)
+            return EventRow(self._chunks, t, size, item, tuple(done))
         error: str | None = None
         try:
             events = self._chat.decode_event(item)
@@ -555,7 +309,7 @@ class StreamInspector:
         self._acc.add(event)
         if isinstance(event, CONTENT_EVENTS):
             self._content_events += 1
-            if _is_token(event):
+            if is_token(event):
                 self._token(t)
                 index = event.index
                 if index in self._finished_before and index not in self._after_finish:
@@ -636,7 +390,9 @@ class StreamInspector:
                 Anomaly("stream_cut", "the recording has no end line: the body was cut", end_t)
             )
         result = self._acc.result()
-        status = self._status(result, end, http_error)
+        # One rule for everyone (``stream_status``); a stream of another API has
+        # no [DONE] the chat rule knows, so it is never ``complete`` (``other_api`` says why).
+        status = str(self._acc.status(end, http_error=http_error).value)
         total = end_t if self._timed else None
         return StreamReport(
             rows=tuple(self._rows),
@@ -659,21 +415,6 @@ class StreamInspector:
             line_ends=dict(self._lines.counts),
             stall_threshold=self.stall_threshold,
         )
-
-    def _status(self, result: ChatResult, end: str | None, http_error: bool) -> str:
-        if http_error or self._in_band_errors or self._error_finish:
-            return "error"
-        if end == "closed":
-            return "cancelled"
-        if end in ("error", "missing"):
-            return "truncated"
-        if self._other_api:
-            return "complete"
-        if not self._done:
-            # Like the clients: without [DONE], a stream whose every choice finished is whole.
-            finished = result.choices and all(c.finish_reason is not None for c in result.choices)
-            return "complete" if finished else "truncated"
-        return str(result.status.value)
 
     def _http_error_message(self) -> str:
         body = b"".join(self._body).decode("utf-8", "replace")
@@ -830,7 +571,7 @@ def _other_api(item: ServerSentEvent, payload: object) -> str | None:
 
 
 def inspect_stream(
-    chunks: bytes | Iterable[bytes] | Iterable[tuple[float, bytes]],
+    chunks: bytes | Iterable[bytes] | Iterable[tuple[float | None, bytes]],
     *,
     stall_threshold: float = DEFAULT_STALL_THRESHOLD,
     end: str | None = "eof",

@@ -29,7 +29,7 @@ from ._cassette import (
     save_cassette,
 )
 
-__all__ = ["RecordingTransport"]
+__all__ = ["RecordingTransport", "TeeStream"]
 
 
 class RecordingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
@@ -138,9 +138,12 @@ class _Tape:
         return httpx.Response(
             response.status_code,
             headers=response.headers,
-            stream=_TeeStream(response.stream, self),
+            stream=TeeStream(response.stream, self.take, self.finish),
             extensions=response.extensions,
         )
+
+    def take(self, chunk: bytes) -> None:
+        self.chunks.append((self.clock() - self.t0, bytes(chunk)))
 
     def finish(self, end: str, exc: BaseException | None = None) -> None:
         if self.done:
@@ -165,36 +168,52 @@ class _Tape:
         self.owner.saved.append(path)
 
 
-class _TeeStream(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """The inner body stream, each chunk timestamped onto the tape on its way through."""
+class TeeStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """The inner body stream, each chunk shown to ``on_chunk`` on its way through.
 
-    def __init__(self, stream: Any, tape: _Tape) -> None:
+    ``on_end(end, exc)`` is called once: ``END_EOF`` when the body ended,
+    ``END_ERROR`` with the exception that cut it, ``END_CLOSED`` when the consumer
+    closed the response first.  The chunks reach the consumer untouched.
+    """
+
+    def __init__(
+        self,
+        stream: Any,
+        on_chunk: Callable[[bytes], object],
+        on_end: Callable[[str, BaseException | None], object] | None = None,
+    ) -> None:
         self._stream = stream
-        self._tape = tape
+        self._on_chunk = on_chunk
+        self._on_end = on_end
+        self._ended = False
+
+    def _end(self, end: str, exc: BaseException | None = None) -> None:
+        if not self._ended:
+            self._ended = True
+            if self._on_end is not None:
+                self._on_end(end, exc)
 
     def __iter__(self) -> Iterator[bytes]:
-        tape = self._tape
-        clock, t0, append = tape.clock, tape.t0, tape.chunks.append
+        on_chunk = self._on_chunk
         try:
             for chunk in self._stream:
-                append((clock() - t0, bytes(chunk)))
+                on_chunk(chunk)
                 yield chunk
         except Exception as exc:
-            tape.finish(END_ERROR, exc)
+            self._end(END_ERROR, exc)
             raise
-        tape.finish(END_EOF)
+        self._end(END_EOF)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        tape = self._tape
-        clock, t0, append = tape.clock, tape.t0, tape.chunks.append
+        on_chunk = self._on_chunk
         try:
             async for chunk in self._stream:
-                append((clock() - t0, bytes(chunk)))
+                on_chunk(chunk)
                 yield chunk
         except Exception as exc:
-            tape.finish(END_ERROR, exc)
+            self._end(END_ERROR, exc)
             raise
-        tape.finish(END_EOF)
+        self._end(END_EOF)
 
     def close(self) -> None:
         close = getattr(self._stream, "close", None)
@@ -202,7 +221,7 @@ class _TeeStream(httpx.SyncByteStream, httpx.AsyncByteStream):
             if close is not None:
                 close()
         finally:
-            self._tape.finish(END_CLOSED)
+            self._end(END_CLOSED)
 
     async def aclose(self) -> None:
         aclose = getattr(self._stream, "aclose", None)
@@ -210,4 +229,4 @@ class _TeeStream(httpx.SyncByteStream, httpx.AsyncByteStream):
             if aclose is not None:
                 await aclose()
         finally:
-            self._tape.finish(END_CLOSED)
+            self._end(END_CLOSED)

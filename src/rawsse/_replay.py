@@ -1,20 +1,17 @@
 """``ReplayTransport``: serve cassettes as a sync and async httpx transport, never the network.
 
-A replay is planned without I/O (``_plan``: which bytes, in which pieces, at
-which offsets, with which stall and which ending); the sync and async shells
-only sleep (``time.sleep`` / ``anyio.sleep``) and yield.
+A replay is planned without I/O (``rawsse._replay_plan``: which bytes, in which
+pieces, at which offsets, with which stall and which ending, the same plan the
+fixture server serves); the sync and async shells only sleep (``time.sleep`` /
+``anyio.sleep``) and yield.
 """
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import json
 import os
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 from urllib.parse import urlsplit
@@ -22,18 +19,15 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from ._cassette import END_EOF, END_ERROR, Cassette, load_cassette
+from ._cassette import Cassette, load_cassette
 from ._errors import CassetteError
+from ._replay_plan import Chunking, ReplayPlan, plan_replay
 
 __all__ = ["CassetteSource", "Chunking", "Match", "ReplayTransport", "Timing"]
 
 CassetteSource: TypeAlias = "str | os.PathLike[str] | Cassette"
 Match: TypeAlias = Literal["path", "model", "body"]
 Timing: TypeAlias = Literal["instant", "recorded"]
-Chunking: TypeAlias = "Literal['recorded', 'byte', 'random'] | int"
-
-RANDOM_MAX_CHUNK = 64
-"""``chunking="random"`` cuts pieces of 1 to this many bytes."""
 
 
 def _load(source: CassetteSource | Iterable[CassetteSource]) -> list[Cassette]:
@@ -63,19 +57,6 @@ def _request_body(request: httpx.Request) -> Any:
 def _model(body: Any) -> str | None:
     model = body.get("model") if isinstance(body, dict) else None
     return model if isinstance(model, str) else None
-
-
-@dataclass(frozen=True)
-class _Plan:
-    status: int
-    head_t: float
-    pieces: list[tuple[float, bytes]]
-    """The body as served: ``(offset, bytes)``, offsets already scaled."""
-    stall_index: int | None
-    """Stall before piece ``stall_index`` (``len(pieces)``: before the end)."""
-    end_t: float
-    error: Exception | None
-    """Raised after the last piece (a cut); None for a clean end of body."""
 
 
 class ReplayTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
@@ -203,80 +184,39 @@ class ReplayTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
     # -- planning (no I/O) ----------------------------------------------------------------
 
-    def _boundaries(self, recorded: list[int], size: int) -> list[int]:
-        """Where the body is cut into pieces (each piece's end offset)."""
-        if self.chunking == "recorded":
-            return recorded
-        if self.chunking == "byte":
-            return list(range(1, size + 1))
-        if self.chunking == "random":
-            rng = random.Random(self.seed)
-            ends, total = [], 0
-            while total < size:
-                total = min(size, total + rng.randint(1, RANDOM_MAX_CHUNK))
-                ends.append(total)
-            return ends
-        step = int(self.chunking)
-        return [*range(step, size, step), size] if size else []
+    def _plan(self, cassette: Cassette) -> ReplayPlan:
+        return plan_replay(
+            cassette,
+            scale=1.0 / self.speed,
+            chunking=self.chunking,
+            seed=self.seed,
+            cut_after=self.cut_after,
+            stall_at=self.stall_at,
+        )
 
-    def _plan(self, cassette: Cassette, request: httpx.Request) -> _Plan:
-        body = cassette.body
-        size = len(body)
-        # When each recorded byte arrived: the time of the chunk that holds it.
-        rec_ends: list[int] = []
-        rec_times: list[float] = []
-        total = 0
-        for t, data in cassette.chunks:
-            total += len(data)
-            rec_ends.append(total)
-            rec_times.append(t)
-        cuts = set(self._boundaries(rec_ends, size))
-        limit = size
-        if self.cut_after is not None and self.cut_after < size:
-            limit = self.cut_after
-        if 0 < limit < size:
-            cuts.add(limit)
-        if self.stall_at is not None and 0 < self.stall_at < limit:
-            cuts.add(self.stall_at)
-        scale = 1.0 / self.speed
-        ends = sorted(c for c in cuts if 0 < c <= limit)
-        pieces = [
-            (rec_times[bisect.bisect_left(rec_ends, end)] * scale, body[start:end])
-            for start, end in itertools.pairwise([0, *ends])
-        ]
-        # Stall after every piece that ends at or before byte ``stall_at``.
-        stall_index = None if self.stall_at is None else bisect.bisect_right(ends, self.stall_at)
-        error: Exception | None = None
-        if self.cut_after is not None:
-            error = self.cut_error(
+    def _error(
+        self, plan: ReplayPlan, cassette: Cassette, request: httpx.Request
+    ) -> Exception | None:
+        """The httpx exception that ends the body as the plan says (None: a clean end)."""
+        if plan.end == "cut":
+            return self.cut_error(
                 "peer closed connection without sending complete message body "
                 f"(rawsse replay: cut after {self.cut_after} bytes)",
                 request=request,
             )
-        elif cassette.end == END_ERROR:
-            error = _recorded_error(cassette.error or "", request)
-        elif cassette.end != END_EOF:
-            error = httpx.RemoteProtocolError(
+        if plan.end == "error":
+            return _recorded_error(plan.error or "", request)
+        if plan.end == "missing":
+            return httpx.RemoteProtocolError(
                 f"cassette {cassette.name!r} ends here (recorded end: {cassette.end}); "
                 "the rest of the body was never recorded",
                 request=request,
             )
-        last = pieces[-1][0] if pieces else cassette.response_t * scale
-        end_t = cassette.end_t * scale if cassette.end_t is not None else last
-        if error is not None and self.cut_after is not None:
-            end_t = last
-        return _Plan(
-            status=self.status if self.status is not None else cassette.status,
-            head_t=cassette.response_t * scale,
-            pieces=pieces,
-            stall_index=stall_index,
-            end_t=max(end_t, last),
-            error=error,
-        )
+        return None
 
-    def _response(self, plan: _Plan, cassette: Cassette, stream: Any) -> httpx.Response:
+    def _response(self, cassette: Cassette, stream: Any) -> httpx.Response:
         return httpx.Response(
-            plan.status,
+            self.status if self.status is not None else cassette.status,
             headers=list(cassette.headers.items()),
             stream=stream,
             extensions={"http_version": b"HTTP/1.1"},
@@ -288,10 +228,11 @@ class ReplayTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         request.read()
         start = time.monotonic()
         cassette = self.choose(request)
-        plan = self._plan(cassette, request)
+        plan = self._plan(cassette)
+        error = self._error(plan, cassette, request)
         if self.timed:
             _sleep_until(start + plan.head_t)
-        return self._response(plan, cassette, _SyncReplay(self, plan, start))
+        return self._response(cassette, _SyncReplay(self, plan, error, start))
 
     # -- httpx.AsyncBaseTransport -----------------------------------------------------------
 
@@ -299,10 +240,11 @@ class ReplayTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         await request.aread()
         start = anyio.current_time()
         cassette = self.choose(request)
-        plan = self._plan(cassette, request)
+        plan = self._plan(cassette)
+        error = self._error(plan, cassette, request)
         if self.timed:
             await _asleep_until(start + plan.head_t)
-        return self._response(plan, cassette, _AsyncReplay(self, plan, start))
+        return self._response(cassette, _AsyncReplay(self, plan, error, start))
 
 
 def _recorded_error(error: str, request: httpx.Request) -> Exception:
@@ -326,50 +268,48 @@ async def _asleep_until(deadline: float) -> None:
         await anyio.sleep(delay)
 
 
-class _SyncReplay(httpx.SyncByteStream):
-    def __init__(self, owner: ReplayTransport, plan: _Plan, start: float) -> None:
+class _Replay:
+    """A planned body being served: the plan, the error that ends it, the start time."""
+
+    def __init__(
+        self, owner: ReplayTransport, plan: ReplayPlan, error: Exception | None, start: float
+    ) -> None:
         self._owner = owner
         self._plan = plan
+        self._error = error
         self._start = start
 
+
+class _SyncReplay(_Replay, httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         owner, plan, start = self._owner, self._plan, self._start
-        for i, (t, data) in enumerate(plan.pieces):
-            if i == plan.stall_index:
+        for step in plan.steps():
+            if step is None:
                 time.sleep(owner.stall_for)
                 start += owner.stall_for
+                continue
             if owner.timed:
-                _sleep_until(start + t)
-            yield data
-        if plan.stall_index == len(plan.pieces):
-            time.sleep(owner.stall_for)
-            start += owner.stall_for
+                _sleep_until(start + step[0])
+            yield step[1]
         if owner.timed:
             _sleep_until(start + plan.end_t)
-        if plan.error is not None:
-            raise plan.error
+        if self._error is not None:
+            raise self._error
 
 
-class _AsyncReplay(httpx.AsyncByteStream):
-    def __init__(self, owner: ReplayTransport, plan: _Plan, start: float) -> None:
-        self._owner = owner
-        self._plan = plan
-        self._start = start
-
+class _AsyncReplay(_Replay, httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         owner, plan, start = self._owner, self._plan, self._start
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep
-        for i, (t, data) in enumerate(plan.pieces):
-            if i == plan.stall_index:
+        for step in plan.steps():
+            if step is None:
                 await sleep(owner.stall_for)
                 start += owner.stall_for
+                continue
             if owner.timed:
-                await _asleep_until(start + t)
-            yield data
-        if plan.stall_index == len(plan.pieces):
-            await sleep(owner.stall_for)
-            start += owner.stall_for
+                await _asleep_until(start + step[0])
+            yield step[1]
         if owner.timed:
             await _asleep_until(start + plan.end_t)
-        if plan.error is not None:
-            raise plan.error
+        if self._error is not None:
+            raise self._error

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from html import escape
 
-from ._inspect import ChunkRow, EventRow, StreamReport, _is_token, sse_lines
+from ._chat_events import is_token
+from ._inspect_report import ChunkRow, EventRow, StreamReport, sse_lines
 from ._sse import Comment
 
 __all__ = ["render_html_report"]
@@ -152,9 +153,9 @@ def _timeline(report: StreamReport) -> str:
     # Cumulative content deltas (the closest the wire has to tokens).
     tokens = [0]
     token_points: list[tuple[float, float]] = [(_LEFT, _TOP + _PLOT_H)]
-    total_tokens = max(sum(1 for r in event_rows for e in r.events if _is_token(e)), 1)
+    total_tokens = max(sum(1 for r in event_rows for e in r.events if is_token(e)), 1)
     for erow in event_rows:
-        n = sum(1 for e in erow.events if _is_token(e))
+        n = sum(1 for e in erow.events if is_token(e))
         if n:
             x = x_of_t(erow.t, erow.chunk)
             token_points.append((x, _y(tokens[0], total_tokens)))

@@ -16,19 +16,18 @@ from __future__ import annotations
 
 from typing import NoReturn, cast
 
+from ._constants import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_LINE_BYTES
 from ._errors import SSEProtocolError
-from ._record import Record
+from ._frozen import Frozen
 
 __all__ = ["Comment", "SSEDecoder", "ServerSentEvent", "encode_comment", "encode_event"]
 
-DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
-DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
 _tuple_new = tuple.__new__
 
 
-class ServerSentEvent(Record):
+class ServerSentEvent(Frozen):
     """One dispatched event."""
 
     __slots__ = ()
@@ -42,7 +41,7 @@ class ServerSentEvent(Record):
     """The valid ``retry`` value given inside this event's block, else None."""
 
 
-class Comment(Record):
+class Comment(Frozen):
     """A comment line (``: text``), such as OpenRouter's ``: OPENROUTER PROCESSING``."""
 
     __slots__ = ()

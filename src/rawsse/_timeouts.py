@@ -51,7 +51,10 @@ class Clocks:
     """The deadlines of one stream, in the caller's clock (``time.monotonic`` or anyio's).
 
     ``start`` marks the whole request (``total``), ``begin_attempt`` one HTTP attempt
-    (``first_token``, ``idle``); ``saw_bytes`` and ``saw_content`` move the clocks.
+    (``first_token``, ``idle``).  The fields are moved in place, on the hot path:
+    ``StreamCore.feed`` sets ``first_content`` and ``last_content`` as content
+    arrives, and the shells set ``read_start`` each time they wait for bytes.
+    ``deadline`` and ``expired`` read them.
     """
 
     __slots__ = ("_t", "attempt_start", "first_content", "last_content", "read_start", "start")

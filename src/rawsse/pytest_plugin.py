@@ -27,8 +27,9 @@ import pytest
 if TYPE_CHECKING:
     import httpx
 
-    from . import AsyncClient, Client
+    from ._async_client import AsyncClient
     from ._cassette import Cassette
+    from ._client import Client
 
 __all__ = [
     "pytest_addoption",
@@ -42,7 +43,6 @@ __all__ = [
 ]
 
 MARKER = "rawsse_cassette"
-API_KEY_ENV = "OPENROUTER_API_KEY"
 REPLAY_KEY = "rawsse-replay-no-key"
 """The API key replay clients send: a placeholder, never a real key."""
 _CHAT_SUFFIX = "/chat/completions"
@@ -101,6 +101,8 @@ def rawsse_cassette_path(request: pytest.FixtureRequest) -> Path:
 
 
 def _recording(request: pytest.FixtureRequest, path: Path) -> bool:
+    from ._constants import API_KEY_ENV
+
     """Whether this test records live: the cassette is missing and recording is on."""
     if path.is_file():
         return False
@@ -141,7 +143,7 @@ def _replay(request: pytest.FixtureRequest, path: Path) -> Any:
 
 def _base_url(request: pytest.FixtureRequest, transport: Any) -> str:
     """Where the client sends requests: the recorded URL (replay) or the live one."""
-    from ._base_client import DEFAULT_BASE_URL
+    from ._constants import DEFAULT_BASE_URL
 
     _, options = _marker(request)
     if "base_url" in options:
@@ -199,7 +201,8 @@ def rawsse_client(request: pytest.FixtureRequest, rawsse_transport: Any) -> Iter
     """A ``rawsse.Client`` wired to this test's cassette (no retries)."""
     import httpx
 
-    from . import Client
+    from ._client import Client
+    from ._constants import API_KEY_ENV
 
     recording = not hasattr(rawsse_transport, "cassettes")
     http = httpx.Client(transport=rawsse_transport, timeout=None)
@@ -219,7 +222,8 @@ def rawsse_async_client(request: pytest.FixtureRequest, rawsse_async_transport: 
     """A ``rawsse.AsyncClient`` wired to this test's cassette (asyncio or trio; no retries)."""
     import httpx
 
-    from . import AsyncClient
+    from ._async_client import AsyncClient
+    from ._constants import API_KEY_ENV
 
     recording = not hasattr(rawsse_async_transport, "cassettes")
     # Neither transport holds a resource that outlives its responses, so the

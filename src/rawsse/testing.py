@@ -1,4 +1,5 @@
-"""Record and replay for tests: cassettes, ``RecordingTransport`` and ``ReplayTransport``.
+"""Record and replay for tests: cassettes, ``RecordingTransport``, ``ReplayTransport``
+and ``FixtureServer`` (cassettes served over real HTTP).
 
 See ``rawsse.pytest_plugin`` for the pytest marker and fixtures built on these.
 """
@@ -22,6 +23,7 @@ from ._cassette import save_cassette as save_cassette
 from ._errors import CassetteError as CassetteError
 from ._recording import RecordingTransport as RecordingTransport
 from ._replay import ReplayTransport as ReplayTransport
+from ._server import FixtureServer as FixtureServer
 
 __all__ = [
     "END_CLOSED",
@@ -32,6 +34,7 @@ __all__ = [
     "REDACTED",
     "Cassette",
     "CassetteError",
+    "FixtureServer",
     "RecordingTransport",
     "ReplayTransport",
     "dumps_cassette",

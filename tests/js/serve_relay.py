@@ -1,10 +1,12 @@
 """Serve ``rawsse.relay.RelayApp`` under uvicorn for the JavaScript end-to-end tests.
 
     python tests/js/serve_relay.py UPSTREAM [--models a,b] [--heartbeat S] [--coalesce S]
+                                   [--store memory]
 
 ``UPSTREAM`` is an OpenAI-compatible base URL (the fixture server's). The models
 default to the upstream's ``GET /models``. The first line printed (flushed) is
-the relay's URL, once its socket listens; SIGTERM stops it.
+the relay's URL, once its socket listens; SIGTERM stops it. ``--store memory``
+makes streams resumable (``RelayApp(store=MemoryStore())``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ def main() -> None:
     parser.add_argument("--models")
     parser.add_argument("--heartbeat", type=float, default=15.0)
     parser.add_argument("--coalesce", type=float, default=0.0)
+    parser.add_argument("--store", choices=["memory"])
     args = parser.parse_args()
+    options: dict[str, Any] = {}
+    if args.store == "memory":
+        from rawsse.relay import MemoryStore  # type: ignore[attr-defined]
+
+        options["store"] = MemoryStore()
     if args.models:
         models = args.models.split(",")
     else:
@@ -44,7 +52,12 @@ def main() -> None:
     async def serve() -> None:
         client = rawsse.AsyncClient(base_url=args.upstream, api_key="unused", retries=0)
         app: Any = RelayApp(
-            client, models=models, demo=True, heartbeat=args.heartbeat, coalesce=args.coalesce
+            client,
+            models=models,
+            demo=True,
+            heartbeat=args.heartbeat,
+            coalesce=args.coalesce,
+            **options,
         )
         config = uvicorn.Config(app, log_level="warning", lifespan="off")
         try:

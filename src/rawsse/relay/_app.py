@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import anyio
 
-from .._client import AsyncClient, AsyncStream
+from .._async_client import AsyncClient, AsyncStream
 from .._errors import (
     APIConnectionError,
     APIStatusError,

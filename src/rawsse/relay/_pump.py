@@ -20,8 +20,8 @@ from typing import Any
 
 import anyio
 
+from .._async_client import AsyncStream
 from .._chat_events import ChatEvent
-from .._client import AsyncStream
 from ._encoder import RelayEncoder
 
 __all__ = ["DEFAULT_MAX_QUEUED", "Pump"]

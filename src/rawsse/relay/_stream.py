@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 
-from .._client import AsyncStream
+from .._async_client import AsyncStream
 from ._encoder import RelayEncoder
 from ._pump import DEFAULT_MAX_QUEUED, Pump, spawn
 

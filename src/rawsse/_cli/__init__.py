@@ -1,0 +1,65 @@
+"""The ``rawsse`` command line: one module per command, registered in ``COMMANDS``.
+
+A command is a module with two functions:
+
+- ``add_parser(subparsers) -> None`` adds its argparse subparser and sets
+  ``handler=run`` (and ``command=<name>``) through ``set_defaults``;
+- ``run(args, *, out=None, err=None) -> int`` runs it and returns the exit code.
+
+A new command is one new module here plus one entry in ``COMMANDS``.  Imports
+run one way: this entry -> the command modules -> ``_output`` (style, printer,
+summary line, exit codes) and ``_files`` -> the library.
+
+Exit codes: 0 success, 1 an API or stream error (after the partial text and a
+one-line reason with the server's own message), 2 a usage error, 130 Ctrl-C.
+Expected errors never print a traceback; output is plain unless stdout is a
+terminal, and never coloured with ``NO_COLOR`` set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from .._version import __version__
+from . import chat, demo, inspect, record, replay, serve
+from ._output import EXIT_INTERRUPTED, EXIT_STREAM
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+COMMANDS = (demo, serve, chat, record, inspect, replay)
+"""The command modules, in the order ``rawsse --help`` lists them."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``rawsse`` parser with every command in ``COMMANDS`` registered."""
+    parser = argparse.ArgumentParser(
+        prog="rawsse",
+        description=(
+            "Stream chat completions from OpenRouter or any OpenAI-compatible API, record and "
+            "replay them, and see exactly what a stream did."
+        ),
+        epilog=(
+            "Start with `rawsse demo` (no key, no network). "
+            "Exit codes: 0 ok, 1 API or stream error, 2 usage error."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"rawsse {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``rawsse``; returns the exit code (argparse exits 2 itself on bad usage)."""
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("rawsse: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_STREAM

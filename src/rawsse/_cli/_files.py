@@ -1,0 +1,116 @@
+"""Reading a recorded stream from disk for ``inspect`` and ``replay``.
+
+A file is a cassette (JSON Lines: timed, with its request and how it ended) or a
+raw SSE body (untimed); ``-`` is SSE on stdin, each read stamped with its arrival.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._cassette import Cassette, load_cassette
+from .._errors import CassetteError
+from ..inspect import StreamInspector, StreamReport, inspect_cassette, inspect_stream
+from ._output import UsageError, reason
+
+__all__ = ["Recording", "read_recording"]
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A stream read from disk: a cassette (timed), a raw ``.sse`` body (untimed) or stdin."""
+
+    path: str
+    kind: str
+    """``cassette``, ``sse`` or ``stdin``."""
+    chunks: list[tuple[float | None, bytes]]
+    end: str | None
+    end_error: str | None
+    end_t: float | None
+    http_status: int | None
+    response_t: float | None
+    request: dict[str, Any] | None
+    recorded_at: str | None = None
+    cassette: Cassette | None = None
+    """The cassette read, for a ``cassette``."""
+
+    def inspector(self) -> StreamInspector:
+        """A ``StreamInspector`` for this response (feed it ``chunks``, then ``close``)."""
+        return StreamInspector(http_status=self.http_status, response_t=self.response_t)
+
+    def report(self, stall_threshold: float) -> StreamReport:
+        """The inspector's report on the whole recording."""
+        if self.cassette is not None:
+            return inspect_cassette(self.cassette, stall_threshold=stall_threshold)
+        return inspect_stream(self.chunks, stall_threshold=stall_threshold, end_t=self.end_t)
+
+
+def read_recording(path: str) -> Recording:
+    """Read ``path``: JSON Lines is a cassette, anything else a raw SSE body.
+
+    Raises ``UsageError`` with a one-line reason when the file cannot be read.
+    """
+    if path == "-":
+        return _read_stdin()
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{path}: is a directory, not a cassette or .sse file")
+    if not p.is_file():
+        raise UsageError(f"{path}: no such file")
+    try:
+        with p.open("rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if p.suffix == ".jsonl" or head.lstrip().startswith(b'{"format"'):
+        return _read_cassette(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return Recording(
+        path, "sse", [(None, data)] if data else [], "eof", None, None, None, None, None
+    )
+
+
+def _read_stdin() -> Recording:
+    """A raw SSE body from stdin, each read stamped with its arrival time.
+
+    So ``curl -sN ... | rawsse inspect -`` shows the timing of any endpoint
+    (times count from the start of ``rawsse``, not from the request).
+    """
+    start = time.monotonic()
+    fd = sys.stdin.fileno()
+    chunks: list[tuple[float | None, bytes]] = []
+    while True:
+        data = os.read(fd, 65536)
+        if not data:
+            break
+        chunks.append((round(time.monotonic() - start, 6), data))
+    end_t = round(time.monotonic() - start, 6)
+    return Recording("-", "stdin", chunks, "eof", None, end_t, None, None, None)
+
+
+def _read_cassette(path: str) -> Recording:
+    try:
+        cassette = load_cassette(path)
+    except CassetteError as exc:
+        raise UsageError(f"not a usable cassette: {reason(exc)}") from None
+    return Recording(
+        path=path,
+        kind="cassette",
+        chunks=list(cassette.chunks),
+        end=cassette.end,
+        end_error=cassette.error,
+        end_t=cassette.end_t,
+        http_status=cassette.status,
+        response_t=cassette.response_t,
+        request=dict(cassette.request),
+        recorded_at=cassette.recorded_at,
+        cassette=cassette,
+    )

@@ -1,0 +1,123 @@
+"""``rawsse replay FILE``: a recorded stream as it was seen, with its timing scaled."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+from ..inspect import EventRow, StreamReport
+from ._files import read_recording
+from ._output import (
+    DASH,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STREAM,
+    EXIT_USAGE,
+    StreamPrinter,
+    Style,
+    Summary,
+    UsageError,
+    event_text,
+    number_arg,
+)
+
+__all__ = ["add_parser", "exit_code", "run"]
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``replay``."""
+    parser = subparsers.add_parser(
+        "replay",
+        help="replay a recorded stream as it was seen, with its timing",
+        description=(
+            "Print a recorded stream as the user saw it, with the recorded timing scaled by "
+            "--speed (0: at once), then the summary line; --events prints the typed events, "
+            "one per line, with their times."
+        ),
+        epilog="exit codes: 0 complete, 1 the recording ends in an error or cut, 2 bad file",
+    )
+    parser.add_argument("file", metavar="FILE", help="a cassette (.jsonl) or a raw .sse body")
+    parser.add_argument(
+        "--speed",
+        type=number_arg,
+        default=1.0,
+        metavar="X",
+        help="time scale: 2 = twice as fast, 0 = no waiting (default 1)",
+    )
+    parser.add_argument(
+        "--events", action="store_true", help="print the typed chat events, one per line"
+    )
+    parser.set_defaults(handler=run, command="replay")
+
+
+def run(
+    args: argparse.Namespace,
+    *,
+    out: IO[str] | None = None,
+    err: IO[str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """``rawsse replay``: the stream as it was seen, with its timing scaled by ``--speed``."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    style = Style.detect(out, err)
+    try:
+        if args.speed < 0:
+            raise UsageError("--speed must be >= 0 (0 = no waiting)")
+        recording = read_recording(args.file)
+    except UsageError as exc:
+        err.write(f"rawsse replay: error: {exc}\n")
+        return EXIT_USAGE
+    inspector = recording.inspector()
+    printer = StreamPrinter(out, style, err)
+    clock = 0.0
+    try:
+        for t, data in recording.chunks:
+            if t is not None and args.speed > 0 and t > clock:
+                sleep((t - clock) / args.speed)
+                clock = t
+            for row in inspector.feed(data, t):
+                if not isinstance(row, EventRow):
+                    continue
+                for event in row.events:
+                    if args.events:
+                        stamp = f"{row.t:8.3f}" if row.t is not None else f"{DASH:>8}"
+                        out.write(f"{stamp}  {event_text(event)}\n")
+                    else:
+                        printer.event(event)
+                if args.events and row.error is not None:
+                    out.write(f"{'':>8}  malformed: {row.error}\n")
+            out.flush()
+    except KeyboardInterrupt:
+        printer.finish()
+        err.write("rawsse: interrupted\n")
+        return EXIT_INTERRUPTED
+    report = inspector.close(end=recording.end, error=recording.end_error, t=recording.end_t)
+    if not args.events:
+        printer.finish()
+    out.write(Summary.of_report(report).line(style) + "\n")
+    reason = _failure_reason(report)
+    if reason is not None:
+        err.write(style.red("error: ") + reason + "\n")
+    return exit_code(report)
+
+
+def exit_code(report: StreamReport) -> int:
+    """0 when the stream's status is ``complete``, else 1."""
+    return EXIT_OK if report.status == "complete" else EXIT_STREAM
+
+
+def _failure_reason(report: StreamReport) -> str | None:
+    """The one-line reason a replayed stream failed, or None when it did not."""
+    if report.status == "complete":
+        return None
+    for kind in ("http_error", "in_band_error", "error_finish", "stream_cut", "no_done"):
+        for a in report.anomalies:
+            if a.kind == kind:
+                if kind == "in_band_error":
+                    return f"the server sent an error in the stream: {a.message}"
+                return a.message
+    return f"the stream ended with status {report.status}"

@@ -1,0 +1,139 @@
+"""``rawsse serve [DIR]``: serve cassettes as an OpenAI-compatible API on loopback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from typing import IO, Any
+
+from .._errors import CassetteError
+from .._server import API_PREFIX, CHAT_PATH, FixtureServer
+from ._output import EXIT_OK, EXIT_USAGE, Style, speed_arg
+
+__all__ = ["DEFAULT_PORT", "add_parser", "curl_line", "run"]
+
+DEFAULT_PORT = 8787
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``serve``."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve cassettes as an OpenAI-compatible API on loopback",
+        description=(
+            f"Serve cassettes as POST {CHAT_PATH} (the cassette chosen by the request's "
+            f'"model" or the X-Rawsse-Cassette header) and GET {API_PREFIX}/models, '
+            "streaming with the recorded timing. The first line printed is the base URL. "
+            "Faults per request: X-Rawsse-Cut-After: N, X-Rawsse-Stall: N,S, X-Rawsse-Speed: X."
+        ),
+        epilog="exit codes: 0 stopped by Ctrl-C or SIGTERM, 2 bad DIR or address in use",
+    )
+    parser.add_argument(
+        "dir",
+        metavar="DIR",
+        nargs="?",
+        help="a directory of cassettes (*.jsonl) or one cassette (default: the shipped recordings)",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port",
+        type=_port_arg,
+        default=DEFAULT_PORT,
+        metavar="P",
+        help=f"port (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--speed",
+        type=speed_arg,
+        default=1.0,
+        metavar="X",
+        help="time scale: 1 = as recorded (default), 10 = ten times faster, 0/instant = no waiting",
+    )
+    parser.set_defaults(handler=run, command="serve")
+
+
+def _port_arg(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port: {text!r} (0-65535; 0 picks a free one)")
+    return port
+
+
+def curl_line(base_url: str, model: str) -> str:
+    """A ready-to-paste curl command streaming ``model`` from ``base_url``."""
+    body = json.dumps(
+        {"model": model, "stream": True, "messages": [{"role": "user", "content": "Hello"}]}
+    )
+    return (
+        f"curl --no-buffer {base_url}/chat/completions "
+        f"-H 'Content-Type: application/json' -d '{body}'"
+    )
+
+
+def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
+    """``rawsse serve [DIR]``: serve cassettes until Ctrl-C (or SIGTERM); exit 0."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    style = Style.detect(out, err)
+    try:
+        server = FixtureServer(args.dir, host=args.host, port=args.port, speed=args.speed, log=err)
+    except (CassetteError, OSError) as exc:
+        err.write(f"rawsse serve: error: {exc}\n")
+        return EXIT_USAGE
+    stop = threading.Event()
+    previous = _on_sigterm(stop)
+    try:
+        try:
+            server.start()
+        except OSError as exc:
+            hint = " (try --port 0 for a free port)" if args.port else ""
+            err.write(
+                f"rawsse serve: error: cannot listen on {args.host}:{args.port}: "
+                f"{exc.strerror or exc}{hint}\n"
+            )
+            return EXIT_USAGE
+        try:
+            source = "the recordings shipped with rawsse" if args.dir is None else args.dir
+            speed = "instant" if args.speed == 0 else f"speed {args.speed:g}x"
+            # The URL first, flushed at once: scripts read this line through a pipe.
+            out.write(
+                f"{server.base_url}  "
+                + style.dim(
+                    f"(rawsse fixture server: {len(server.models)} models from {source}, {speed})"
+                )
+                + "\n"
+            )
+            out.flush()
+            out.write(curl_line(server.base_url, server.models[0]) + "\n")
+            out.write(style.dim("models: " + ", ".join(server.models)) + "\n")
+            out.write(style.dim("Ctrl-C stops the server.") + "\n")
+            out.flush()
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.close()
+    finally:
+        _restore_sigterm(previous)
+    err.write("rawsse serve: stopped\n")
+    return EXIT_OK
+
+
+def _on_sigterm(stop: threading.Event) -> Any:
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+
+
+def _restore_sigterm(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,169 @@
+"""What rawsse needs to know about httpx, in one place.
+
+The sans-I/O ``StreamCore`` never builds an httpx object or walks httpx's
+exception tree: the clients build their pools (with the sync pool's deadline-bound
+reads) and timeouts here, and ``translate_error`` is handed to the core to turn
+httpx's exceptions into rawsse's errors.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import ssl
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ._errors import APIConnectionError, ConnectTimeout, IncompleteStreamError, RawSSEError
+from ._recording import RecordingTransport
+from ._timeouts import Timeouts
+
+if TYPE_CHECKING:
+    from ._base_client import StreamCore
+
+__all__ = [
+    "DEADLINE",
+    "DEFAULT_LIMITS",
+    "async_http_client",
+    "httpx_timeout",
+    "plain_timeout",
+    "ssl_context",
+    "sync_http_client",
+    "translate_error",
+]
+
+# Each stream holds one HTTP/1.1 connection for its whole life, so the pool must
+# allow as many connections as concurrent streams: 1,000 streams through one
+# AsyncClient need 1,000 connections.  2,048 leaves headroom while still bounding
+# file descriptors; beyond it, new streams wait (up to ``Timeouts.connect``) for a
+# free connection.  Idle connections kept for reuse are capped lower, since after
+# a burst most of them would only hold file descriptors.
+DEFAULT_LIMITS = httpx.Limits(
+    max_connections=2048, max_keepalive_connections=256, keepalive_expiry=30.0
+)
+
+
+def httpx_timeout(timeouts: Timeouts, *, read: bool = True) -> httpx.Timeout:
+    """httpx's limits for a stream: ``read`` is the idle clock, unless the shell's own
+    deadline covers it (``read=False``: the async shell's cancel scope, which saves
+    httpcore a second scope per read)."""
+    t = timeouts
+    return httpx.Timeout(
+        connect=t.connect, read=t.idle if read else None, write=t.connect, pool=t.connect
+    )
+
+
+def plain_timeout(timeouts: Timeouts) -> httpx.Timeout:
+    """httpx's limits for a non-streaming request: the whole answer within ``total``."""
+    t = timeouts
+    return httpx.Timeout(connect=t.connect, read=t.total, write=t.connect, pool=t.connect)
+
+
+def translate_error(exc: Exception, core: StreamCore, now: float) -> RawSSEError | None:
+    """The rawsse error for one of httpx's exceptions, or None when it is foreign."""
+    if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return ConnectTimeout(
+            f"connecting took longer than {core.timeouts.connect} s ({type(exc).__name__})",
+            timeout=core.timeouts.connect,
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return core.timeout_error(now)
+    if isinstance(exc, httpx.TransportError):
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if core.response_started:
+            return IncompleteStreamError(f"the connection broke mid-stream ({detail})")
+        return APIConnectionError(f"the request failed before a response ({detail})")
+    return None
+
+
+# The deadline (``time.monotonic``) of the sync stream reading on this thread.
+DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "rawsse_deadline", default=None
+)
+
+
+class _DeadlineNetworkStream:
+    """An httpcore network stream whose reads end at the current stream's deadline.
+
+    httpcore fixes the read timeout when a response starts; this wrapper shortens
+    each read to the deadline of the clock that expires first (first token, stall,
+    total), so a blocking sync read stops in time with no watchdog thread.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        deadline = DEADLINE.get()
+        if deadline is not None:
+            remaining = max(deadline - time.monotonic(), 1e-6)
+            if timeout is None or remaining < timeout:
+                timeout = remaining
+        data: bytes = self._stream.read(max_bytes, timeout)
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, *args: Any, **kwargs: Any) -> _DeadlineNetworkStream:
+        return _DeadlineNetworkStream(self._stream.start_tls(*args, **kwargs))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend:
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> _DeadlineNetworkStream:
+        return _DeadlineNetworkStream(self._backend.connect_tcp(*args, **kwargs))
+
+    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> _DeadlineNetworkStream:
+        return _DeadlineNetworkStream(self._backend.connect_unix_socket(*args, **kwargs))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+@functools.lru_cache(maxsize=1)
+def ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes tens of milliseconds; every client can share one.
+    return httpx.create_ssl_context()
+
+
+def _install_deadlines(transport: httpx.HTTPTransport) -> bool:
+    # httpx offers no public hook for the network backend of its pool; the pool is
+    # ours (we built the transport), and a changed httpx only loses the precise
+    # deadlines: the clocks are then checked as bytes arrive.
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if backend is None:
+        return False
+    pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+    return True
+
+
+def sync_http_client(record_to: str | Path | None) -> httpx.Client:
+    """The sync client's own pool: reads bounded by the stream's deadline, optionally recorded."""
+    transport = httpx.HTTPTransport(limits=DEFAULT_LIMITS, verify=ssl_context())
+    _install_deadlines(transport)
+    inner: httpx.BaseTransport = transport
+    if record_to is not None:
+        inner = RecordingTransport(transport, record_to)
+    return httpx.Client(transport=inner, timeout=None, verify=ssl_context())
+
+
+def async_http_client(record_to: str | Path | None) -> httpx.AsyncClient:
+    """The async client's own pool (its deadlines are cancel scopes), optionally recorded."""
+    transport = httpx.AsyncHTTPTransport(limits=DEFAULT_LIMITS, verify=ssl_context())
+    inner: httpx.AsyncBaseTransport = transport
+    if record_to is not None:
+        inner = RecordingTransport(transport, record_to)
+    return httpx.AsyncClient(transport=inner, timeout=None, verify=ssl_context())
