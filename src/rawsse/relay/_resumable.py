@@ -33,7 +33,7 @@ from typing import Any
 
 import anyio
 
-from .._client import AsyncClient
+from .._async_client import AsyncClient
 from .._errors import RawSSEError
 from ._encoder import OPENING, RelayEncoder
 from ._policy import ChatRequest, Policy

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .._errors import RawSSEError
-from .._record import Record
+from .._frozen import Frozen
 
 __all__ = [
     "LeaseLost",
@@ -85,7 +85,7 @@ class LeaseLost(StoreError):
     """A producer wrote without holding the stream's lease, or after the stream finished."""
 
 
-class StoredEvent(Record):
+class StoredEvent(Frozen):
     """One data event of a resumable stream."""
 
     __slots__ = ()
