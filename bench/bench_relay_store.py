@@ -2,13 +2,14 @@
 
 python bench/bench_relay_store.py [--streams 1000] [--redis redis://HOST:PORT/DB]
 
-N concurrent ``POST /chat`` requests go straight into one ``RelayApp`` (ASGI calls,
-no HTTP server in between, so the figures are the relay's and the store's), all
-from the fixture server's ``rawsse/demo`` recording with its recorded timing
-(about 80 text deltas over 3.5 s), served by ``rawsse serve`` in a process of its
-own.  Runs, one after the other: no store (the baseline), ``MemoryStore`` and
+N concurrent ``POST /chat`` requests (started over ``--ramp`` seconds) go straight
+into one ``RelayApp`` (ASGI calls, no HTTP server in between, so the figures are
+the relay's and the store's), all from the fixture server's ``rawsse/demo``
+recording with its recorded timing (78 text deltas over 3.5 s), served by ``rawsse
+serve`` in a process of its own.  Runs, one after the other: ``MemoryStore`` and
 ``RedisStore`` (a ``redis-server`` started here with no persistence, unless
-``--redis`` names one), each with coalescing off and at 50 ms.
+``--redis`` names one; ``--stores none`` runs without a store), each with
+coalescing off and at 50 ms.
 
 Reported per run: streams that completed with the exact text; events per
 stream; added latency per event (from the moment the producer hands an event to
@@ -167,7 +168,9 @@ def scope() -> dict[str, Any]:
     }
 
 
-async def run(upstream: str, streams: int, store: Any, coalesce: float) -> list[Collector]:
+async def run(
+    upstream: str, streams: int, store: Any, coalesce: float, ramp: float
+) -> list[Collector]:
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     timeout = httpx.Timeout(60.0)
     async with (
@@ -177,11 +180,12 @@ async def run(upstream: str, streams: int, store: Any, coalesce: float) -> list[
         app = RelayApp(client, models=[MODEL], store=store, coalesce=coalesce, heartbeat=None)
         collectors = [Collector() for _ in range(streams)]
 
-        async def one(collector: Collector) -> None:
+        async def one(index: int, collector: Collector) -> None:
+            await asyncio.sleep(ramp * index / streams)
             collector.started = time.perf_counter()
             await app(scope(), collector.receive, collector.send)
 
-        await asyncio.gather(*(one(c) for c in collectors))
+        await asyncio.gather(*(one(i, c) for i, c in enumerate(collectors)))
         # Producers run apart from the requests: let them store their ends.
         await asyncio.sleep(0.2)
         return collectors
@@ -196,7 +200,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--redis", default=None)
-    parser.add_argument("--stores", default="none,memory,redis")
+    parser.add_argument("--stores", default="memory,redis")
+    parser.add_argument("--ramp", type=float, default=1.0, help="seconds over which streams start")
     parser.add_argument("--coalesce", default="0,0.05")
     args = parser.parse_args()
     port = free_port()
@@ -214,7 +219,7 @@ def main() -> None:
                     store = Timed(MemoryStore())
                 elif name == "redis":
                     store = Timed(RedisStore(redis_url))
-                collectors = asyncio.run(run(upstream, args.streams, store, coalesce))
+                collectors = asyncio.run(run(upstream, args.streams, store, coalesce, args.ramp))
                 exact = sum(1 for c in collectors if "".join(c.text) == expected[0])
                 events = statistics.mean(len(c.arrivals) for c in collectors)
                 added: list[float] = []

@@ -263,6 +263,21 @@ async def test_an_unrenewed_lease_expires_and_fences_the_old_producer(
     assert await collect(store, sid) == [*texts(1, 3), done(4)]
 
 
+async def test_a_lapsed_lease_nobody_took_is_taken_back(make_store: MakeStore) -> None:
+    store = make_store(lease_ttl=0.3)
+    sid = await store.create(REQUEST, owner=None, holder="p")
+    await anyio.sleep(0.5)  # a long pause of the producer: its lease lapses
+    assert (await store.info(sid)).holder is None
+    await store.append(sid, "p", texts(1, 1))  # nobody took it: the write takes it back
+    assert (await store.info(sid)).holder == "p"
+    assert not await store.acquire_lease(sid, "q")
+    await anyio.sleep(0.5)
+    assert (await store.renew_lease(sid, "p")).held  # so does a renewal
+    assert (await store.info(sid)).holder == "p"
+    await store.finish(sid, "p", [done(2)])
+    assert not (await store.renew_lease(sid, "p")).held  # but never after the end
+
+
 async def test_of_racing_takers_exactly_one_wins(make_store: MakeStore) -> None:
     store = make_store(lease_ttl=0.2)
     for _ in range(5):

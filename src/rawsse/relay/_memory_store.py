@@ -207,9 +207,8 @@ class MemoryStore:
         self._operations += 1
         now = self._clock()
         stream = self._get(stream_id, now)
-        held = stream.holder == holder and stream.lease_expires > now and not stream.finished
+        held = not stream.finished and self._take(stream, holder, now)
         if held:
-            stream.lease_expires = now + self._lease_ttl
             stream.expires = now + self.live_ttl
         return Renewal(held=held, cancelled=stream.cancelled, followed=stream.followers > 0)
 
@@ -259,7 +258,7 @@ class MemoryStore:
         stream = self._get(stream_id, now)
         if stream.finished:
             raise LeaseLost("the stream has finished", stream_id=stream_id)
-        if stream.holder != holder or stream.lease_expires <= now:
+        if not self._take(stream, holder, now):
             raise LeaseLost("the lease is held by another producer", stream_id=stream_id)
         last = _last(stream.events)
         fresh = [event for event in events if event.seq > last]
@@ -279,6 +278,14 @@ class MemoryStore:
             stream.expires = now + self.live_ttl
         stream.notify()
         self._evict(0)
+
+    def _take(self, stream: _Stream, holder: str, now: float) -> bool:
+        """Extend ``holder``'s lease, or take it back if it lapsed and nobody took it."""
+        if stream.holder != holder and stream.holder is not None and stream.lease_expires > now:
+            return False
+        stream.holder = holder
+        stream.lease_expires = now + self._lease_ttl
+        return True
 
     def _expire(self, now: float) -> None:
         for stream_id in list(self._finished):

@@ -48,16 +48,21 @@ __all__ = ["RedisStore"]
 
 log = logging.getLogger("rawsse.relay")
 
-# KEYS m e l; ARGV holder, final, live_ms, done_ms, maxlen, then seq name data per event.
+# KEYS m e l; ARGV holder, final, live_ms, done_ms, maxlen, lease_ms, then seq name data
+# per event.  A lapsed lease nobody took is taken back: only another holder fences.
 _WRITE = """
 local state = redis.call('HGET', KEYS[1], 's')
 if not state then return -2 end
 if state ~= 'live' then return -3 end
-if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
+local owner = redis.call('GET', KEYS[3])
+if owner ~= ARGV[1] then
+  if owner then return -1 end
+  redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[6])
+end
 local last = tonumber(redis.call('HGET', KEYS[1], 'n'))
 local final = ARGV[2] == '1'
 local n = #ARGV
-for i = 6, n, 3 do
+for i = 7, n, 3 do
   local seq = tonumber(ARGV[i])
   if seq > last then
     if seq ~= last + 1 then return -4 end
@@ -93,11 +98,12 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return 1
 """
 
-# KEYS m e l a; ARGV holder, lease_ms, live_ms
+# KEYS m e l a; ARGV holder, lease_ms, live_ms.  A lapsed lease nobody took is taken back.
 _RENEW = """
-local held = redis.call('GET', KEYS[3]) == ARGV[1]
+local owner = redis.call('GET', KEYS[3])
+local held = redis.call('HGET', KEYS[1], 's') == 'live' and (owner == ARGV[1] or not owner)
 if held then
-  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+  redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
@@ -140,16 +146,19 @@ class RedisStore:
         timeout: float = 2.0,
         block: float = 1.0,
         key_prefix: str = "rawsse:",
+        pool_size: int = 50,
         max_connections: int = 10_000,
     ) -> None:
         """Connect lazily to ``url`` (``redis://HOST:PORT/DB``, ``rediss://``, ``unix://``).
 
-        ``timeout`` bounds every call (and connecting); blocking reads wait at
-        most ``block`` seconds per round trip on top of it.  Each follower and
-        each producer holds one of ``max_connections`` while it waits.
+        ``timeout`` bounds every call (and connecting, and waiting for a pooled
+        connection); blocking reads wait at most ``block`` seconds per round trip
+        on top of it.  Short calls share ``pool_size`` connections (a burst of new
+        streams waits for one rather than opening thousands); each follower reading
+        the store holds one of ``max_connections`` while it waits.
         """
         try:
-            from redis.asyncio import from_url
+            from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
             from redis.exceptions import ConnectionError as RedisConnectionError
@@ -173,14 +182,18 @@ class RedisStore:
         self._errors: tuple[type[Exception], ...] = (RedisError, OSError)
         # One immediate retry on a dropped connection (a pooled one a restart closed); no
         # retry on timeouts, which would double the wait.
-        # Typed loosely on purpose: the package's reply types differ between its versions.
-        self._client: Any = from_url(
-            url,
-            socket_timeout=timeout + block,
-            socket_connect_timeout=timeout,
-            max_connections=max_connections,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        options: dict[str, Any] = {
+            "socket_timeout": timeout + block,
+            "socket_connect_timeout": timeout,
+            "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        }
+        short = BlockingConnectionPool.from_url(
+            url, max_connections=pool_size, timeout=timeout, **options
         )
+        blocking = ConnectionPool.from_url(url, max_connections=max_connections, **options)
+        # Typed loosely on purpose: the package's reply types differ between its versions.
+        self._client: Any = Redis.from_pool(short)
+        self._reader: Any = Redis.from_pool(blocking)
         self._write = self._client.register_script(_WRITE)
         self._acquire = self._client.register_script(_ACQUIRE)
         self._renew = self._client.register_script(_RENEW)
@@ -269,7 +282,7 @@ class RedisStore:
         while True:
             now = anyio.current_time()
             with self._guard(stream_id, wait=self.block):
-                async with self._client.pipeline(transaction=False) as pipe:
+                async with self._reader.pipeline(transaction=False) as pipe:
                     if now + self.block >= present_until:
                         # Refreshed well before it lapses, in the same round trip as the read.
                         pipe.set(a, b"1", px=presence_ms)
@@ -348,7 +361,7 @@ class RedisStore:
             self._listener = asyncio.get_running_loop().create_task(self._subscription())
 
     async def _subscription(self) -> None:
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        pubsub = self._reader.pubsub(ignore_subscribe_messages=True)
         try:
             with self._guard(None):
                 await pubsub.subscribe(self._channel)
@@ -372,6 +385,7 @@ class RedisStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
         await self._client.aclose()
+        await self._reader.aclose()
 
     async def ping(self) -> None:
         """Check that Redis answers (``StoreUnavailable`` when not)."""
@@ -391,6 +405,7 @@ class RedisStore:
             _ms(self.live_ttl),
             _ms(self.ttl),
             self.max_events,
+            _ms(self._lease_ttl),
         ]
         for event in events:
             args += (event.seq, event.name, event.data)

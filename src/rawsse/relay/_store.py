@@ -22,7 +22,9 @@ Errors (all ``RawSSEError``)::
 The lease: the producer creates the stream holding its lease and renews it
 about every second; a lease not renewed expires after ``lease_ttl`` seconds
 (at most 5 s by default), and then exactly one ``acquire_lease`` succeeds.
-Appends are fenced by the lease, so a producer that lost it cannot write.  One
+Appends are fenced by the lease, so a producer that lost it to another cannot
+write; one whose lease lapsed (a long pause) while nobody took it takes it back
+with its next append or renewal.  One
 renewal also tells the producer whether the stream was cancelled and whether
 anyone follows it, so its upkeep is one round trip a second.
 """
@@ -182,7 +184,8 @@ class StreamStore(Protocol):
         ...
 
     async def renew_lease(self, stream_id: str, holder: str) -> Renewal:
-        """Extend ``holder``'s lease by ``lease_ttl`` if it holds it; and the stream's flags."""
+        """Extend ``holder``'s lease by ``lease_ttl`` (taking it back if it lapsed and nobody
+        took it); and the stream's flags."""
         ...
 
     async def release_lease(self, stream_id: str, holder: str) -> None:
