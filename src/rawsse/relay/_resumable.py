@@ -276,7 +276,7 @@ class ResumableStreams:
         lock = anyio.Lock()
         state: dict[str, float] = {"written": anyio.current_time()}
         last = after
-        text: list[str] = []
+        texts: list[str] = []
 
         async def write(data: bytes) -> None:
             async with lock:
@@ -325,13 +325,10 @@ class ResumableStreams:
                     async for batch in batches:
                         await write(sse_bytes(batch))
                         last = batch[-1].seq
-                        for event in batch:
-                            if event.name == "text":
-                                data = json.loads(event.data)
-                                if data.get("choice") == 0:
-                                    text.append(data["text"])
+                        # Kept unparsed: only an error event needs the text.
+                        texts.extend(e.data for e in batch if e.name == "text")
             except StoreError as exc:
-                await write(_store_error(exc, last + 1, "".join(text)))
+                await write(_store_error(exc, last + 1, _joined_text(texts)))
             group.cancel_scope.cancel()
         # The browser may be gone: then the end is not sent.
         with (
@@ -422,6 +419,12 @@ def _error_event(seq: int, status: str, message: str, code: str | None, text: st
         "text": text,
     }
     return StoredEvent(seq, "error", json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+
+
+def _joined_text(texts: list[str]) -> str:
+    """Choice 0's text from the data of ``text`` events."""
+    parts = (json.loads(data) for data in texts)
+    return "".join(part["text"] for part in parts if part.get("choice") == 0)
 
 
 def _store_error(exc: StoreError, seq: int, text: str) -> bytes:
