@@ -146,19 +146,17 @@ class RedisStore:
         timeout: float = 2.0,
         block: float = 1.0,
         key_prefix: str = "rawsse:",
-        pool_size: int = 50,
         max_connections: int = 10_000,
     ) -> None:
         """Connect lazily to ``url`` (``redis://HOST:PORT/DB``, ``rediss://``, ``unix://``).
 
-        ``timeout`` bounds every call (and connecting, and waiting for a pooled
-        connection); blocking reads wait at most ``block`` seconds per round trip
-        on top of it.  Short calls share ``pool_size`` connections (a burst of new
-        streams waits for one rather than opening thousands); each follower reading
-        the store holds one of ``max_connections`` while it waits.
+        ``timeout`` bounds every call (and connecting); blocking reads wait at
+        most ``block`` seconds per round trip on top of it.  Each follower reading
+        the store holds one of ``max_connections`` while it waits; other calls
+        share the rest.
         """
         try:
-            from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+            from redis.asyncio import from_url
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
             from redis.exceptions import ConnectionError as RedisConnectionError
@@ -187,13 +185,8 @@ class RedisStore:
             "socket_connect_timeout": timeout,
             "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         }
-        short = BlockingConnectionPool.from_url(
-            url, max_connections=pool_size, timeout=timeout, **options
-        )
-        blocking = ConnectionPool.from_url(url, max_connections=max_connections, **options)
         # Typed loosely on purpose: the package's reply types differ between its versions.
-        self._client: Any = Redis.from_pool(short)
-        self._reader: Any = Redis.from_pool(blocking)
+        self._client: Any = from_url(url, max_connections=max_connections, **options)
         self._write = self._client.register_script(_WRITE)
         self._acquire = self._client.register_script(_ACQUIRE)
         self._renew = self._client.register_script(_RENEW)
@@ -282,7 +275,7 @@ class RedisStore:
         while True:
             now = anyio.current_time()
             with self._guard(stream_id, wait=self.block):
-                async with self._reader.pipeline(transaction=False) as pipe:
+                async with self._client.pipeline(transaction=False) as pipe:
                     if now + self.block >= present_until:
                         # Refreshed well before it lapses, in the same round trip as the read.
                         pipe.set(a, b"1", px=presence_ms)
@@ -361,7 +354,7 @@ class RedisStore:
             self._listener = asyncio.get_running_loop().create_task(self._subscription())
 
     async def _subscription(self) -> None:
-        pubsub = self._reader.pubsub(ignore_subscribe_messages=True)
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         try:
             with self._guard(None):
                 await pubsub.subscribe(self._channel)
@@ -385,7 +378,6 @@ class RedisStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
         await self._client.aclose()
-        await self._reader.aclose()
 
     async def ping(self) -> None:
         """Check that Redis answers (``StoreUnavailable`` when not)."""
