@@ -42,6 +42,7 @@ from ._store import (
     LeaseLost,
     StoredEvent,
     StoreError,
+    StoreUnavailable,
     StreamNotFound,
     StreamStore,
     choice_texts,
@@ -183,10 +184,7 @@ class ResumableStreams:
                     if not events:
                         continue
                     # Stored first, then shown: whatever a browser saw survives this process.
-                    if encoder.closed:
-                        await store.finish(stream_id, holder, events)
-                    else:
-                        await store.append(stream_id, holder, events)
+                    await self._store(stream_id, holder, events, final=encoder.closed)
                     hub.publish(events)
             except LeaseLost as exc:
                 # Another instance produces it now: local followers read the store.
@@ -196,6 +194,17 @@ class ResumableStreams:
                 log.warning("stream %s: producer stops: %s", stream_id, exc)
                 hub.close(exc)
             group.cancel_scope.cancel()
+
+    async def _store(
+        self, stream_id: str, holder: str, events: list[StoredEvent], *, final: bool
+    ) -> None:
+        """Append (or finish), once more after a timeout: a write that did land is
+        skipped by its sequence numbers, so only a store that stays silent fails it."""
+        write = self.store.finish if final else self.store.append
+        try:
+            await write(stream_id, holder, events)
+        except StoreUnavailable:
+            await write(stream_id, holder, events)
 
     async def _upkeep(
         self, stream_id: str, holder: str, pump: Pump, hub: _Hub, scope: anyio.CancelScope
@@ -212,8 +221,9 @@ class ResumableStreams:
                     return
                 renewal = await store.renew_lease(stream_id, holder)
                 if not renewal.held:
-                    log.warning("stream %s: the lease went to another producer", stream_id)
-                    scope.cancel()
+                    if not pump.encoder.closed:  # else it just ended: nothing to renew
+                        log.warning("stream %s: the lease went to another producer", stream_id)
+                        scope.cancel()
                     return
                 if renewal.cancelled:
                     pump.stop()
