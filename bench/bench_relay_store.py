@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -43,6 +44,7 @@ from rawsse import AsyncClient, ServerSentEvent, SSEDecoder, TextDelta
 from rawsse.relay import MemoryStore, RedisStore, RelayApp
 
 MODEL = "rawsse/demo"
+GROUP = 25
 BODY = b'{"model":"rawsse/demo","messages":[{"role":"user","content":"hi"}]}'
 
 
@@ -171,19 +173,25 @@ def scope() -> dict[str, Any]:
 async def run(
     upstream: str, streams: int, store: Any, coalesce: float, ramp: float
 ) -> list[Collector]:
+    # One upstream client per GROUP streams: httpcore's pool looks at every connection
+    # it holds on each request and response, which would swamp the figures at 1000.
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    timeout = httpx.Timeout(60.0)
-    async with (
-        httpx.AsyncClient(limits=limits, timeout=timeout) as http,
-        AsyncClient(base_url=upstream, api_key="", retries=0, http_client=http) as client,
-    ):
-        app = RelayApp(client, models=[MODEL], store=store, coalesce=coalesce, heartbeat=None)
+    async with contextlib.AsyncExitStack() as stack:
+        apps = []
+        for _ in range(0, streams, GROUP):
+            http = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0))
+            await stack.enter_async_context(http)
+            client = AsyncClient(base_url=upstream, api_key="", retries=0, http_client=http)
+            await stack.enter_async_context(client)
+            apps.append(
+                RelayApp(client, models=[MODEL], store=store, coalesce=coalesce, heartbeat=None)
+            )
         collectors = [Collector() for _ in range(streams)]
 
         async def one(index: int, collector: Collector) -> None:
             await asyncio.sleep(ramp * index / streams)
             collector.started = time.perf_counter()
-            await app(scope(), collector.receive, collector.send)
+            await apps[index // GROUP](scope(), collector.receive, collector.send)
 
         await asyncio.gather(*(one(i, c) for i, c in enumerate(collectors)))
         # Producers run apart from the requests: let them store their ends.
