@@ -29,6 +29,7 @@ from ._chat import ChatDecoder as ChatDecoder
 from ._chat import parse_chat_stream as parse_chat_stream
 from ._chat_events import CONTENT_EVENTS as CONTENT_EVENTS
 from ._chat_events import ChatEvent as ChatEvent
+from ._chat_events import Continued as Continued
 from ._chat_events import Done as Done
 from ._chat_events import Extra as Extra
 from ._chat_events import Finish as Finish
@@ -53,6 +54,7 @@ from ._errors import BadRequestError as BadRequestError
 from ._errors import CassetteError as CassetteError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import ConnectTimeout as ConnectTimeout
+from ._errors import ContinuationError as ContinuationError
 from ._errors import FirstTokenTimeout as FirstTokenTimeout
 from ._errors import IdleTimeout as IdleTimeout
 from ._errors import IncompleteStreamError as IncompleteStreamError
@@ -73,6 +75,8 @@ from ._errors import StreamTimeout as StreamTimeout
 from ._errors import TotalTimeout as TotalTimeout
 from ._errors import UnexpectedContentType as UnexpectedContentType
 from ._metrics import StreamMetrics as StreamMetrics
+from ._metrics_log import MetricsLog as MetricsLog
+from ._resume import Resume as Resume
 from ._sse import Comment as Comment
 from ._sse import ServerSentEvent as ServerSentEvent
 from ._sse import SSEDecoder as SSEDecoder
@@ -102,6 +106,8 @@ __all__ = [
     "Comment",
     "ConfigurationError",
     "ConnectTimeout",
+    "ContinuationError",
+    "Continued",
     "Done",
     "Extra",
     "Finish",
@@ -112,6 +118,7 @@ __all__ = [
     "InternalServerError",
     "KeepAlive",
     "MalformedChunk",
+    "MetricsLog",
     "NotFoundError",
     "PaymentRequiredError",
     "PermissionDeniedError",
@@ -120,6 +127,7 @@ __all__ = [
     "ReasoningDelta",
     "RefusalDelta",
     "RequestTimeoutError",
+    "Resume",
     "RoleDelta",
     "SSEDecoder",
     "SSEProtocolError",

@@ -15,6 +15,7 @@ from typing import Any
 
 from ._chat_events import (
     ChatEvent,
+    Continued,
     Done,
     Extra,
     Finish,
@@ -382,6 +383,8 @@ class ChatAccumulator:
                 self._errors.append(event)
             case Done():
                 self._done = True
+            case Continued():
+                pass  # a seam marker: the deltas around it are the answer
             case _:
                 raise TypeError(f"not a chat event: {event!r}")
 

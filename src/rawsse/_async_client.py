@@ -15,7 +15,7 @@ import anyio
 import httpx
 
 from ._accumulate import ChatResult
-from ._base_client import BaseClient, GiveUp, InBandErrorMode, StreamCore
+from ._base_client import BaseClient, GiveUp, InBandErrorMode, ResumeArg, StreamCore
 from ._chat_events import ChatEvent, TextDelta
 from ._closing import AsyncClosesOnExit
 from ._completion import result_from_completion
@@ -24,6 +24,7 @@ from ._httpx_adapter import (
     async_http_client,
     httpx_timeout,
     plain_timeout,
+    with_body,
 )
 from ._metrics import StreamMetrics
 from ._timeouts import Timeouts
@@ -56,6 +57,7 @@ class AsyncClient(AsyncClosesOnExit, BaseClient):
         retry_delay: float = 0.5,
         max_retry_delay: float = 8.0,
         record_to: str | Path | None = None,
+        resume: ResumeArg = None,
     ) -> None:
         super().__init__(
             api_key=api_key,
@@ -69,6 +71,7 @@ class AsyncClient(AsyncClosesOnExit, BaseClient):
             on_metrics=on_metrics,
             retry_delay=retry_delay,
             max_retry_delay=max_retry_delay,
+            resume=resume,
         )
         self._owns_http = http_client is None
         if not self._owns_http and record_to is not None:
@@ -84,10 +87,20 @@ class AsyncClient(AsyncClosesOnExit, BaseClient):
         in_band_error: InBandErrorMode | None = None,
         retries: int | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        resume: ResumeArg = None,
         **params: Any,
     ) -> AsyncStream:
         """A stream of typed chat events; use it with ``async with``."""
-        core = self._core(anyio.current_time(), timeout, in_band_error, retries)
+        core = self._core(
+            anyio.current_time(),
+            timeout,
+            in_band_error,
+            retries,
+            resume=resume,
+            model=model,
+            messages=messages,
+            params=params,
+        )
         request = self._http.build_request(
             "POST",
             self._url,
@@ -107,6 +120,7 @@ class AsyncClient(AsyncClosesOnExit, BaseClient):
         in_band_error: InBandErrorMode | None = None,
         retries: int | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        resume: ResumeArg = None,
         **params: Any,
     ) -> ChatResult:
         """The whole answer as a ``ChatResult`` (see ``Client.complete``)."""
@@ -121,6 +135,7 @@ class AsyncClient(AsyncClosesOnExit, BaseClient):
             in_band_error=in_band_error,
             retries=retries,
             extra_headers=extra_headers,
+            resume=resume,
             **params,
         ) as s:
             return await s.final()
@@ -134,7 +149,16 @@ class AsyncClient(AsyncClosesOnExit, BaseClient):
         extra_headers: Mapping[str, str] | None,
         params: dict[str, Any],
     ) -> ChatResult:
-        core = self._core(anyio.current_time(), timeout, None, retries)
+        core = self._core(
+            anyio.current_time(),
+            timeout,
+            None,
+            retries,
+            model=model,
+            messages=messages,
+            params=params,
+            stream=False,
+        )
         t = core.timeouts
         request = self._http.build_request(
             "POST",
@@ -143,20 +167,26 @@ class AsyncClient(AsyncClosesOnExit, BaseClient):
             headers=self._request_headers(extra_headers, stream=False),
             timeout=plain_timeout(t),
         )
-        while True:
-            core.begin_attempt(anyio.current_time())
-            try:
-                response = await self._http.send(request)
-                if response.is_success:
-                    return result_from_completion(
-                        response.status_code, response.headers, response.content
-                    )
-                raise core.head_error(response.status_code, response.headers, response.content)
-            except Exception as exc:
-                decision = core.decide(exc, anyio.current_time(), finish=False)
-                if isinstance(decision, GiveUp):
-                    raise decision.error from decision.cause
-                await anyio.sleep(decision.delay)
+        try:
+            while True:
+                core.begin_attempt(anyio.current_time())
+                try:
+                    response = await self._http.send(request)
+                    if response.is_success:
+                        result = result_from_completion(
+                            response.status_code, response.headers, response.content
+                        )
+                        core.plain_end(anyio.current_time(), result)
+                        return result
+                    raise core.head_error(response.status_code, response.headers, response.content)
+                except Exception as exc:
+                    decision = core.decide(exc, anyio.current_time(), finish=False)
+                    if isinstance(decision, GiveUp):
+                        raise decision.error from decision.cause
+                    await anyio.sleep(decision.delay)
+        except BaseException as exc:
+            core.plain_end(anyio.current_time(), error=exc)  # observers hear of the failure too
+            raise
 
     async def aclose(self) -> None:
         """Close the connection pool (only when the client created it)."""
@@ -264,6 +294,9 @@ class AsyncStream(AsyncClosesOnExit):
         core = self._core
         while True:
             core.begin_attempt(anyio.current_time())
+            body = core.take_body()
+            if body is not None:  # a continuation (see ``Resume``)
+                self._request = with_body(self._request, body)
             try:
                 response = await self._bounded(self._http.send(self._request, stream=True))
                 self._response = self._last_response = response
@@ -298,7 +331,10 @@ class AsyncStream(AsyncClosesOnExit):
         core = self._core
         while True:
             if core.pending is not None:
-                raise core.take_pending()
+                await self._failed(core.take_pending())
+                continue
+            if core.announce:
+                return core.take_announce()
             if core.finished:
                 if core.error is not None:
                     raise core.error

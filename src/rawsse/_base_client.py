@@ -18,6 +18,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
+from urllib.parse import urlsplit
 
 from ._accumulate import ChatAccumulator, ChatResult, ChatStatus
 from ._chat import ChatDecoder
@@ -41,6 +42,8 @@ from ._errors import (
 from ._http_errors import MAX_BODY_CHARS, parse_retry_after, status_error
 from ._httpx_adapter import translate_error
 from ._metrics import StreamMetrics, logger, percentile
+from ._observe import RequestInfo, StreamObservation, StreamObserver, StreamOutcome
+from ._resume import Continue, Resume, ResumeCore, Stop, join_metrics
 from ._timeouts import Clocks, Timeouts
 from ._version import __version__
 
@@ -61,13 +64,17 @@ MAX_RETRY_AFTER = 60.0  # a server asking for a longer wait is not retried; the 
 
 InBandErrorMode = Literal["raise", "yield"]
 
+ResumeArg: TypeAlias = "Resume | bool | None"
+"""A ``Resume`` policy, ``True`` for ``Resume()``, ``False``/``None`` for none."""
+
 Translate = Callable[[Exception, "StreamCore", float], "RawSSEError | None"]
 """Turns a transport's exception into rawsse's error (None: foreign, re-raised as is)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Retry:
-    """Try again after ``delay`` seconds."""
+    """Try again after ``delay`` seconds (0 for a continuation: ``StreamCore.take_body``
+    then gives the new request body, and ``announce`` the ``Continued`` event)."""
 
     delay: float
 
@@ -108,6 +115,7 @@ class BaseClient:
         on_metrics: Callable[[StreamMetrics], object] | None,
         retry_delay: float,
         max_retry_delay: float,
+        resume: ResumeArg = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         openrouter = is_openrouter(self.base_url)
@@ -130,7 +138,11 @@ class BaseClient:
         self.on_metrics = on_metrics
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
+        self.resume: Resume | None = resume_policy(resume, None)
+        """The resume policy of every stream, unless a call gives its own."""
         self._url = self.base_url + "/chat/completions"
+        self.observers: tuple[StreamObserver, ...] = ()
+        """What watches every stream (``add_observer``); empty costs nothing."""
         base_headers = {
             "Content-Type": "application/json",
             "User-Agent": f"rawsse/{_version()}",
@@ -167,14 +179,46 @@ class BaseClient:
             headers.update(extra)
         return headers
 
+    def add_observer(self, observer: StreamObserver) -> None:
+        """Let ``observer`` watch every stream this client opens from now on
+        (``rawsse.otel.instrument`` adds one)."""
+        self.observers = (*self.observers, observer)
+
+    def remove_observer(self, observer: StreamObserver) -> None:
+        """Stop ``observer`` watching new streams (no-op when it is not watching)."""
+        self.observers = tuple(o for o in self.observers if o is not observer)
+
+    def _request_info(
+        self, model: str, messages: Any, params: Mapping[str, Any], stream: bool
+    ) -> RequestInfo:
+        parts = urlsplit(self.base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return RequestInfo(
+            model=model,
+            server_address=parts.hostname or "",
+            server_port=port,
+            stream=stream,
+            params=params,
+            messages=messages,
+        )
+
     def _core(
         self,
         now: float,
         timeout: Timeouts | None,
         in_band_error: InBandErrorMode | None,
         retries: int | None,
+        *,
+        resume: ResumeArg = None,
+        model: str | None = None,
+        messages: Any = None,
+        params: Mapping[str, Any] | None = None,
+        stream: bool = True,
     ) -> StreamCore:
-        return StreamCore(
+        """The core of one request; with ``model``, one that observers watch and,
+        for a stream, one that a resume policy continues."""
+        observers = self.observers if model is not None else ()
+        core = StreamCore(
             timeouts=timeout if timeout is not None else self.timeout,
             now=now,
             retries=self.retries if retries is None else retries,
@@ -183,7 +227,43 @@ class BaseClient:
             retry_delay=self.retry_delay,
             max_retry_delay=self.max_retry_delay,
             translate=translate_error,
+            request_model=model,
+            observers=observers,
+            request=self._request_info(model, messages, params or {}, stream)
+            if observers and model is not None
+            else None,
         )
+        policy = resume_policy(resume, self.resume) if stream else None
+        if policy is not None and model is not None:
+            name = model
+
+            def body(messages: list[Any], params: dict[str, Any]) -> bytes:
+                return self._body(name, messages, params, stream=True)
+
+            core.resume_with(ResumeCore(policy, messages=messages, params=dict(params or {})), body)
+        return core
+
+
+def resume_policy(resume: ResumeArg, default: Resume | None) -> Resume | None:
+    """The policy ``resume`` asks for: None means ``default``, True ``Resume()``."""
+    if resume is None:
+        return default
+    if resume is True:
+        return Resume()
+    if resume is False:
+        return None
+    if not isinstance(resume, Resume):
+        raise TypeError(f"resume must be a Resume, True, False or None: {resume!r}")
+    return resume
+
+
+def _status_of(err: BaseException | None) -> ChatStatus:
+    """The final status of a request that ended with ``err``."""
+    if isinstance(err, StreamTimeout):
+        return ChatStatus.TIMED_OUT
+    if isinstance(err, IncompleteStreamError):
+        return ChatStatus.TRUNCATED
+    return ChatStatus.ERROR
 
 
 def _is_event_stream(content_type: str) -> bool:
@@ -197,6 +277,9 @@ class StreamCore:
     the response head, ``feed`` with each body chunk, ``end_of_body`` at EOF and
     ``fail`` / ``cancel`` when it stops early.  ``pending`` is an error to raise
     once the events returned before it were yielded.
+
+    Observers hear of the stream here, so both shells report alike: ``start`` with
+    the first attempt, ``retry`` from ``decide``, ``end`` once from ``_stop``.
     """
 
     def __init__(
@@ -210,8 +293,15 @@ class StreamCore:
         retry_delay: float,
         max_retry_delay: float,
         translate: Translate,
+        request_model: str | None = None,
+        observers: tuple[StreamObserver, ...] = (),
+        request: RequestInfo | None = None,
     ) -> None:
         self.timeouts = timeouts
+        self.request_model = request_model
+        self._observers = observers
+        self._request = request
+        self._observations: tuple[StreamObservation, ...] = ()
         self._translate = translate
         self.clocks = Clocks(timeouts, now)
         self.retries = retries
@@ -230,7 +320,32 @@ class StreamCore:
         self._final: ChatResult | None = None
         self._end: float | None = None
         self._metrics_sent = False
+        self.resume: ResumeCore | None = None
+        """The resume policy's state, when the stream has one."""
+        self.announce: list[ChatEvent] = []
+        """``Continued`` events to deliver before the next request's events."""
+        self._build: Callable[[list[Any], dict[str, Any]], bytes] | None = None
+        self._next_body: bytes | None = None
+        self._part_first_attempt = 1
+        self._parts: list[StreamMetrics] = []
         self._reset(now)
+
+    def resume_with(
+        self, resume: ResumeCore, build: Callable[[list[Any], dict[str, Any]], bytes]
+    ) -> None:
+        """Continue this stream as ``resume`` decides; ``build`` makes a request body
+        from messages and the other body fields."""
+        self.resume = resume
+        self._build = build
+
+    def take_body(self) -> bytes | None:
+        """The body of the next request when it is a continuation (else None: the same)."""
+        body, self._next_body = self._next_body, None
+        return body
+
+    def take_announce(self) -> list[ChatEvent]:
+        events, self.announce = self.announce, []
+        return events
 
     def _reset(self, now: float) -> None:
         self.decoder = ChatDecoder()
@@ -252,6 +367,9 @@ class StreamCore:
         self.attempts += 1
         if self.attempts > 1:
             self._reset(now)
+        elif self._observers and self._request is not None:
+            started = (o.start(self._request) for o in self._observers)
+            self._observations = tuple(o for o in started if o is not None)
         self.clocks.begin_attempt(now)
 
     def check_head(self, status: int, headers: Mapping[str, str]) -> bool:
@@ -282,7 +400,7 @@ class StreamCore:
         Retries happen only before the first content event, for connection
         failures, 408/429/500/502/503 and the idle and first-token timeouts.
         """
-        if self.content_seen or self.attempts > self.retries:
+        if self.content_seen or self.attempts - self._part_first_attempt >= self.retries:
             return None
         hinted: float | None = None
         if isinstance(err, APIStatusError):
@@ -300,7 +418,8 @@ class StreamCore:
                 return None
             delay = hinted
         else:
-            backoff = min(self.max_retry_delay, self.retry_delay * 2 ** (self.attempts - 1))
+            tries = self.attempts - self._part_first_attempt
+            backoff = min(self.max_retry_delay, self.retry_delay * 2**tries)
             delay = backoff * random.uniform(0.5, 1.0)  # jitter, not crypto
         total = self.timeouts.total
         if total is not None and now + delay >= self.clocks.start + total:
@@ -322,7 +441,7 @@ class StreamCore:
             events = exc.events
             self.pending = exc
         if not events:
-            if self.pending is not None:
+            if self.pending is not None and self.resume is None:
                 self._stop(ChatStatus.ERROR, now)
             return events
         add = self.accumulator.add
@@ -359,8 +478,19 @@ class StreamCore:
                 raw=error.raw,
             )
             events = events[:cut]
+        if self.resume is not None:
+            return self._resumed(events)
         if self.pending is not None:
             self._stop(ChatStatus.ERROR, now)
+        return events
+
+    def _resumed(self, events: list[ChatEvent]) -> list[ChatEvent]:
+        """``events`` as the resume policy delivers them (it may set ``pending``)."""
+        resume = self.resume
+        assert resume is not None
+        events = resume.feed(events)
+        if resume.pending is not None and self.pending is None:
+            self.pending = resume.pending
         return events
 
     def end_of_body(self, now: float) -> list[ChatEvent]:
@@ -372,6 +502,8 @@ class StreamCore:
             self.pending = exc
         for event in events:
             self.accumulator.add(event)
+        if self.resume is not None:
+            return self._resumed_end(events, now)
         if self.pending is not None:
             self._stop(ChatStatus.ERROR, now)
             return events
@@ -387,6 +519,56 @@ class StreamCore:
             self._stop(ChatStatus.TRUNCATED, now)
         return events
 
+    def _resumed_end(self, events: list[ChatEvent], now: float) -> list[ChatEvent]:
+        """``end_of_body`` under a resume policy: a failure stays ``pending`` for
+        ``decide``; a clean end may still continue (``length``, another choice)."""
+        resume = self.resume
+        assert resume is not None
+        events = self._resumed(events)
+        if self.pending is not None:
+            return events
+        status = self.accumulator.status(END_EOF)
+        if status is not ChatStatus.COMPLETE and status is not ChatStatus.ERROR:
+            self.pending = IncompleteStreamError(
+                "the connection closed before the stream finished (no [DONE])"
+            )
+            return events
+        events += resume.end_part()
+        if resume.pending is not None:
+            self.pending = resume.pending
+            return events
+        decision = resume.decide(None, now=now, deadline=self._deadline())
+        if isinstance(decision, Continue):
+            self._continue(decision, now, status)
+            return events
+        if decision.error is not None:  # a continuation owed but not possible
+            self.fail(decision.error, now)
+            self.pending = decision.error
+            return events
+        events += decision.events
+        self._stop(status, now)
+        return events
+
+    def _deadline(self) -> float | None:
+        total = self.timeouts.total
+        return None if total is None else self.clocks.start + total
+
+    def _continue(
+        self, decision: Continue, now: float, status: ChatStatus, err: BaseException | None = None
+    ) -> None:
+        """Start a continuation: the next request's body, the seam event, the metrics
+        of the request that ends here."""
+        assert self._build is not None
+        part = dataclasses.replace(
+            self._part_metrics(now), status=str(status.value), total=now - self.clocks.start
+        )
+        self._parts.append(part)
+        self._next_body = self._build(decision.messages, decision.params)
+        self.announce.append(decision.event)
+        self._part_first_attempt = self.attempts + 1
+        for observation in self._observations:
+            observation.continuation(len(self._parts), err)
+
     # -- failure --------------------------------------------------------------
 
     def decide(self, exc: BaseException, now: float, *, finish: bool = True) -> Decision:
@@ -395,24 +577,50 @@ class StreamCore:
         Foreign exceptions are translated (``translate``, given by the client);
         ``retry_after`` says whether and when to try again.  With ``finish`` (a
         stream), giving up also ends the stream: its status, ``partial`` and
-        metrics.  The shells only sleep or raise; resuming after a cut will be
-        decided here too.
+        metrics.  The shells only sleep or raise.
+
+        Under a resume policy a trigger (a cut, a timeout after content, a
+        retriable in-band error) is continued instead: ``Retry(0)`` with the new
+        request body in ``take_body`` and the ``Continued`` event in ``announce``;
+        any other final error carries the joined answer as its ``partial``.
         """
         if not isinstance(exc, Exception):  # KeyboardInterrupt, cancellation...
             if finish:
                 self.cancel(now)
             return GiveUp(exc)
+        if finish and self.finished and exc is self.error:
+            return GiveUp(exc)  # the stream already ended with it
         err = exc if isinstance(exc, RawSSEError) else self._translate(exc, self, now)
         if err is None:
             if finish:
                 self.fail(exc, now)
             return GiveUp(exc)
+        resume = self.resume if finish and not self.finished else None
+        if resume is not None and resume.policy.reason_for(err, content=resume.content):
+            decision = resume.decide(err, now=now, deadline=self._deadline())
+            if isinstance(decision, Continue):
+                self._continue(decision, now, _status_of(err), err)
+                return Retry(0.0)
+            return self._give_up(decision.error, exc, now)
         delay = self.retry_after(err, now)
         if delay is not None:
+            for observation in self._observations:
+                observation.retry(self.attempts, err, delay)
             return Retry(delay)
+        if resume is not None:  # no trigger: the error, with the answer so far
+            stop = resume.decide(err, now=now)
+            assert isinstance(stop, Stop)
+            return self._give_up(stop.error, exc, now)
         if finish:
             self.fail(err, now)
         return GiveUp(err, None if err is exc else exc)
+
+    def _give_up(self, err: RawSSEError | None, exc: BaseException, now: float) -> GiveUp:
+        assert err is not None
+        self.fail(err, now)
+        if err is exc:
+            return GiveUp(err)
+        return GiveUp(err, err.__cause__ if err.__cause__ is not None else exc)
 
     def timeout_error(self, now: float) -> StreamTimeout:
         """The typed timeout for a deadline that fired at ``now``."""
@@ -428,17 +636,31 @@ class StreamCore:
 
     def fail(self, err: BaseException, now: float) -> None:
         """End the stream with ``err``; set its ``partial`` and the final status."""
-        if isinstance(err, StreamTimeout):
-            status = ChatStatus.TIMED_OUT
-        elif isinstance(err, IncompleteStreamError):
-            status = ChatStatus.TRUNCATED
-        else:
-            status = ChatStatus.ERROR
+        self.error = err  # before _stop: the metrics and observers report it
         if not self.finished:
-            self._stop(status, now)
-        self.error = err
+            self._stop(_status_of(err), now)
         if isinstance(err, (StreamInterrupted, MalformedChunk)):
             err.partial = self._final
+
+    def plain_end(
+        self, now: float, result: ChatResult | None = None, error: BaseException | None = None
+    ) -> None:
+        """A request with ``stream=False`` ended with ``result``, or gave up with
+        ``error``: the observers hear of it (``on_metrics`` stays for streams)."""
+        if self.finished or not self._observations:
+            return
+        self.finished = True
+        self._end = now
+        if result is None:
+            cancelled = not isinstance(error, Exception)  # cancellation, KeyboardInterrupt
+            status = ChatStatus.CANCELLED if cancelled else _status_of(error)
+            result = dataclasses.replace(self.accumulator.result(), status=status)
+            if not cancelled:
+                self.error = error
+        self._final = result
+        outcome = StreamOutcome(self.metrics(now), result, self._ended_with())
+        for observation in self._observations:
+            observation.end(outcome)
 
     def cancel(self, now: float) -> None:
         """The caller stopped early (break, close, task cancellation)."""
@@ -446,18 +668,16 @@ class StreamCore:
             self._stop(ChatStatus.CANCELLED, now)
 
     def take_pending(self) -> RawSSEError:
+        """The pending error, for ``decide`` (which ends the stream or continues it)."""
         err = self.pending
         assert err is not None
         self.pending = None
-        self.error = err
-        if isinstance(err, (StreamInterrupted, MalformedChunk)):
-            err.partial = self._final
         return err
 
     def _stop(self, status: ChatStatus, now: float) -> None:
         self.finished = True
         self._end = now
-        result = self.accumulator.result()
+        result = self.accumulator.result() if self.resume is None else self.resume.result()
         if result.status != status:
             result = dataclasses.replace(result, status=status)
         self._final = result
@@ -467,10 +687,27 @@ class StreamCore:
 
     @property
     def result(self) -> ChatResult:
-        return self._final if self._final is not None else self.accumulator.result()
+        if self._final is not None:
+            return self._final
+        return self.accumulator.result() if self.resume is None else self.resume.result()
 
     def metrics(self, now: float) -> StreamMetrics:
-        result = self.result
+        if self.resume is None:
+            return self._part_metrics(now)
+        current = self._part_metrics(now)
+        parts = (*self._parts, current)
+        joined = join_metrics(parts)
+        return dataclasses.replace(
+            joined,
+            status=current.status,
+            total=current.total,
+            continuations=self.resume.seams,
+            parts=parts if len(parts) > 1 else (),
+        )
+
+    def _part_metrics(self, now: float) -> StreamMetrics:
+        """The current request's measurements (the stream's, without a resume policy)."""
+        result = self.result if self.resume is None else self.accumulator.result()
         usage = result.usage
         gaps = sorted(self._gaps)
         end = self._end if self._end is not None else now
@@ -483,9 +720,9 @@ class StreamCore:
         return StreamMetrics(
             ttft=self._ttft,
             total=end - self.clocks.start if self._end is not None else None,
-            attempts=self.attempts,
+            attempts=self.attempts - self._part_first_attempt + 1,
             ttfb=self._ttfb,
-            status=str(result.status.value) if self.finished else None,
+            status=str(self.result.status.value) if self.finished else None,
             model=result.model,
             provider=result.provider,
             generation_id=self.generation_id or result.id,
@@ -502,17 +739,35 @@ class StreamCore:
             reasoning_tokens=usage.reasoning_tokens if usage else None,
             cost=usage.cost if usage else None,
             tokens_per_second=tps,
+            request_model=self.request_model,
+            error_type=self._error_type(),
         )
+
+    def _ended_with(self) -> BaseException | None:
+        """The error the stream ended with (set, or pending to be raised); None while open."""
+        if not self.finished:
+            return None
+        return self.error if self.error is not None else self.pending
+
+    def _error_type(self) -> str | None:
+        err = self._ended_with()
+        return None if err is None else type(err).__qualname__
 
     def _emit_metrics(self) -> None:
         if self._metrics_sent:
             return
         self._metrics_sent = True
-        if self.on_metrics is None and not logger.isEnabledFor(20):  # logging.INFO
-            return
+        observations = self._observations
+        if self.on_metrics is None and not observations and not logger.isEnabledFor(20):
+            return  # logging.INFO is 20
         assert self._end is not None
+        assert self._final is not None
         metrics = self.metrics(self._end)
         if logger.isEnabledFor(20):
             logger.info("stream %s", metrics.log_line())
         if self.on_metrics is not None:
             self.on_metrics(metrics)
+        if observations:
+            outcome = StreamOutcome(metrics, self._final, self._ended_with(), tuple(self._gaps))
+            for observation in observations:
+                observation.end(outcome)

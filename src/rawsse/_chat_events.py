@@ -14,6 +14,7 @@ from ._frozen import Frozen
 __all__ = [
     "CONTENT_EVENTS",
     "ChatEvent",
+    "Continued",
     "Done",
     "Extra",
     "Finish",
@@ -175,6 +176,25 @@ class Done(Frozen):
     __slots__ = ()
 
 
+class Continued(Frozen):
+    """A seam: choice ``index`` goes on in a new request (see ``Resume``).
+
+    Not sent by any server: the clients emit it when a resume policy continues a
+    stream, before the first event of the continuation.  Only new deltas follow;
+    the accumulator ignores it.
+    """
+
+    __slots__ = ()
+    index: int  # type: ignore[assignment]  # shadows tuple.index
+    reason: str
+    """Why: ``"cut"`` (no ``[DONE]``), ``"timeout"`` (idle, stall or first-token
+    clock after content), ``"error"`` (a retriable in-band error) or ``"length"``."""
+    attempt: int
+    """Which continuation of this choice it is: 1 for the first."""
+    detail: str = ""
+    """The failure that caused it, as its message says it."""
+
+
 ChatEvent: TypeAlias = (
     StreamStart
     | RoleDelta
@@ -188,8 +208,9 @@ ChatEvent: TypeAlias = (
     | InBandError
     | Extra
     | Done
+    | Continued
 )
-"""Every event ``ChatDecoder`` produces."""
+"""Every event ``ChatDecoder`` produces, and the clients' ``Continued``."""
 
 CONTENT_EVENTS: tuple[type[ChatEvent], ...] = (
     TextDelta,

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from ._accumulate import ChatResult
-from ._base_client import BaseClient, GiveUp, InBandErrorMode, StreamCore
+from ._base_client import BaseClient, GiveUp, InBandErrorMode, ResumeArg, StreamCore
 from ._chat_events import ChatEvent, TextDelta
 from ._closing import ClosesOnExit
 from ._completion import result_from_completion
@@ -25,6 +25,7 @@ from ._httpx_adapter import (
     httpx_timeout,
     plain_timeout,
     sync_http_client,
+    with_body,
 )
 from ._metrics import StreamMetrics
 from ._timeouts import Timeouts
@@ -40,7 +41,8 @@ class Client(ClosesOnExit, BaseClient):
     first content event; ``http_client`` brings your own ``httpx.Client`` (the
     first-token, stall and total limits are then checked as bytes arrive, the idle
     limit by httpx's read timeout); ``record_to`` records each exchange as a
-    cassette in that directory.
+    cassette in that directory; ``resume`` (a ``Resume``, or True for ``Resume()``)
+    continues every stream that breaks, in a new request (see ``Resume``).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class Client(ClosesOnExit, BaseClient):
         retry_delay: float = 0.5,
         max_retry_delay: float = 8.0,
         record_to: str | Path | None = None,
+        resume: ResumeArg = None,
     ) -> None:
         super().__init__(
             api_key=api_key,
@@ -72,6 +75,7 @@ class Client(ClosesOnExit, BaseClient):
             on_metrics=on_metrics,
             retry_delay=retry_delay,
             max_retry_delay=max_retry_delay,
+            resume=resume,
         )
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else sync_http_client(record_to)
@@ -87,14 +91,25 @@ class Client(ClosesOnExit, BaseClient):
         in_band_error: InBandErrorMode | None = None,
         retries: int | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        resume: ResumeArg = None,
         **params: Any,
     ) -> Stream:
         """A stream of typed chat events; use it as a context manager.
 
         ``params`` go into the request body (tools, reasoning, provider, models,
         max_tokens, ...); ``stream_options.include_usage`` is on unless set.
+        ``resume`` overrides the client's policy for this stream (False: none).
         """
-        core = self._core(time.monotonic(), timeout, in_band_error, retries)
+        core = self._core(
+            time.monotonic(),
+            timeout,
+            in_band_error,
+            retries,
+            resume=resume,
+            model=model,
+            messages=messages,
+            params=params,
+        )
         request = self._http.build_request(
             "POST",
             self._url,
@@ -114,6 +129,7 @@ class Client(ClosesOnExit, BaseClient):
         in_band_error: InBandErrorMode | None = None,
         retries: int | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        resume: ResumeArg = None,
         **params: Any,
     ) -> ChatResult:
         """The whole answer as a ``ChatResult``.
@@ -130,6 +146,7 @@ class Client(ClosesOnExit, BaseClient):
             in_band_error=in_band_error,
             retries=retries,
             extra_headers=extra_headers,
+            resume=resume,
             **params,
         ) as s:
             return s.final()
@@ -143,7 +160,16 @@ class Client(ClosesOnExit, BaseClient):
         extra_headers: Mapping[str, str] | None,
         params: dict[str, Any],
     ) -> ChatResult:
-        core = self._core(time.monotonic(), timeout, None, retries)
+        core = self._core(
+            time.monotonic(),
+            timeout,
+            None,
+            retries,
+            model=model,
+            messages=messages,
+            params=params,
+            stream=False,
+        )
         t = core.timeouts
         request = self._http.build_request(
             "POST",
@@ -152,20 +178,26 @@ class Client(ClosesOnExit, BaseClient):
             headers=self._request_headers(extra_headers, stream=False),
             timeout=plain_timeout(t),
         )
-        while True:
-            core.begin_attempt(time.monotonic())
-            try:
-                response = self._http.send(request)
-                if response.is_success:
-                    return result_from_completion(
-                        response.status_code, response.headers, response.content
-                    )
-                raise core.head_error(response.status_code, response.headers, response.content)
-            except Exception as exc:
-                decision = core.decide(exc, time.monotonic(), finish=False)
-                if isinstance(decision, GiveUp):
-                    raise decision.error from decision.cause
-                time.sleep(decision.delay)
+        try:
+            while True:
+                core.begin_attempt(time.monotonic())
+                try:
+                    response = self._http.send(request)
+                    if response.is_success:
+                        result = result_from_completion(
+                            response.status_code, response.headers, response.content
+                        )
+                        core.plain_end(time.monotonic(), result)
+                        return result
+                    raise core.head_error(response.status_code, response.headers, response.content)
+                except Exception as exc:
+                    decision = core.decide(exc, time.monotonic(), finish=False)
+                    if isinstance(decision, GiveUp):
+                        raise decision.error from decision.cause
+                    time.sleep(decision.delay)
+        except BaseException as exc:
+            core.plain_end(time.monotonic(), error=exc)  # observers hear of the failure too
+            raise
 
     def close(self) -> None:
         """Close the connection pool (only when the client created it)."""
@@ -263,6 +295,9 @@ class Stream(ClosesOnExit):
         core = self._core
         while True:
             core.begin_attempt(time.monotonic())
+            body = core.take_body()
+            if body is not None:  # a continuation (see ``Resume``)
+                self._request = with_body(self._request, body)
             try:
                 DEADLINE.set(core.clocks.deadline())
                 response = self._http.send(self._request, stream=True)
@@ -290,7 +325,10 @@ class Stream(ClosesOnExit):
         core = self._core
         while True:
             if core.pending is not None:
-                raise core.take_pending()
+                self._failed(core.take_pending())
+                continue
+            if core.announce:
+                return core.take_announce()
             if core.finished:
                 if core.error is not None:
                     raise core.error

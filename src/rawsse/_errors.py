@@ -22,6 +22,7 @@
     └── StreamInterrupted           the stream broke after it started; carries ``partial``
         ├── StreamError             the server sent an in-band error chunk
         ├── IncompleteStreamError   the connection ended before ``[DONE]``
+        ├── ContinuationError       a resumed stream could not be continued (see ``Resume``)
         └── StreamTimeout           a timeout fired (each carries ``partial``)
             ├── ConnectTimeout
             ├── FirstTokenTimeout
@@ -51,6 +52,7 @@ __all__ = [
     "CassetteError",
     "ConfigurationError",
     "ConnectTimeout",
+    "ContinuationError",
     "FirstTokenTimeout",
     "IdleTimeout",
     "IncompleteStreamError",
@@ -252,6 +254,16 @@ class StreamError(StreamInterrupted):
 
 class IncompleteStreamError(StreamInterrupted):
     """The connection closed or was reset before the stream finished."""
+
+
+class ContinuationError(StreamInterrupted):
+    """A resumed stream could not go on: the continuation request failed with an
+    error that carries no partial result of its own (an HTTP error, say), or the
+    new generation could not be joined to the text already delivered.
+
+    ``partial`` is the answer delivered so far; the underlying error, if any, is
+    the ``__cause__``.
+    """
 
 
 class StreamTimeout(StreamInterrupted):

@@ -33,6 +33,7 @@ __all__ = [
     "ssl_context",
     "sync_http_client",
     "translate_error",
+    "with_body",
 ]
 
 # Each stream holds one HTTP/1.1 connection for its whole life, so the pool must
@@ -167,3 +168,13 @@ def async_http_client(record_to: str | Path | None) -> httpx.AsyncClient:
     if record_to is not None:
         inner = RecordingTransport(transport, record_to)
     return httpx.AsyncClient(transport=inner, timeout=None, verify=ssl_context())
+
+
+def with_body(request: httpx.Request, body: bytes) -> httpx.Request:
+    """``request`` with another body (a continuation): same method, URL, headers and
+    timeouts; the length is the new body's."""
+    headers = httpx.Headers(request.headers)
+    headers.pop("content-length", None)
+    return httpx.Request(
+        request.method, request.url, headers=headers, content=body, extensions=request.extensions
+    )

@@ -47,6 +47,15 @@ class StreamMetrics:
     cost: float | None = None
     tokens_per_second: float | None = None
     """``completion_tokens`` over the time from the first to the last content event."""
+    continuations: int = 0
+    """``Continued`` seams: requests that continued the stream (see ``Resume``)."""
+    parts: tuple[StreamMetrics, ...] = ()
+    """With continuations, each request's own measurements (its ``ttft``, ``attempts``,
+    tokens, ...), in order; the fields above add them up."""
+    request_model: str | None = None
+    """The model the request named (``model`` is the one that answered)."""
+    error_type: str | None = None
+    """The class name of the error the stream ended with; None when it ended without one."""
 
     def as_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (JSON-ready)."""
@@ -56,7 +65,7 @@ class StreamMetrics:
         """One structured line: ``key=value`` pairs, values JSON-encoded, None omitted."""
         parts = []
         for key, value in asdict(self).items():
-            if value is None:
+            if value is None or key == "parts" or (key == "continuations" and not value):
                 continue
             if isinstance(value, float):
                 value = round(value, 6)

@@ -23,12 +23,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .._version import __version__
-from . import chat, demo, inspect, record, replay, serve
+from . import bench, chat, demo, inspect, record, replay, serve, stats
 from ._output import EXIT_INTERRUPTED, EXIT_STREAM
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS = (demo, serve, chat, record, inspect, replay)
+COMMANDS = (demo, serve, chat, record, inspect, replay, stats, bench)
 """The command modules, in the order ``rawsse --help`` lists them."""
 
 

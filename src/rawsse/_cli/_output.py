@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 from .._cassette import REDACTED, redact_headers
 from .._chat_events import (
     ChatEvent,
+    Continued,
     KeepAlive,
     ReasoningDelta,
     RefusalDelta,
@@ -240,6 +241,15 @@ class StreamPrinter:
             self.err.flush()
             self._waiting = False
 
+    def continued(self, event: Continued) -> None:
+        """A seam: a marker on stderr (stdout keeps only the answer)."""
+        if self.err is None:
+            return
+        self._clear_progress()
+        self.out.flush()
+        self.err.write(self.style.dim(f" [continued after {event.reason}, #{event.attempt}] "))
+        self.err.flush()
+
     def finish(self) -> None:
         """End the output: close an open tool call and end the line."""
         self._clear_progress()
@@ -266,6 +276,8 @@ class Summary:
     finish_reason: str | None
     status: str
     model: str | None = None
+    continuations: int = 0
+    """Requests that continued the stream (``--resume``)."""
 
     def line(self, style: Style) -> str:
         def sec(v: float | None) -> str:
@@ -284,6 +296,8 @@ class Summary:
             f"finish {self.finish_reason or DASH}",
             f"status {style.status(self.status)}",
         ]
+        if self.continuations:
+            parts.insert(-1, f"continued {self.continuations}x")
         return style.dim("-- ") + " | ".join(parts)
 
     @classmethod
@@ -302,6 +316,7 @@ class Summary:
             finish_reason=choice.finish_reason if choice else None,
             status=status,
             model=result.model,
+            continuations=metrics.continuations if metrics else 0,
         )
 
     @classmethod

@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
+from .._chat_events import Continued
 from .._client import Client
 from .._constants import (
     API_KEY_ENV,
@@ -26,7 +27,9 @@ from .._constants import (
     is_openrouter,
 )
 from .._errors import APIError, ConfigurationError, RawSSEError, StreamInterrupted
+from .._metrics_log import MetricsLog
 from .._recording import RecordingTransport, TeeStream
+from .._resume import Resume
 from ._output import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -172,6 +175,7 @@ def _chat(
                 raise UsageError(f"cannot record to {record}: a cassette file ends in .jsonl")
             if not target.resolve().parent.is_dir():
                 raise UsageError(f"cannot record to {record}: no directory {target.parent}")
+    metrics_log = _open_metrics_log(getattr(args, "metrics", None))
     raw_out = args.raw
     show_json = args.json
     verbose = args.verbose
@@ -218,9 +222,13 @@ def _chat(
             http_client=http,
             app_title="rawsse CLI",
             retries=args.retries,
+            resume=Resume() if getattr(args, "resume", False) else None,
+            on_metrics=metrics_log,
         )
     except ConfigurationError as exc:
         http.close()
+        if metrics_log is not None:
+            metrics_log.close()
         raise UsageError(str(exc)) from None
     printer = StreamPrinter(out, style, err)
     live = not raw_out and not show_json
@@ -239,7 +247,10 @@ def _chat(
                 with stream:
                     for event in stream:
                         if live:
-                            printer.event(event)
+                            if type(event) is Continued:
+                                printer.continued(event)
+                            else:
+                                printer.event(event)
             finally:
                 result = stream.result
                 metrics = stream.metrics
@@ -253,6 +264,8 @@ def _chat(
             result = exc.partial
     finally:
         http.close()  # ours, not the client's: closes the transports (and the recording)
+        if metrics_log is not None:
+            metrics_log.close()
     status = "error"
     if interrupted:
         status = "cancelled"
@@ -288,6 +301,15 @@ def _chat(
     return EXIT_OK
 
 
+def _open_metrics_log(path: str | None) -> MetricsLog | None:
+    if path is None:
+        return None
+    try:
+        return MetricsLog(path)
+    except OSError as exc:
+        raise UsageError(f"cannot open {path}: {exc.strerror or exc}") from None
+
+
 def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments ``chat`` and ``record`` share."""
     parser.add_argument("model", metavar="MODEL", help="model slug, e.g. openai/gpt-4o-mini")
@@ -302,11 +324,22 @@ def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--system", metavar="TEXT", help="a system message")
     parser.add_argument("--max-tokens", type=int, metavar="N", help="max_tokens for the answer")
     parser.add_argument(
+        "--metrics",
+        metavar="FILE",
+        help="append the stream's metrics to FILE (JSON Lines; summarise with `rawsse stats`)",
+    )
+    parser.add_argument(
         "--retries",
         type=count_arg,
         default=2,
         metavar="N",
         help="retries before the first token (connection errors, 408/429/5xx; default 2)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a stream that breaks (cut, stall, retriable in-band error) in a new "
+        "request from the text so far; seams are shown as [continued ...] on stderr",
     )
     parser.add_argument(
         "--reasoning-effort",

@@ -10,7 +10,7 @@ import threading
 from typing import IO, Any
 
 from .._errors import CassetteError
-from .._server import API_PREFIX, CHAT_PATH, FixtureServer
+from .._server import API_PREFIX, CHAT_PATH, FixtureServer, Seam
 from ._output import EXIT_OK, EXIT_USAGE, Style, speed_arg
 
 __all__ = ["DEFAULT_PORT", "add_parser", "curl_line", "run"]
@@ -27,7 +27,10 @@ def add_parser(subparsers: Any) -> None:
             f"Serve cassettes as POST {CHAT_PATH} (the cassette chosen by the request's "
             f'"model" or the X-Rawsse-Cassette header) and GET {API_PREFIX}/models, '
             "streaming with the recorded timing. The first line printed is the base URL. "
-            "Faults per request: X-Rawsse-Cut-After: N, X-Rawsse-Stall: N,S, X-Rawsse-Speed: X."
+            "Faults per request: X-Rawsse-Cut-After: N, X-Rawsse-Stall: N,S, X-Rawsse-Speed: X; "
+            "for resuming: X-Rawsse-Seam, X-Rawsse-Length-After: N, X-Rawsse-Error-At: N,CODE, "
+            "X-Rawsse-Once: TOKEN. A request ending in an assistant message that starts a "
+            "recorded answer gets the rest of it."
         ),
         epilog="exit codes: 0 stopped by Ctrl-C or SIGTERM, 2 bad DIR or address in use",
     )
@@ -54,7 +57,22 @@ def add_parser(subparsers: Any) -> None:
         metavar="X",
         help="time scale: 1 = as recorded (default), 10 = ten times faster, 0/instant = no waiting",
     )
+    parser.add_argument(
+        "--seam",
+        type=_seam_arg,
+        default=Seam(),
+        metavar="QUIRK",
+        help="how a continuation from a prefill starts: none (default), trim (one leading "
+        "space dropped) or repeat:N (the prefill's last N characters sent again)",
+    )
     parser.set_defaults(handler=run, command="serve")
+
+
+def _seam_arg(text: str) -> Seam:
+    try:
+        return Seam.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _port_arg(text: str) -> int:
@@ -84,7 +102,9 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
     err = err if err is not None else sys.stderr
     style = Style.detect(out, err)
     try:
-        server = FixtureServer(args.dir, host=args.host, port=args.port, speed=args.speed, log=err)
+        server = FixtureServer(
+            args.dir, host=args.host, port=args.port, speed=args.speed, log=err, seam=args.seam
+        )
     except (CassetteError, OSError) as exc:
         err.write(f"rawsse serve: error: {exc}\n")
         return EXIT_USAGE

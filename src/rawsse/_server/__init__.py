@@ -36,6 +36,7 @@ from ._emulation import load_fixtures as load_fixtures
 from ._faults import parse_speed as parse_speed
 from ._fixture_server import FixtureServer as FixtureServer
 from ._harness import LoopThread as LoopThread
+from ._prefill import Seam as Seam
 
 __all__ = [
     "API_PREFIX",
@@ -43,6 +44,7 @@ __all__ = [
     "MODELS_PATH",
     "FixtureServer",
     "LoopThread",
+    "Seam",
     "load_fixtures",
     "parse_speed",
 ]

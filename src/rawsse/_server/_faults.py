@@ -36,6 +36,9 @@ _HOP_HEADERS = frozenset(
 )
 
 
+KEEPALIVE = b": OPENROUTER PROCESSING\n\n"
+
+
 def parse_speed(text: str) -> float:
     """``X`` as a speed: a positive number, ``0``/``instant`` (no waiting) or ``inf``."""
     if text.strip().lower() == "instant":
@@ -54,6 +57,9 @@ class Faults:
     stall_at: int | None = None
     stall_for: float = 0.0
     speed: float | None = None
+    keepalive: float | None = None
+    """During the stall, a keep-alive comment every so many seconds
+    (``X-Rawsse-Keepalive: S``): bytes flow, content does not."""
 
 
 def parse_faults(headers: dict[str, str]) -> Faults:
@@ -61,6 +67,7 @@ def parse_faults(headers: dict[str, str]) -> Faults:
     cut: int | None = None
     stall: tuple[int, float] | None = None
     speed: float | None = None
+    keepalive: float | None = None
     try:
         if "x-rawsse-cut-after" in headers:
             cut = int(headers["x-rawsse-cut-after"])
@@ -73,15 +80,20 @@ def parse_faults(headers: dict[str, str]) -> Faults:
                 raise ValueError
         if "x-rawsse-speed" in headers:
             speed = parse_speed(headers["x-rawsse-speed"])
+        if "x-rawsse-keepalive" in headers:
+            keepalive = float(headers["x-rawsse-keepalive"])
+            if not 0 < keepalive < math.inf:
+                raise ValueError
     except ValueError:
         raise BadRequest(
             400,
             "bad fault header: X-Rawsse-Cut-After: N (bytes), X-Rawsse-Stall: N,S "
-            "(byte, seconds), X-Rawsse-Speed: X (number or 'instant')",
+            "(byte, seconds), X-Rawsse-Speed: X (number or 'instant'), "
+            "X-Rawsse-Keepalive: S (seconds)",
         ) from None
     if stall is None:
-        return Faults(cut, None, 0.0, speed)
-    return Faults(cut, stall[0], stall[1], speed)
+        return Faults(cut, None, 0.0, speed, keepalive)
+    return Faults(cut, stall[0], stall[1], speed, keepalive)
 
 
 async def serve_replay(
@@ -117,7 +129,14 @@ async def serve_replay(
     async def stall() -> None:
         nonlocal shift
         await writer.drain()
-        await asyncio.sleep(faults.stall_for)
+        if faults.keepalive is None:
+            await asyncio.sleep(faults.stall_for)
+        else:  # keep-alives only: the stall clock fires, the idle clock does not
+            end = loop.time() + faults.stall_for
+            while (left := end - loop.time()) > 0:
+                await asyncio.sleep(min(faults.keepalive, left))
+                if loop.time() < end:
+                    await write_chunk(writer, KEEPALIVE)
         shift += faults.stall_for
 
     await at(plan.head_t)

@@ -28,7 +28,7 @@ from ._emulation import (
     non_streaming,
     requested,
 )
-from ._faults import parse_faults, serve_replay
+from ._faults import Faults, parse_faults, serve_replay
 from ._harness import LoopThread
 from ._http import (
     MAX_HEAD,
@@ -41,12 +41,14 @@ from ._http import (
     response_head,
     send_json,
 )
+from ._prefill import Seam, parse_resume_faults, prepare
 
 __all__ = ["FixtureServer"]
 
 _ALLOW_HEADERS = (
     "authorization, content-type, x-rawsse-cassette, x-rawsse-cut-after, x-rawsse-stall, "
-    "x-rawsse-speed"
+    "x-rawsse-speed, x-rawsse-keepalive, x-rawsse-seam, x-rawsse-length-after, "
+    "x-rawsse-error-at, x-rawsse-once"
 )
 
 
@@ -71,7 +73,9 @@ class FixtureServer(ClosesOnExit):
     recordings shipped with rawsse); ``port=0`` picks a free port; ``speed``
     scales the recorded timing (2: twice as fast; 0: no waiting); ``log``, when
     given, gets one line per request (method, path, model, status, body bytes,
-    duration; never a header, so never a key).  Use it as a context manager::
+    duration; never a header, so never a key); ``seam`` is the quirk of
+    continuations from a prefill (``Seam`` or ``"none"``, ``"trim"``,
+    ``"repeat:N"``).  Use it as a context manager::
 
         with FixtureServer() as server:
             client = rawsse.Client(base_url=server.base_url, api_key="")
@@ -85,6 +89,7 @@ class FixtureServer(ClosesOnExit):
         port: int = 0,
         speed: float = 1.0,
         log: IO[str] | None = None,
+        seam: Seam | str = "none",
     ) -> None:
         if math.isnan(speed) or speed < 0:
             raise ValueError(f"speed must be >= 0, not {speed!r}")
@@ -97,7 +102,9 @@ class FixtureServer(ClosesOnExit):
         self.host = host
         self.port = port
         self.speed = speed
+        self.seam = seam if isinstance(seam, Seam) else Seam.parse(seam)
         self._log = log
+        self._spent: set[str] = set()  # X-Rawsse-Once tokens already served
         self._harness: LoopThread | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -230,7 +237,13 @@ class FixtureServer(ClosesOnExit):
         exchange.model, stream = requested(headers, body)
         fixture = find(self._by_name, self.models, exchange.model)
         faults = parse_faults(headers)
-        cassette = fixture.cassette
+        resume = parse_resume_faults(headers)
+        fresh = resume.once is None or resume.once not in self._spent
+        if resume.once is not None:
+            self._spent.add(resume.once)
+        if not fresh:
+            faults = Faults(speed=faults.speed)
+        cassette = prepare(fixture.cassette, body, resume, self.seam, fresh=fresh)
         if not stream and cassette.status == 200:
             cassette = non_streaming(cassette)
         speed = self.speed if faults.speed is None else faults.speed
