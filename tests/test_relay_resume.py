@@ -358,37 +358,52 @@ async def test_resumable_streams_on_asyncio_and_trio(fixtures: FixtureServer) ->
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("cancelled", [False, True])
-async def test_a_stream_whose_producer_died_is_ended_by_one_follower(
-    fixtures: FixtureServer, cancelled: bool
+@pytest.mark.parametrize("case", ["continued", "cancelled", "tool_call"])
+async def test_a_stream_whose_producer_died_is_taken_over_by_one_follower(
+    fixtures: FixtureServer, case: str
 ) -> None:
+    answer = recorded_text(fixtures)
     store = MemoryStore(lease_ttl=0.3)
-    body = json.dumps(CHAT).encode()
-    stream_id = await store.create(body, owner=None, holder="a-dead-instance")
+    stream_id = await store.create(json.dumps(CHAT).encode(), owner=None, holder="dead")
     start = StoredEvent(1, "start", json.dumps({"stream_id": stream_id, "model": None, "id": None}))
-    texts = [StoredEvent(2, "text", '{"choice":0,"text":"Hel"}')]
-    texts.append(StoredEvent(3, "text", '{"choice":0,"text":"lo"}'))
-    await store.append(stream_id, "a-dead-instance", [start, *texts])
-    if cancelled:
+    # What the dead instance had delivered: the answer's first 30 characters, in two events.
+    stored = [start, text_event(2, answer[:12]), text_event(3, answer[12:30])]
+    if case == "tool_call":
+        call = {"choice": 0, "index": 0, "id": "c", "type": "function", "name": "f"}
+        stored.append(StoredEvent(4, "tool_call", json.dumps({**call, "arguments": "{"})))
+    await store.append(stream_id, "dead", stored)
+    if case == "cancelled":
         await store.cancel(stream_id)
-    async with AsyncClient(base_url=fixtures.base_url, api_key="", retries=0) as client:
+    headers = {"x-rawsse-speed": "0"}
+    async with AsyncClient(
+        base_url=fixtures.base_url, api_key="", retries=0, headers=headers
+    ) as client:
         app = RelayApp(client, models=fixtures.models, store=store)
         readers = [_Browser(), _Browser()]
         started = anyio.current_time()
-        with anyio.fail_after(10):
+        with anyio.fail_after(15):
             async with anyio.create_task_group() as group:
                 for reader in readers:
                     scope = _scope("GET", f"/chat/{stream_id}", [(b"last-event-id", b"1")])
                     group.start_soon(app, scope, reader.receive, reader.send)
         elapsed = anyio.current_time() - started
-    assert elapsed < 0.3 + 2.5  # the lease lapses, a reader checks each second
+    assert elapsed < 0.3 + 5  # the lease lapses; a reader checks each second
     first, second = (parse_events(r.data) for r in readers)
-    assert first == second  # one of them ended it, both read the same end
-    assert [n for n, _ in first] == ["text", "text", "error"]
+    assert first == second  # one of them took it over; both read the same events
+    assert ids_of(readers[0].data) == list(range(2, len(first) + 2))
+    names = [n for n, _ in first]
     end = first[-1][1]
-    if cancelled:
-        assert (end["status"], end["code"]) == ("cancelled", None)
+    if case == "continued":
+        assert names.count("continued") == 1
+        assert names[-1] == "done"
+        assert text_of(first) == answer  # nothing lost, nothing twice
     else:
-        assert (end["status"], end["code"]) == ("error", "producer_lost")
-    assert (end["text"], end["partial_text_length"]) == ("Hello", 5)
-    assert ids_of(readers[0].data) == [2, 3, 4]
+        assert "continued" not in names
+        assert names[-1] == "error"
+        assert end["text"] == answer[:30]
+        want = ("cancelled", None) if case == "cancelled" else ("error", "producer_lost")
+        assert (end["status"], end["code"]) == want
+
+
+def text_event(seq: int, text: str) -> StoredEvent:
+    return StoredEvent(seq, "text", json.dumps({"choice": 0, "text": text}, ensure_ascii=False))

@@ -83,11 +83,9 @@ def requests_made(log: io.StringIO) -> int:
     return log.getvalue().count("/chat/completions")
 
 
-def test_a_killed_instance_is_taken_over_within_the_lease(
+def test_a_killed_instance_is_taken_over_and_the_answer_completes_exactly(
     instances: list[RelayProcess], fixtures: FixtureServer, upstream_log: io.StringIO
 ) -> None:
-    # Until recovery by prefill is part of rawsse, the taker ends the stream with an
-    # error event that keeps everything delivered; nothing is lost or sent twice.
     a, b, _ = instances
     before = requests_made(upstream_log)
     with httpx.Client(timeout=30) as http:
@@ -97,24 +95,27 @@ def test_a_killed_instance_is_taken_over_within_the_lease(
             a.kill()
             killed = time.monotonic()
         last = ids_of(first)[-1]
+        arrivals: list[tuple[float, bytes]] = []
         with http.stream(
             "GET", f"{b.url}/chat/{stream_id}", headers={"last-event-id": str(last)}
         ) as rest:
-            body = rest.read()
-        ended = time.monotonic()
-    assert ended - killed < LEASE + 2.5  # the lease lapses; a follower checks each second
+            for chunk in rest.iter_raw():
+                arrivals.append((time.monotonic(), chunk))  # noqa: PERF401 - as it arrives
+    body = b"".join(c for _, c in arrivals)
     events = parse_events(first) + parse_events(body)
+    names = [n for n, _ in events]
+    assert names.count("continued") == 1
+    assert events[names.index("continued")][1] == {"reason": "cut", "attempt": 1}
+    continued_at = next(t for t, c in arrivals if b"event: continued" in c)
+    assert continued_at - killed < LEASE + 2.5  # the lease lapses; a follower checks each second
     assert ids_of(first) + ids_of(body) == list(range(1, len(events) + 1))
-    name, data = events[-1]
-    assert (name, data["status"], data["code"]) == ("error", "error", "producer_lost")
-    delivered = text_of(events)
-    assert data["text"] == delivered
-    assert data["partial_text_length"] == len(delivered) > 0
-    assert recorded_text(fixtures).startswith(delivered)
-    assert requests_made(upstream_log) - before == 1  # nothing was asked again
+    assert text_of(events) == recorded_text(fixtures)  # nothing lost, nothing twice
+    assert events[-1][0] == "done"
+    time.sleep(0.5)
+    assert requests_made(upstream_log) - before == 2  # the answer and one continuation
 
 
-def test_racing_instances_take_over_exactly_once(
+def test_racing_instances_make_exactly_one_continuation(
     instances: list[RelayProcess], fixtures: FixtureServer, upstream_log: io.StringIO
 ) -> None:
     a, b, c = instances
@@ -133,12 +134,12 @@ def test_racing_instances_take_over_exactly_once(
             a.kill()
             bodies = [on_b.read(), on_c.read()]
     results = [parse_events(body) for body in bodies]
-    assert results[0] == results[1]  # one taker wrote one end, both followers read it
-    names = [n for n, _ in results[0]]
-    assert names.count("error") == 1
-    assert results[0][-1][1]["code"] == "producer_lost"
+    assert results[0] == results[1]
+    assert [n for n, _ in results[0]].count("continued") == 1
+    assert text_of(results[0]) == recorded_text(fixtures)
     assert ids_of(bodies[0]) == list(range(1, len(results[0]) + 1))
-    assert requests_made(upstream_log) - before == 1
+    time.sleep(0.5)
+    assert requests_made(upstream_log) - before == 2
 
 
 def test_unknown_ids_are_404_on_every_instance(instances: list[RelayProcess]) -> None:

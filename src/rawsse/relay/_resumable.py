@@ -13,9 +13,13 @@ whether anyone follows (nobody for ``linger`` seconds: it stops upstream).
 
 Takeover: a follower whose stream has no live producer (the lease expired:
 the producing instance died) takes the lease, and of all followers on all
-instances exactly one gets it.  It ends the stream with an ``error`` event
-(code ``producer_lost``) holding the text delivered so far; continuing it
-upstream by assistant prefill waits for recovery to be part of rawsse.
+instances exactly one gets it.  It continues upstream by assistant prefill (as
+``rawsse.Resume`` does): the stored request again, plus the text of choice 0
+stored so far as a trailing assistant message; it writes a ``continued`` event,
+then only new text (a repeat of the stored text's end is removed at the seam by
+the same joiner).  A stream that has delivered a tool call, or has several
+choices, is not continued: it ends with an ``error`` event (``producer_lost``)
+that keeps the delivered text.
 
 Local followers (in the producer's process) get each event from the producer as
 soon as the store has it, without reading the store; others read the store.
@@ -33,10 +37,12 @@ from typing import Any
 
 import anyio
 
-from .._async_client import AsyncClient
+from .._async_client import AsyncClient, AsyncStream
+from .._chat_events import ChatEvent, Finish, TextDelta
 from .._errors import RawSSEError
+from .._seam import OverlapJoiner
 from ._encoder import OPENING, RelayEncoder
-from ._policy import ChatRequest, Policy
+from ._policy import ChatRequest, Policy, Rejected
 from ._pump import DEFAULT_MAX_QUEUED, Pump, spawn
 from ._store import (
     LeaseLost,
@@ -242,30 +248,58 @@ class ResumableStreams:
     # -- takeover -------------------------------------------------------------------------
 
     async def _take_over(self, stream_id: str) -> None:
-        """End a stream whose producer died, if this instance wins its lease.
-
-        TODO: continue it upstream by assistant prefill once recovery (issue 13's
-        seam joiner) is part of rawsse; until then the taker ends it with an
-        ``error`` event carrying the text delivered so far, so followers never wait
-        for a producer that is gone.
-        """
+        """Continue a stream whose producer died, if this instance wins its lease."""
         store = self.store
         holder = self._holder()
         if not await store.acquire_lease(stream_id, holder):
             return
         info = await store.info(stream_id)
-        text = choice_texts(await store.read(stream_id)).get(0, "")
+        events = await store.read(stream_id)
+        last = info.last_seq
+        delivered = choice_texts(events).get(0, "")
+
+        async def end(status: str, message: str, code: str | None) -> None:
+            event = _error_event(last + 1, status, message, code, delivered)
+            await self._abandon(stream_id, holder, sse_bytes([event]))
+
         if info.cancelled:
-            end = _error_event(
-                info.last_seq + 1, "cancelled", "the stream was cancelled", None, text
-            )
-        else:
-            message = "the relay instance producing this stream stopped before its end"
-            end = _error_event(info.last_seq + 1, "error", message, "producer_lost", text)
-        log.warning(
-            "stream %s: its producer is gone; ended after event %d", stream_id, info.last_seq
+            await end("cancelled", "the stream was cancelled", None)
+            return
+        refusal = _not_continuable(events)
+        try:
+            request = self.policy.check(info.request)
+        except Rejected as exc:
+            refusal = f"its request is no longer allowed: {exc.message}"
+        if refusal is not None:
+            await end("error", f"the stream's producer stopped; {refusal}", "producer_lost")
+            return
+        messages = list(request.messages)
+        if delivered.strip():
+            # Providers refuse a prefill that ends in whitespace; the joiner drops
+            # the whitespace again if the continuation repeats it.
+            messages.append({"role": "assistant", "content": delivered.rstrip()})
+        upstream = self.client.stream(model=request.model, messages=messages, **request.params)
+        try:
+            await upstream.__aenter__()
+        except RawSSEError as exc:
+            await end("error", f"continuing the stream failed: {exc}", "producer_lost")
+            return
+        # The encoder numbers a ``start`` event first, which the stream already has:
+        # it gets the last stored id and is dropped, so the new events follow on.
+        encoder = RelayEncoder(
+            anyio.current_time(),
+            heartbeat=None,
+            coalesce=self.coalesce,
+            stream_id=stream_id,
+            next_id=last,
         )
-        await self._abandon(stream_id, holder, sse_bytes([end]))
+        attempt = 1 + sum(1 for e in events if e.name == "continued")
+        first = parse_events(encoder.continued("cut", attempt, anyio.current_time()))[1:]
+        pump = _JoinedPump(
+            upstream, encoder, max_queued=self.max_queued, joiner=OverlapJoiner(delivered)
+        )
+        log.info("stream %s: taken over after event %d (attempt %d)", stream_id, last, attempt)
+        self._spawn(stream_id, holder, pump, first)
 
     # -- following ------------------------------------------------------------------------
 
@@ -416,6 +450,45 @@ class _Hub:
     def _notify(self) -> None:
         self.changed.set()
         self.changed = anyio.Event()
+
+
+class _JoinedPump(Pump):
+    """A ``Pump`` whose choice-0 text goes through a seam joiner first: a continuation
+    that repeats the end of the delivered text is not delivered twice."""
+
+    def __init__(
+        self, stream: AsyncStream, encoder: RelayEncoder, *, max_queued: int, joiner: OverlapJoiner
+    ) -> None:
+        super().__init__(stream, encoder, max_queued=max_queued)
+        self._joiner = joiner
+
+    async def _put(self, batch: list[ChatEvent]) -> None:
+        joiner = self._joiner
+        out: list[ChatEvent] = []
+        for event in batch:
+            if type(event) is TextDelta and event.index == 0:
+                text = joiner.feed(event.text)
+                if text:
+                    out.append(TextDelta(0, text))
+            elif type(event) is Finish and event.index == 0:
+                rest = joiner.close()
+                if rest:
+                    out.append(TextDelta(0, rest))
+                out.append(event)
+            else:
+                out.append(event)
+        if out:
+            await super()._put(out)
+
+
+def _not_continuable(events: Sequence[StoredEvent]) -> str | None:
+    """Why a stream cannot be continued by prefill, or None when it can."""
+    for event in events:
+        if event.name == "tool_call":
+            return "a tool call in flight cannot be continued"
+        if event.name in ("text", "reasoning") and json.loads(event.data).get("choice") != 0:
+            return "streams of several choices are not continued"
+    return None
 
 
 def _error_event(seq: int, status: str, message: str, code: str | None, text: str) -> StoredEvent:
