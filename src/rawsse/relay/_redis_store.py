@@ -12,10 +12,11 @@ Keys of one stream (``{id}`` is a hash tag, so a cluster keeps them on one node)
 subscription per store wakes the producers waiting in ``wait_cancelled``.
 
 Every write is one Lua script checked against the lease, so a producer that
-lost its lease cannot write; ``XADD`` caps each stream near ``max_events``
-(``MAXLEN ~``).  Live keys expire ``live_ttl`` after the last write or lease
-renewal; the terminal event re-arms them all to ``ttl``.  Followers ``XREAD
-BLOCK`` from their position.
+lost its lease cannot write; the writes waiting at one moment go in one pipeline
+(group commit: under load one round trip carries many streams' appends).
+``XADD`` caps each stream near ``max_events`` (``MAXLEN ~``).  Live keys expire
+``live_ttl`` after the last write or lease renewal; the terminal event re-arms
+them all to ``ttl``.  Followers ``XREAD BLOCK`` from their position.
 
 Redis down, restarting or slow: every call raises ``StoreUnavailable`` within
 ``timeout`` seconds (plus ``block`` for blocking reads); it never hangs.  The
@@ -160,7 +161,7 @@ class RedisStore:
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
             from redis.exceptions import ConnectionError as RedisConnectionError
-            from redis.exceptions import RedisError
+            from redis.exceptions import NoScriptError, RedisError
         except ImportError as exc:  # pragma: no cover (the extra is installed in dev)
             raise ConfigurationError(
                 "RedisStore needs the redis package: pip install 'rawsse[redis]'"
@@ -176,8 +177,11 @@ class RedisStore:
         self._channel = key_prefix + "cancel"
         self._waiters: dict[str, anyio.Event] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._pending: list[tuple[list[str], list[str | int], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._operations = 0
         self._errors: tuple[type[Exception], ...] = (RedisError, OSError)
+        self._no_script = NoScriptError
         # One immediate retry on a dropped connection (a pooled one a restart closed); no
         # retry on timeouts, which would double the wait.
         options: dict[str, Any] = {
@@ -372,11 +376,11 @@ class RedisStore:
 
     async def aclose(self) -> None:
         """Stop the subscription and close the connections."""
-        listener = self._listener
-        if listener is not None and not listener.done():
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+        for task in (self._listener, self._flusher):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._client.aclose()
 
     async def ping(self) -> None:
@@ -401,22 +405,57 @@ class RedisStore:
         ]
         for event in events:
             args += (event.seq, event.name, event.data)
-        with self._guard(stream_id):
-            result = await self._write(keys=list(self._keys(stream_id)[:3]), args=args)
+        keys = list(self._keys(stream_id)[:3])
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((keys, args, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        with self._guard(stream_id, count=False):
+            result = await future
         if result == -4:
             raise ValueError(f"events {[e.seq for e in events]} are not consecutive")
         if result in _WRITE_ERRORS:
             error, message = _WRITE_ERRORS[result]
             raise error(message, stream_id=stream_id)
 
+    async def _flush(self) -> None:
+        """Send the writes waiting, all in one pipeline, until none wait (group commit):
+        under load one round trip carries the appends of many streams."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            self._operations += 1
+            try:
+                with anyio.fail_after(self.timeout):
+                    async with self._client.pipeline(transaction=False) as pipe:
+                        for keys, args, _ in batch:
+                            pipe.evalsha(self._write.sha, len(keys), *keys, *args)
+                        results = await pipe.execute(raise_on_error=False)
+                    for index, result in enumerate(results):
+                        if isinstance(result, self._no_script):
+                            # Redis lost its scripts (a restart): load it, then write alone.
+                            keys, args, _ = batch[index]
+                            results[index] = await self._write(keys=keys, args=args)
+            except Exception as exc:
+                results = [exc] * len(batch)
+            for (_, _, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue  # its caller gave up
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
     @contextmanager
-    def _guard(self, stream_id: str | None, wait: float = 0.0) -> Iterator[None]:
+    def _guard(
+        self, stream_id: str | None, wait: float = 0.0, *, count: bool = True
+    ) -> Iterator[None]:
         """Count one round trip, bound it in time, and translate the client's errors."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             raise ConfigurationError("RedisStore runs on asyncio only") from None
-        self._operations += 1
+        if count:
+            self._operations += 1
         try:
             with anyio.fail_after(self.timeout + wait):
                 yield
