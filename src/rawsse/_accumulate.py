@@ -54,10 +54,16 @@ class ToolCall:
     type: str | None
     name: str | None
     arguments: str
-    """The argument fragments joined; "" when every fragment was empty."""
+    """The argument fragments joined; "" when every fragment was empty.  For a custom
+    tool call (``type == "custom"``) the streamed ``input``: free text, not JSON."""
 
     def parsed_arguments(self) -> Any:
-        """The arguments as JSON ("" gives ``{}``); ``MalformedChunk`` when not valid JSON."""
+        """The arguments as JSON ("" gives ``{}``); ``MalformedChunk`` when not valid JSON.
+
+        A custom tool call's input is free text: it is returned as it is.
+        """
+        if self.type == "custom":
+            return self.arguments
         if not self.arguments.strip():
             return {}
         try:

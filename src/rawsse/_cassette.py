@@ -9,6 +9,10 @@ response status, headers and ``t``); then one line per received chunk
 end line reads as ``end == "missing"``.  Every ``t`` is seconds since the
 request was sent.  Concatenating the chunks gives the body exactly.
 
+A file may hold several exchanges one after another (``append_cassette``, and a
+recorder writing to one file): each starts with its own header line.
+``load_cassettes`` reads them all, in order; ``load_cassette`` wants exactly one.
+
 Secrets are redacted by ``redact_request``/``redact_headers`` and again by the
 writer, so a key never reaches the disk whoever built the ``Cassette``.
 """
@@ -19,6 +23,7 @@ import base64
 import binascii
 import dataclasses
 import datetime
+import itertools
 import json
 import os
 import re
@@ -42,10 +47,14 @@ __all__ = [
     "MAX_SECONDS",
     "REDACTED",
     "Cassette",
+    "append_cassette",
     "body_json",
     "dumps_cassette",
+    "is_cassette_file",
     "load_cassette",
+    "load_cassettes",
     "loads_cassette",
+    "loads_cassettes",
     "looks_like_secret",
     "redact_headers",
     "redact_request",
@@ -346,19 +355,76 @@ def save_cassette(cassette: Cassette, path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def append_cassette(cassette: Cassette, path: str | os.PathLike[str]) -> Path:
+    """Add ``cassette`` after the exchanges already in ``path`` (created, with its parents,
+    when missing).  ``CassetteError`` when ``path`` holds something that is not a cassette.
+
+    The exchange is appended in one write, so concurrent recorders never lose one.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    data = dumps_cassette(cassette)
+    if not is_cassette_file(target, missing_ok=True):
+        raise CassetteError(f"{target}: exists and is not a cassette; not appending to it")
+    with target.open("ab") as out:
+        if out.tell() and not _ends_with_newline(target):
+            data = b"\n" + data  # a torn last line stays its own (damaged) line
+        out.write(data)
+    return target
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
+def is_cassette_file(path: str | os.PathLike[str], *, missing_ok: bool = False) -> bool:
+    """Whether ``path``'s first line is a cassette header (an empty file counts as one
+    when ``missing_ok``, as does a missing file)."""
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            first = f.readline()
+    except FileNotFoundError:
+        return missing_ok
+    except OSError:
+        return False
+    if not first.strip():
+        return missing_ok
+    try:
+        header = json.loads(first)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(header, dict) and "format" in header
+
+
 # -- reading ---------------------------------------------------------------------------
 
 
 def load_cassette(path: str | os.PathLike[str]) -> Cassette:
-    """Read a cassette file; ``CassetteError`` (naming file and line) when it is damaged."""
+    """Read a one-exchange cassette file; ``CassetteError`` (naming file and line) when it
+    is damaged or holds several exchanges (read those with ``load_cassettes``)."""
+    cassettes = load_cassettes(path)
+    if len(cassettes) > 1:
+        raise CassetteError(
+            f"{path}: holds {len(cassettes)} exchanges, not one; read them with load_cassettes()"
+        )
+    return cassettes[0]
+
+
+def load_cassettes(path: str | os.PathLike[str]) -> list[Cassette]:
+    """Read every exchange of a cassette file, in order (at least one)."""
     p = Path(path)
     try:
         data = p.read_bytes()
     except FileNotFoundError:
         raise CassetteError(f"{p}: no such cassette") from None
+    except IsADirectoryError:
+        raise CassetteError(f"{p}: is a directory, not a cassette file") from None
     except OSError as exc:
         raise CassetteError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    return dataclasses.replace(loads_cassette(data, source=str(p)), path=p)
+    return [dataclasses.replace(c, path=p) for c in loads_cassettes(data, source=str(p))]
 
 
 MAX_SECONDS = 7 * 86400.0
@@ -418,7 +484,17 @@ def _check_headers(headers: object, fail: Callable[[int, str], CassetteError]) -
 
 
 def loads_cassette(data: bytes, *, source: str = "<cassette>") -> Cassette:
-    """Parse format v1 bytes; ``source`` names the file in errors."""
+    """Parse format v1 bytes of one exchange; ``source`` names the file in errors."""
+    cassettes = loads_cassettes(data, source=source)
+    if len(cassettes) > 1:
+        raise CassetteError(
+            f"{source}: holds {len(cassettes)} exchanges, not one; read them with loads_cassettes()"
+        )
+    return cassettes[0]
+
+
+def loads_cassettes(data: bytes, *, source: str = "<cassette>") -> list[Cassette]:
+    """Parse format v1 bytes holding one or more exchanges, each from its header line."""
 
     def fail(lineno: int, why: str) -> CassetteError:
         return CassetteError(f"{source}, line {lineno}: {why}")
@@ -430,6 +506,23 @@ def loads_cassette(data: bytes, *, source: str = "<cassette>") -> Cassette:
     if not lines or not lines[0].strip():
         raise fail(1, "empty file: no cassette header")
     records = _parse_lines(lines, fail)
+    # A header line (an object with "format") starts the next exchange; chunk and
+    # end lines never have that key.
+    starts = [i for i, r in enumerate(records) if isinstance(r, dict) and "format" in r]
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)  # the first line must be a header: _exchange says why not
+    bounds = [*starts, len(records)]
+    return [_exchange(records[a:b], a, fail) for a, b in itertools.pairwise(bounds)]
+
+
+def _exchange(
+    records: list[Any], offset: int, file_fail: Callable[[int, str], CassetteError]
+) -> Cassette:
+    """One exchange from its records; ``offset`` is its first line's index in the file."""
+
+    def fail(lineno: int, why: str) -> CassetteError:
+        return file_fail(lineno + offset, why)  # line numbers count from the file's start
+
     header = records[0]
     if not isinstance(header, dict) or "format" not in header:
         raise fail(1, 'missing header: the first line must be {"format": 1, ...}')

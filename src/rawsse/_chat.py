@@ -92,8 +92,9 @@ _DELTA_KEYS = frozenset(
     )
 )
 _PLAIN_DELTA_KEYS = frozenset(("role", "content"))
-_TOOL_KEYS = frozenset(("index", "id", "type", "function"))
+_TOOL_KEYS = frozenset(("index", "id", "type", "function", "custom"))
 _FUNCTION_KEYS = frozenset(("name", "arguments"))
+_CUSTOM_KEYS = frozenset(("name", "input"))
 
 
 class ChatDecoder:
@@ -272,10 +273,13 @@ class ChatDecoder:
                             if not plain:
                                 _reasoning(delta, index, data, out)
                             if content:
-                                if type(content) is not str:
+                                if type(content) is str:
+                                    append(_new(TextDelta, (index, content)))
+                                elif type(content) is list:
+                                    _content_parts(content, index, data, out)
+                                else:
                                     raise _malformed(data, f"delta.content is {_kind(content)}")
-                                append(_new(TextDelta, (index, content)))
-                            elif content is not None and content != "":
+                            elif content is not None and content != "" and content != []:
                                 raise _malformed(data, f"delta.content is {_kind(content)}")
                             if not plain:
                                 _tail(delta, index, data, out)
@@ -421,7 +425,7 @@ def _reasoning(delta: dict[str, Any], index: int, data: str, out: list[ChatEvent
             raise _malformed(data, f"delta.{name} is {_kind(value)}, not a string")
     entries: tuple[dict[str, Any], ...] = ()
     from_details = ""
-    if details is not None:
+    if details:
         if type(details) is not list:
             raise _malformed(data, f"delta.reasoning_details is {_kind(details)}, not a list")
         parts = []
@@ -439,9 +443,55 @@ def _reasoning(delta: dict[str, Any], index: int, data: str, out: list[ChatEvent
         _bounded(details, data)
         entries = tuple(details)
         from_details = "".join(parts)
-    text = reasoning or other or from_details
+    elif details is not None and details != []:
+        raise _malformed(data, f"delta.reasoning_details is {_kind(details)}, not a list")
+    # As OpenRouter's AI SDK provider: a non-empty reasoning_details is the source
+    # (``reasoning`` is a plain copy that may disagree with it); else the plain fields.
+    text = from_details if entries else reasoning or other or ""
     if text or entries:
         out.append(_new(ReasoningDelta, (index, text, entries)))
+
+
+def _content_parts(parts: list[Any], index: int, data: str, out: list[ChatEvent]) -> None:
+    """Mistral's ``delta.content`` array: text parts, thinking parts, anything else kept."""
+    unknown: list[Any] = []
+    for part in parts:
+        if type(part) is not dict:
+            raise _malformed(data, f"a delta.content part is {_kind(part)}, not an object")
+        kind = part.get("type")
+        if kind == "text":
+            text = part.get("text")
+            if type(text) is not str:
+                raise _malformed(data, f"a text part's text is {_kind(text)}, not a string")
+            if text:
+                out.append(_new(TextDelta, (index, text)))
+        elif kind == "thinking":
+            thinking = _thinking_text(part.get("thinking"), unknown, data)
+            if thinking:
+                out.append(_new(ReasoningDelta, (index, thinking, ())))
+        else:
+            unknown.append(part)
+    if unknown:
+        # Never into the text, never dropped: the choice's extras keep them.
+        out.append(_new(Extra, (index, {"content": unknown}, "delta")))
+
+
+def _thinking_text(thinking: Any, unknown: list[Any], data: str) -> str:
+    """The text of a thinking part (a string, or text parts; other parts go to ``unknown``)."""
+    if type(thinking) is str:
+        return thinking
+    if type(thinking) is not list:
+        raise _malformed(data, f"a thinking part's thinking is {_kind(thinking)}, not an array")
+    texts = []
+    for part in thinking:
+        if type(part) is dict and part.get("type") == "text":
+            text = part.get("text")
+            if type(text) is not str:
+                raise _malformed(data, f"a thinking text part's text is {_kind(text)}")
+            texts.append(text)
+        else:
+            unknown.append(part)
+    return "".join(texts)
 
 
 def _tail(delta: dict[str, Any], index: int, data: str, out: list[ChatEvent]) -> None:
@@ -489,6 +539,15 @@ def _tool_call(call: Any, index: int, data: str, out: list[ChatEvent]) -> bool:
         name = function.get("name")
         arguments = function.get("arguments")
         odd = odd or not _FUNCTION_KEYS.issuperset(function)
+    custom = call.get("custom")
+    if custom is not None:
+        # OpenAI custom tools: free-text ``input`` streamed in fragments, like arguments.
+        if type(custom) is not dict:
+            raise _malformed(data, f"tool_calls custom is {_kind(custom)}, not an object")
+        name = custom.get("name") if name is None else name
+        arguments = custom.get("input") if arguments is None else arguments
+        type_ = "custom" if type_ is None else type_
+        odd = odd or not _CUSTOM_KEYS.issuperset(custom)
     for key, value in (("id", id_), ("type", type_), ("name", name), ("arguments", arguments)):
         if value is not None and type(value) is not str:
             raise _malformed(data, f"tool_calls {key} is {_kind(value)}, not a string")

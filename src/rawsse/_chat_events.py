@@ -54,7 +54,12 @@ class RoleDelta(Frozen):
 
 
 class TextDelta(Frozen):
-    """A non-empty fragment of choice ``index``'s content."""
+    """A non-empty fragment of choice ``index``'s content.
+
+    ``delta.content`` is a string, or (Mistral) an array of parts: each ``text``
+    part gives one ``TextDelta``, each ``thinking`` part a ``ReasoningDelta``, and
+    parts of any other type go to the delta's ``Extra`` under ``content``.
+    """
 
     __slots__ = ()
     index: int  # type: ignore[assignment]  # shadows tuple.index
@@ -64,10 +69,13 @@ class TextDelta(Frozen):
 class ReasoningDelta(Frozen):
     """Reasoning of choice ``index``, from any of the shapes providers send.
 
-    ``text`` is readable text only, from one source per delta: ``delta.reasoning``,
-    else ``delta.reasoning_content``, else the ``text``/``summary`` of
-    ``reasoning_details`` (encrypted entries give none).  ``details`` are the
-    delta's ``reasoning_details`` entries, verbatim (signatures, encrypted data).
+    ``text`` is readable text only, from one source per delta, as OpenRouter's own
+    AI SDK provider reads it: the ``text``/``summary`` of a non-empty
+    ``reasoning_details`` (the structured field is the source; encrypted entries
+    give none), else ``delta.reasoning``, else ``delta.reasoning_content``, else
+    the text of a Mistral ``thinking`` content part.  So when ``reasoning`` and
+    ``reasoning_details`` disagree, ``reasoning_details`` wins.  ``details`` are
+    the delta's ``reasoning_details`` entries, verbatim (signatures, encrypted data).
     """
 
     __slots__ = ()
@@ -81,6 +89,9 @@ class ToolCallDelta(Frozen):
 
     ``tool_index`` is the fragment's ``index`` (None when the provider sent none);
     ``arguments`` is the fragment's piece of the JSON arguments ("" when absent).
+    An OpenAI custom tool call (``{"type": "custom", "custom": {"name", "input"}}``)
+    gives ``type="custom"``, ``name`` from ``custom.name`` and its streamed
+    ``custom.input`` (free text, not JSON) in ``arguments``.
     """
 
     __slots__ = ()

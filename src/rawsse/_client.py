@@ -41,7 +41,8 @@ class Client(ClosesOnExit, BaseClient):
     first content event; ``http_client`` brings your own ``httpx.Client`` (the
     first-token, stall and total limits are then checked as bytes arrive, the idle
     limit by httpx's read timeout); ``record_to`` records each exchange as a
-    cassette in that directory; ``resume`` (a ``Resume``, or True for ``Resume()``)
+    cassette: one file each in a directory, or all appended in order to one file
+    (see ``RecordingTransport``); ``resume`` (a ``Resume``, or True for ``Resume()``)
     continues every stream that breaks, in a new request (see ``Resume``).
     """
 

@@ -3,7 +3,9 @@
 ``result_from_completion`` reads a non-streaming answer (``stream=False``) as the
 result the same stream would have added up to; ``completion_from_result`` writes
 the non-streaming document a stream adds up to (the fixture server's
-``stream=false`` answers).  Both are pure: no I/O.
+``stream=false`` answers); ``stream_from_completion`` writes the event stream a
+non-streaming document stands for (the fixture server's ``stream=true`` answers
+from a non-streaming cassette).  All pure: no I/O.
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ._accumulate import ChatAccumulator, ChatResult
+from ._accumulate import ChatAccumulator, ChatResult, ToolCall
 from ._chat import ChatDecoder
 from ._errors import UnexpectedContentType
 from ._http_errors import MAX_BODY_CHARS
 
-__all__ = ["completion_from_result", "result_from_completion"]
+__all__ = [
+    "completion_document",
+    "completion_from_result",
+    "result_from_completion",
+    "stream_from_completion",
+]
 
 
 def result_from_completion(status: int, headers: Mapping[str, str], body: bytes) -> ChatResult:
@@ -80,14 +87,7 @@ def completion_from_result(result: ChatResult) -> dict[str, Any]:
         if choice.tool_calls:
             if not choice.content:
                 message["content"] = None
-            message["tool_calls"] = [
-                {
-                    "id": call.id,
-                    "type": call.type or "function",
-                    "function": {"name": call.name, "arguments": call.arguments},
-                }
-                for call in choice.tool_calls
-            ]
+            message["tool_calls"] = [_tool_call(call) for call in choice.tool_calls]
         entry: dict[str, Any] = {
             "index": choice.index,
             "message": message,
@@ -96,7 +96,9 @@ def completion_from_result(result: ChatResult) -> dict[str, Any]:
         }
         error = result.error
         if error is not None and error.index in (None, choice.index):
-            entry["finish_reason"] = "error"
+            # The stream's own finish reason stands ("length" before a token-limit
+            # error); "error" only where the stream gave none.
+            entry["finish_reason"] = choice.finish_reason or "error"
             entry["error"] = {"code": error.code, "message": error.message}
             if error.metadata is not None:
                 entry["error"]["metadata"] = error.metadata
@@ -113,3 +115,83 @@ def completion_from_result(result: ChatResult) -> dict[str, Any]:
     if result.usage is not None:
         doc["usage"] = result.usage.raw
     return doc
+
+
+def _tool_call(call: ToolCall) -> dict[str, Any]:
+    if call.type == "custom":
+        return {
+            "id": call.id,
+            "type": "custom",
+            "custom": {"name": call.name, "input": call.arguments},
+        }
+    return {
+        "id": call.id,
+        "type": call.type or "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+
+
+def completion_document(body: bytes) -> dict[str, Any] | None:
+    """``body`` as a non-streaming ``chat.completion`` document, or None when it is not one.
+
+    One is a JSON object whose ``choices`` carry a ``message`` (or whose ``object``
+    is ``chat.completion``); an error body or an event stream is not.
+    """
+    if body.lstrip()[:1] != b"{":
+        return None
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    choices = doc.get("choices")
+    if not isinstance(choices, list):
+        return None
+    if doc.get("object") == "chat.completion":
+        return doc
+    has_message = any(isinstance(c, dict) and "message" in c for c in choices)
+    return doc if has_message else None
+
+
+def stream_from_completion(doc: Mapping[str, Any]) -> bytes:
+    """The event stream a non-streaming ``chat.completion`` document stands for.
+
+    Synthesised, not recorded: per choice one chunk with the whole message as its
+    delta (role, content, reasoning, tool calls with their ``index``), then one
+    with its finish reason (and ``logprobs``/``error``, where sent); then a usage
+    chunk with ``choices: []``, then ``data: [DONE]``.  Chunk-level keys (``id``,
+    ``model``, ``provider``, ``system_fingerprint``, ...) repeat on every chunk,
+    with ``object: "chat.completion.chunk"``.  Decoded by ``ChatDecoder``, it
+    gives the result ``result_from_completion`` reads from the document.
+    """
+    envelope = {k: v for k, v in doc.items() if k not in ("choices", "usage", "error")}
+    envelope["object"] = "chat.completion.chunk"
+    chunks: list[dict[str, Any]] = []
+    finishes: list[dict[str, Any]] = []
+    for position, choice in enumerate(doc.get("choices") or []):
+        if not isinstance(choice, dict):
+            continue
+        index = choice.get("index", position)
+        message = choice.get("message")
+        delta = dict(message) if isinstance(message, dict) else {}
+        calls = delta.get("tool_calls")
+        if isinstance(calls, list):
+            delta["tool_calls"] = [
+                {"index": i, **call} if isinstance(call, dict) and "index" not in call else call
+                for i, call in enumerate(calls)
+            ]
+        chunks.append({**envelope, "choices": [{"index": index, "delta": delta}]})
+        rest = {k: v for k, v in choice.items() if k not in ("index", "message")}
+        finishes.append({**envelope, "choices": [{"index": index, "delta": {}, **rest}]})
+    chunks += finishes
+    if doc.get("error") is not None:
+        if not chunks:
+            chunks.append({**envelope, "choices": []})
+        chunks[-1]["error"] = doc["error"]
+    if doc.get("usage") is not None:
+        chunks.append({**envelope, "choices": [], "usage": doc["usage"]})
+    events = [
+        b"data: " + json.dumps(c, ensure_ascii=False).encode("utf-8") + b"\n\n" for c in chunks
+    ]
+    return b"".join(events) + b"data: [DONE]\n\n"

@@ -8,18 +8,23 @@ built, timing figures and the list of ``Anomaly`` records (protocol quirks a
 naive client trips on: keep-alives, a repeated finish reason, an in-band error
 after ``[DONE]``-looking success, a final event without its blank line, ...).
 
+A non-streaming answer (a body that is one JSON ``chat.completion`` document,
+as ``stream: false`` gets) is read as what it is: its message is decoded by the
+same chat decoder (through the event stream it stands for), it is ``complete``
+when whole, and the stream-only findings (``[DONE]``, usage chunk, keep-alives,
+empty deltas) do not apply; ``StreamReport.streamed`` is False.
+
 Nothing here reads files or sockets; the CLI and the HTML report are built on
 ``StreamReport.to_dict()``.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._accumulate import ChatAccumulator
+from ._accumulate import ChatAccumulator, stream_status
 from ._chat import ChatDecoder
 from ._chat_events import (
     CONTENT_EVENTS,
@@ -30,6 +35,7 @@ from ._chat_events import (
     Usage,
     is_token,
 )
+from ._completion import completion_document, stream_from_completion
 from ._constants import DEFAULT_MAX_LINE_BYTES, DONE_DATA
 from ._errors import MalformedChunk, SSEProtocolError
 from ._inspect_report import (
@@ -40,6 +46,7 @@ from ._inspect_report import (
     Row,
     StreamReport,
 )
+from ._json import loads_bounded
 from ._sse import Comment, ServerSentEvent, SSEDecoder
 
 if TYPE_CHECKING:
@@ -49,6 +56,8 @@ __all__ = ["StreamInspector", "inspect_cassette", "inspect_stream"]
 
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+# Tool arguments nest deeper than chat payloads may, but not without bound.
+_MAX_ARGUMENTS_DEPTH = 512
 _CONTENT_KEYS = (
     "content",
     "reasoning",
@@ -163,6 +172,7 @@ class StreamInspector:
         self._last_t: float | None = None
         self._other_api: str | None = None
         self._sse_failed = False
+        self._json: bool | None = None  # the body looks like one JSON document (stream=false)
         # Findings gathered while feeding, turned into anomalies by close().
         self._keep_alives = 0
         self._keep_alive_text: str | None = None
@@ -173,8 +183,10 @@ class StreamInspector:
         self._first_data_seen = False
         self._empty_deltas = 0
         self._empty_first_t: float | None = None
+        self._role_seen: set[object] = set()  # choices whose opening role delta was seen
         self._finishes: dict[int, list[tuple[str, float | None]]] = {}
         self._finished_before: set[int] = set()
+        self._finishing: list[int] = []  # choices finished by the item being decoded
         self._after_finish: dict[int, tuple[int, float | None]] = {}
         self._done = False
         self._after_done = 0
@@ -199,7 +211,10 @@ class StreamInspector:
             self._last_t = t
         rows: list[Row] = [ChunkRow(self._chunks, t, self._bytes, len(data))]
         self._bytes += len(data)
-        if self.http_status is not None and self.http_status >= 400:
+        if self._json is None and data.strip():
+            # A stream starts with a field or a comment, a non-streaming answer with "{".
+            self._json = data.lstrip()[:1] == b"{"
+        if (self.http_status is not None and self.http_status >= 400) or self._json:
             self._body.append(data)
             self._rows += rows
             return rows
@@ -229,7 +244,7 @@ class StreamInspector:
         payload = None
         if item.data != DONE_DATA:
             try:
-                payload = json.loads(item.data)
+                payload = loads_bounded(item.data)
             except ValueError:
                 payload = None
             if self._other_api is None and not self._first_data_seen:
@@ -260,7 +275,10 @@ class StreamInspector:
             self._check_deltas(payload, t)
         for event in events:
             self._event(event, t)
-        self._finished_before.update(i for i in self._finishes)
+        # Only this item's finishes: a pass over every finished choice per event
+        # made a stream of many finishing choices quadratic.
+        self._finished_before.update(self._finishing)
+        self._finishing.clear()
         return EventRow(self._chunks, t, size, item, tuple(events), error)
 
     def _comment(self, item: Comment, t: float | None) -> EventRow:
@@ -299,6 +317,12 @@ class StreamInspector:
             delta = choice.get("delta")
             if not isinstance(delta, dict) or choice.get("error"):
                 continue
+            index = choice.get("index")
+            if delta.get("role") and index not in self._role_seen:
+                # The standard first chunk ({"role": "assistant", "content": ""}) opens
+                # the choice: nothing to act on.
+                self._role_seen.add(index)
+                continue
             if not any(delta.get(key) for key in _CONTENT_KEYS):
                 self._empty_deltas += 1
                 if self._empty_first_t is None:
@@ -317,6 +341,7 @@ class StreamInspector:
         elif isinstance(event, Finish):
             if event.reason is not None:
                 self._finishes.setdefault(event.index, []).append((event.reason, t))
+                self._finishing.append(event.index)
             if event.reason == "error":
                 self._error_finish.append((event.index, event.native_reason, t))
         elif isinstance(event, Usage):
@@ -349,10 +374,18 @@ class StreamInspector:
         if t is not None:
             self._timed = True
         end_t = t if t is not None else self._last_t
+        http_error = self.http_status is not None and self.http_status >= 400
+        if self._json and not http_error:
+            doc = completion_document(b"".join(self._body))
+            if doc is not None:
+                return self._close_completion(doc, end, error, end_t)
+            # JSON, but not a chat completion: read it as the stream it claims to be.
+            self._json = False
+            self._lines.feed(b"".join(self._body))
+            self._rows += [self._item(item, end_t) for item in self._sse.feed(b"".join(self._body))]
         found = self._anomalies
         self._anomalies = []
         out: list[Anomaly] = []
-        http_error = self.http_status is not None and self.http_status >= 400
         if http_error:
             out.append(Anomaly("http_error", self._http_error_message(), self.response_t))
         else:
@@ -362,6 +395,17 @@ class StreamInspector:
                 for event in self._chat.close():
                     self._event(event, end_t)
             self._end_keep_alive_run(end_t)
+            replaced = self._chat.surrogates_replaced
+            if replaced:
+                found.append(
+                    Anomaly(
+                        "lone_surrogate",
+                        f"{replaced} unpaired UTF-16 surrogate(s) in the text (a \\ud800-\\udfff "
+                        "escape with no other half) replaced by U+FFFD",
+                        None,
+                        replaced,
+                    )
+                )
         if self._other_api:
             out.append(
                 Anomaly(
@@ -416,11 +460,51 @@ class StreamInspector:
             stall_threshold=self.stall_threshold,
         )
 
+    def _close_completion(
+        self, doc: dict[str, Any], end: str | None, error: str | None, end_t: float | None
+    ) -> StreamReport:
+        """The report on a non-streaming answer: its message, read by the chat decoder."""
+        out = [a for a in self._anomalies if a.kind == "in_band_error"]
+        self._anomalies = []
+        for event in ChatDecoder().feed(stream_from_completion(doc)):
+            if isinstance(event, Done):
+                self._acc.add(event)  # the document is whole, as [DONE] says of a stream
+            else:
+                self._event(event, end_t)
+        out += self._anomalies
+        if end in ("error", "closed", "missing"):
+            out.append(Anomaly("stream_cut", f"the body was cut: {error or end}", end_t))
+        result = self._acc.result()
+        errors = bool(result.errors) or any(c.finish_reason == "error" for c in result.choices)
+        status = stream_status(done=True, finished=True, usage=True, error=errors, end=end)
+        return StreamReport(
+            rows=tuple(self._rows),
+            anomalies=tuple(out),
+            result=result,
+            status=str(status.value),
+            end=end,
+            end_error=error,
+            timed=self._timed,
+            ttft=self._ttft,
+            last_token=self._last_token_t,
+            total=end_t if self._timed else None,
+            response_t=self.response_t,
+            http_status=self.http_status,
+            total_bytes=self._bytes,
+            chunks=self._chunks,
+            keep_alives=0,
+            content_events=self._content_events,
+            done=False,
+            line_ends={},
+            stall_threshold=self.stall_threshold,
+            streamed=False,
+        )
+
     def _http_error_message(self) -> str:
         body = b"".join(self._body).decode("utf-8", "replace")
         message = body.strip()
         try:
-            doc = json.loads(body)
+            doc = loads_bounded(body)
         except ValueError:
             doc = None
         if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
@@ -508,7 +592,7 @@ class StreamInspector:
                     )
                     continue
                 try:
-                    json.loads(call.arguments)
+                    loads_bounded(call.arguments, max_depth=_MAX_ARGUMENTS_DEPTH)
                 except ValueError as exc:
                     out.append(
                         Anomaly(

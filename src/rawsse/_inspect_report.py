@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +15,7 @@ from ._accumulate import ChatResult
 from ._chat_events import ChatEvent, Usage
 from ._frozen import Frozen
 from ._sse import Comment, ServerSentEvent
+from ._unicode import mend_surrogates
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -28,6 +31,7 @@ __all__ = [
     "event_to_dict",
     "row_to_dict",
     "sse_lines",
+    "writable",
 ]
 
 DEFAULT_STALL_THRESHOLD = 5.0
@@ -106,6 +110,7 @@ ANOMALY_KINDS = (
     "data_after_done",
     "unterminated_event",
     "stream_cut",
+    "lone_surrogate",
 )
 
 
@@ -144,6 +149,9 @@ class StreamReport:
     line_ends: dict[str, int] = field(default_factory=dict)
     """Counts of ``lf``, ``crlf`` and ``cr`` line ends."""
     stall_threshold: float = DEFAULT_STALL_THRESHOLD
+    streamed: bool = True
+    """False for a non-streaming answer (one JSON ``chat.completion`` body): it has no
+    events, ``[DONE]``, usage chunk or keep-alives to check."""
 
     def anomaly_kinds(self) -> list[str]:
         """The kinds of the anomalies, in report order."""
@@ -154,7 +162,7 @@ class StreamReport:
         result = self.result
         choice = result.choices[0] if result.choices else None
         usage = result.usage
-        return {
+        doc = {
             "status": self.status,
             "end": self.end,
             "end_error": self.end_error,
@@ -180,6 +188,7 @@ class StreamReport:
                 "line_ends": dict(self.line_ends),
             },
             "done": self.done,
+            "streamed": self.streamed,
             "stall_threshold": self.stall_threshold,
             "anomalies": [
                 {
@@ -193,6 +202,33 @@ class StreamReport:
             ],
             "events": [row_to_dict(row) for row in self.rows],
         }
+        # Extras and raw payloads keep the server's strings verbatim, lone
+        # surrogates included; the document is for writing out, so mend them.
+        mended: dict[str, Any] = writable(doc)
+        return mended
+
+
+def writable(value: Any) -> Any:
+    """``value`` (JSON-ready) with lone surrogates in its strings and keys replaced by U+FFFD.
+
+    Returns ``value`` itself when no string holds a surrogate (one JSON scan).
+    """
+    if not _ESCAPED_SURROGATE.search(json.dumps(value)):
+        return value
+    return _mend(value)
+
+
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def _mend(value: Any) -> Any:
+    if isinstance(value, str):
+        return mend_surrogates(value)[0]
+    if isinstance(value, dict):
+        return {_mend(k): _mend(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mend(v) for v in value]
+    return value
 
 
 def _usage_dict(usage: Usage) -> dict[str, Any]:

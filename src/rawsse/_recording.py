@@ -22,12 +22,15 @@ from ._cassette import (
     END_EOF,
     END_ERROR,
     Cassette,
+    append_cassette,
     body_json,
+    is_cassette_file,
     redact_headers,
     redact_request,
     redact_text,
     save_cassette,
 )
+from ._errors import CassetteError
 
 __all__ = ["RecordingTransport", "TeeStream"]
 
@@ -36,9 +39,13 @@ class RecordingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     """Wrap ``inner`` (a sync or async httpx transport) and record each exchange.
 
     ``path`` is a directory (``directory=True``, or by default when it exists as
-    one or has no suffix, like ``cassettes``) that gets one new file per exchange,
-    named ``<UTC time>-<model>.jsonl``; otherwise (``out.jsonl``) it is one
-    cassette file, rewritten by every exchange (the last one wins).
+    one, ends with a slash, or has no suffix and does not exist yet, like
+    ``cassettes``) that gets one new
+    file per exchange, named ``<UTC time>-<model>.jsonl``; otherwise it is one
+    cassette file of any name (``out.jsonl``, ``run.cassette``) to which every
+    exchange is appended in order, so none is lost (``load_cassettes`` and
+    ``ReplayTransport`` read them all).  Missing parent directories are created.
+    An existing file that is not a cassette raises ``CassetteError`` at once.
 
     A cassette is written when its body ends (``end: eof`` or ``error``) or, at
     the latest, when the response is closed (``end: closed`` if the consumer
@@ -59,8 +66,12 @@ class RecordingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         self.saved: list[Path] = []
         self._clock = clock
         if directory is None:
-            directory = self.path.is_dir() or not self.path.suffix
+            trailing = str(path).endswith(("/", os.sep))
+            directory = trailing or self.path.is_dir()
+            directory = directory or (not self.path.suffix and not self.path.exists())
         self._single = not directory
+        if self._single and not is_cassette_file(self.path, missing_ok=True):
+            raise CassetteError(f"{self.path}: exists and is not a cassette; not recording into it")
 
     def __repr__(self) -> str:
         return f"RecordingTransport({self.inner!r}, {str(self.path)!r})"
@@ -164,7 +175,10 @@ class _Tape:
             recorded_at=self.recorded_at,
         )
         path = self.owner._target(cassette)
-        save_cassette(cassette, path)
+        if self.owner._single:
+            append_cassette(cassette, path)
+        else:
+            save_cassette(cassette, path)
         self.owner.saved.append(path)
 
 

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from ._cassette import Cassette, load_cassette
+from ._cassette import MAX_SECONDS, Cassette, load_cassettes
 from ._errors import CassetteError
-from ._replay_plan import Chunking, ReplayPlan, plan_replay
+from ._replay_plan import MIN_SPEED, Chunking, ReplayPlan, plan_replay
 
 __all__ = ["CassetteSource", "Chunking", "Match", "ReplayTransport", "Timing"]
 
@@ -39,8 +39,8 @@ def _load(source: CassetteSource | Iterable[CassetteSource]) -> list[Cassette]:
             files = sorted(path.glob("*.jsonl"))
             if not files:
                 raise CassetteError(f"{path}: no cassettes (*.jsonl) in this directory")
-            return [load_cassette(p) for p in files]
-        return [load_cassette(path)]
+            return [c for p in files for c in load_cassettes(p)]
+        return load_cassettes(path)  # every exchange a file holds, in order
     out: list[Cassette] = []
     for item in source:
         out += _load(item)
@@ -62,9 +62,10 @@ def _model(body: Any) -> str | None:
 class ReplayTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     """Serve recorded exchanges to ``httpx.Client`` or ``httpx.AsyncClient``.
 
-    ``cassettes``: a file, a directory (its ``*.jsonl``), a ``Cassette``, or a list
-    of these.  A request is matched by method and URL path, plus the body's
-    ``model`` (``match="model"``) or the whole JSON body (``match="body"``); when
+    ``cassettes``: a file (every exchange it holds, in order), a directory (its
+    ``*.jsonl``), a ``Cassette``, or a list of these.  A request is matched by
+    method and URL path, plus the body's ``model`` (``match="model"``) or the
+    whole JSON body (``match="body"``); when
     several match, each is served once in order before any repeats.  A request
     that matches none raises ``CassetteError`` listing what there is.
 
@@ -107,8 +108,8 @@ class ReplayTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         if timing not in (None, "instant", "recorded"):
             raise ValueError(f"timing must be 'instant' or 'recorded': {timing!r}")
         if speed is not None:
-            if not speed > 0:
-                raise ValueError(f"speed must be > 0: {speed!r}")
+            if not speed >= MIN_SPEED:
+                raise ValueError(f"speed must be at least {MIN_SPEED:g}: {speed!r}")
             if timing == "instant":
                 raise ValueError("speed= needs recorded timing; drop timing='instant'")
         if isinstance(chunking, bool) or not (
@@ -121,8 +122,8 @@ class ReplayTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         for name, value in (("cut_after", cut_after), ("stall_at", stall_at)):
             if value is not None and (isinstance(value, bool) or value < 0):
                 raise ValueError(f"{name} must be >= 0: {value!r}")
-        if stall_for < 0:
-            raise ValueError(f"stall_for must be >= 0: {stall_for!r}")
+        if not 0 <= stall_for <= MAX_SECONDS:
+            raise ValueError(f"stall_for must be from 0 to {MAX_SECONDS:g} seconds: {stall_for!r}")
         if status is not None and not 100 <= status <= 999:
             raise ValueError(f"status must be an HTTP status: {status!r}")
         self.cassettes = _load(cassettes)

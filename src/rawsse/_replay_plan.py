@@ -18,9 +18,13 @@ from typing import Literal, TypeAlias
 from ._cassette import Cassette
 from ._constants import END_EOF, END_ERROR
 
-__all__ = ["RANDOM_MAX_CHUNK", "Chunking", "ReplayPlan", "plan_replay"]
+__all__ = ["MIN_SPEED", "RANDOM_MAX_CHUNK", "Chunking", "ReplayPlan", "plan_replay"]
 
 Chunking: TypeAlias = "Literal['recorded', 'byte', 'random'] | int"
+
+MIN_SPEED = 0.001
+"""The slowest replay speed (a thousand times slower than recorded): a smaller factor
+would make a cassette's times (at most ``MAX_SECONDS``) overflow to an endless wait."""
 
 RANDOM_MAX_CHUNK = 64
 """``chunking="random"`` cuts pieces of 1 to this many bytes."""
@@ -165,10 +169,13 @@ def plan_replay(
 ) -> ReplayPlan:
     """Plan the replay of ``cassette`` with its times multiplied by ``scale``.
 
+    ``scale`` is finite and at most ``1 / MIN_SPEED`` (``ValueError`` otherwise).
     A piece is served when its last byte was recorded to arrive.  ``cut_after=N``
     ends the body after exactly N bytes (at its end when it is shorter);
     ``stall_at=N`` stalls before body byte N (past the end: before the end).
     """
+    if not 0 <= scale <= 1 / MIN_SPEED:
+        raise ValueError(f"scale must be between 0 and {1 / MIN_SPEED:g}: {scale!r}")
     end: Literal["eof", "cut", "error", "missing"] = "eof"
     if cut_after is not None:
         end = "cut"

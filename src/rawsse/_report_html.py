@@ -12,6 +12,7 @@ from html import escape
 from ._chat_events import is_token
 from ._inspect_report import ChunkRow, EventRow, StreamReport, sse_lines
 from ._sse import Comment
+from ._unicode import mend_surrogates
 
 __all__ = ["render_html_report"]
 
@@ -20,6 +21,8 @@ _LEFT, _RIGHT, _TOP, _BOTTOM = 70, 70, 20, 50
 _PLOT_W = _W - _LEFT - _RIGHT
 _PLOT_H = _H - _TOP - _BOTTOM
 _CELL_LIMIT = 300
+_LABEL_ROW = 14  # px between rows of timeline labels
+_CHAR_W = 6.5  # px: a generous width of one 11 px character, to keep labels apart
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1b1f24;background:#fff}
@@ -43,6 +46,10 @@ svg{border:1px solid #d0d7de;background:#fff;max-width:100%;height:auto}
 svg text{font:11px system-ui,sans-serif;fill:#57606a}
 .legend span{display:inline-block;margin-right:16px}
 .sw{display:inline-block;width:12px;height:12px;vertical-align:-2px;margin-right:4px}
+pre.answer,pre.reasoning{white-space:pre-wrap;word-break:break-word;background:#f6f8fa;
+padding:8px;margin:4px 0;font:13px/1.45 ui-monospace,monospace}
+h3{font-size:14px;margin:12px 0 4px} .refusal{color:#cf222e}
+table.tool-calls{width:auto;margin:4px 0} .none{color:#57606a}
 """
 
 
@@ -63,6 +70,7 @@ def render_html_report(report: StreamReport, *, title: str = "rawsse stream repo
         f"<title>{escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n",
         f"<h1>{escape(title)}</h1>\n",
         _summary(report),
+        _answer(report),
         "<h2>Timeline</h2>\n",
         _timeline(report),
         _anomalies(report),
@@ -70,7 +78,8 @@ def render_html_report(report: StreamReport, *, title: str = "rawsse stream repo
         _table(report),
         "</body>\n</html>\n",
     ]
-    return "".join(parts)
+    # Raw payloads may hold lone surrogates, which no encoder writes.
+    return mend_surrogates("".join(parts))[0]
 
 
 def _summary(report: StreamReport) -> str:
@@ -102,6 +111,44 @@ def _summary(report: StreamReport) -> str:
         f'<p class="sub">status <span class="status {status}" id="status">{status}</span>'
         f'</p>\n<dl class="facts">{rows}</dl>\n'
     )
+
+
+def _answer(report: StreamReport) -> str:
+    """The assembled message: per choice its text, reasoning, refusal and tool calls."""
+    choices = report.result.choices
+    if not choices:
+        return '<h2>Answer</h2>\n<p class="none" id="answer">No answer.</p>\n'
+    parts = ['<h2>Answer</h2>\n<div id="answer">']
+    for choice in choices:
+        parts.append(f'<section class="choice" data-index="{choice.index}">')
+        if len(choices) > 1:
+            finish = choice.finish_reason or "\u2013"
+            parts.append(f"<h3>choice {choice.index} (finish {escape(finish)})</h3>")
+        if choice.reasoning:
+            parts.append(
+                f"<details><summary>reasoning ({len(choice.reasoning):,} characters)</summary>"
+                f'<pre class="reasoning">{escape(choice.reasoning)}</pre></details>'
+            )
+        if choice.content:
+            parts.append(f'<pre class="answer">{escape(choice.content)}</pre>')
+        elif not choice.tool_calls and choice.refusal is None:
+            parts.append('<p class="none">No text.</p>')
+        if choice.refusal is not None:
+            parts.append(f'<p class="refusal">refusal: {escape(choice.refusal)}</p>')
+        if choice.tool_calls:
+            rows = "".join(
+                f"<tr><td>{call.index}</td><td>{escape(call.id or '')}</td>"
+                f"<td>{escape(call.type or '')}</td><td>{escape(call.name or '')}</td>"
+                f'<td class="wrap">{escape(call.arguments)}</td></tr>'
+                for call in choice.tool_calls
+            )
+            parts.append(
+                '<table class="tool-calls"><thead><tr><th>#</th><th>id</th><th>type</th>'
+                f"<th>tool</th><th>arguments</th></tr></thead><tbody>{rows}</tbody></table>"
+            )
+        parts.append("</section>")
+    parts.append("</div>\n")
+    return "".join(parts)
 
 
 def _anomalies(report: StreamReport) -> str:
@@ -197,6 +244,7 @@ def _timeline(report: StreamReport) -> str:
         f'<text x="{_W - 14}" y="{_TOP + _PLOT_H / 2}" text-anchor="middle" '
         f'transform="rotate(90 {_W - 14} {_TOP + _PLOT_H / 2})">content deltas</text>'
     )
+    labels: list[tuple[str, float, str, str]] = []  # (class, x, colour, text)
     # Stalls first, so the lines draw over them.
     for a in report.anomalies:
         if a.kind == "stall" and a.t is not None and report.timed:
@@ -207,10 +255,7 @@ def _timeline(report: StreamReport) -> str:
                 f'height="{_PLOT_H}" fill="#cf222e" fill-opacity="0.12">'
                 f"<title>stall: {escape(a.message)}</title></rect>"
             )
-            svg.append(
-                f'<text x="{x1 + 4:.1f}" y="{_TOP + 28}" style="fill:#cf222e">'
-                f"stall {a.duration or 0.0:.3f} s</text>"
-            )
+            labels.append(("stall", x1, "#cf222e", f"stall {a.duration or 0.0:.3f} s"))
     svg.append(_polyline("bytes", points, "#0969da"))
     svg.append(_polyline("tokens", token_points, "#1a7f37"))
     for erow in event_rows:
@@ -223,10 +268,13 @@ def _timeline(report: StreamReport) -> str:
             )
     if report.response_t is not None and report.timed:
         x = x_of_t(report.response_t, 0)
-        svg.append(_marker("headers", x, "#8c959f", f"headers {report.response_t:.3f} s"))
+        svg.append(_marker("headers", x, "#8c959f"))
+        labels.append(("headers", x, "#8c959f", f"headers {report.response_t:.3f} s"))
     if report.ttft is not None:
         x = x_of_t(report.ttft, 0)
-        svg.append(_marker("ttft", x, "#8250df", f"TTFT {report.ttft:.3f} s"))
+        svg.append(_marker("ttft", x, "#8250df"))
+        labels.append(("ttft", x, "#8250df", f"TTFT {report.ttft:.3f} s"))
+    svg += _labels(labels)
     for a in report.anomalies:
         if a.kind == "in_band_error" and a.t is not None:
             x = x_of_t(a.t, 0)
@@ -260,12 +308,48 @@ def _polyline(name: str, points: list[tuple[float, float]], colour: str) -> str:
     )
 
 
-def _marker(name: str, x: float, colour: str, label: str) -> str:
+def _marker(name: str, x: float, colour: str) -> str:
     return (
         f'<g class="{name}"><line x1="{x:.1f}" y1="{_TOP}" x2="{x:.1f}" y2="{_TOP + _PLOT_H}" '
-        f'stroke="{colour}" stroke-dasharray="4 3"/>'
-        f'<text x="{x + 4:.1f}" y="{_TOP + 12}" style="fill:{colour}">{escape(label)}</text></g>'
+        f'stroke="{colour}" stroke-dasharray="4 3"/></g>'
     )
+
+
+def _labels(labels: list[tuple[str, float, str, str]]) -> list[str]:
+    """Label texts beside their lines, in rows so that none overlaps another.
+
+    A label goes right of its line, or left of it where it would pass the plot's
+    right edge; each takes the first row where it clears the labels already there.
+    """
+    rows: list[list[tuple[float, float]]] = []  # per row, the (left, right) spans taken
+    out = []
+    for name, x, colour, text in sorted(labels, key=lambda label: label[1]):
+        width = len(text) * _CHAR_W
+        left, anchor = x + 4, "start"
+        if left + width > _LEFT + _PLOT_W:
+            left, anchor = x - 4 - width, "end"
+        if left < _LEFT:
+            left, anchor = float(_LEFT), "start"
+        span = (left - 2, left + width + 2)
+        row = next(
+            (
+                i
+                for i, taken in enumerate(rows)
+                if all(span[0] >= b or span[1] <= a for a, b in taken)
+            ),
+            len(rows),
+        )
+        if row == len(rows):
+            rows.append([])
+        rows[row].append(span)
+        tx = left + width if anchor == "end" else left
+        y = _TOP + 12 + row * _LABEL_ROW
+        out.append(
+            f'<text class="{name}-label" x="{tx:.1f}" y="{y}" text-anchor="{anchor}" '
+            f'data-left="{span[0] + 2:.1f}" data-right="{span[1] - 2:.1f}" '
+            f'style="fill:{colour}">{escape(text)}</text>'
+        )
+    return out
 
 
 def _table(report: StreamReport) -> str:

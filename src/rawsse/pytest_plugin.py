@@ -5,22 +5,27 @@ the test function's name) and asks for ``rawsse_client`` (a ``rawsse.Client``),
 ``rawsse_async_client`` (a ``rawsse.AsyncClient``), or the bare httpx transports
 ``rawsse_transport`` / ``rawsse_async_transport``.  Keyword arguments of the
 marker go to ``ReplayTransport`` (``chunking="byte"``, ``speed=10``,
-``cut_after=100``...).
+``cut_after=100``...), except two that say where a recording comes from:
+``base_url=`` (another OpenAI-compatible endpoint) and ``api_key_env=`` (the
+environment variable holding that endpoint's key).
 
 Cassettes live in ``cassettes/`` next to the test file, or in the directory
 given by the ini option ``rawsse_cassette_dir`` (relative to the rootdir).  A
 missing cassette fails the test at setup, naming the file; with
-``--rawsse-record`` it is recorded live instead (from OpenRouter, with
-``$OPENROUTER_API_KEY``; the marker's ``base_url=`` picks another endpoint).
-Nothing here ever touches the network while replaying.
+``--rawsse-record`` it is recorded live instead.  The recording client follows
+``rawsse.Client``'s rule: ``$OPENROUTER_API_KEY`` goes to OpenRouter's host only,
+never to another ``base_url``; a marker's ``api_key_env="MY_KEY"`` sends
+``$MY_KEY`` instead; an endpoint that needs no key gets none.  Every request a
+test makes is kept, in order, in its one cassette file, and replayed in that
+order.  Nothing here ever touches the network while replaying.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -38,14 +43,18 @@ __all__ = [
     "rawsse_async_transport",
     "rawsse_cassette",
     "rawsse_cassette_path",
+    "rawsse_cassettes",
     "rawsse_client",
     "rawsse_transport",
 ]
 
 MARKER = "rawsse_cassette"
+_SOURCE_OPTIONS = ("base_url", "api_key_env")
+"""Marker options that say where a recording comes from (not replay options)."""
 REPLAY_KEY = "rawsse-replay-no-key"
 """The API key replay clients send: a placeholder, never a real key."""
 _CHAT_SUFFIX = "/chat/completions"
+_C = TypeVar("_C")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,7 +63,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--rawsse-record",
         action="store_true",
         default=False,
-        help="record missing rawsse cassettes live (needs OPENROUTER_API_KEY)",
+        help="record missing rawsse cassettes live (OPENROUTER_API_KEY for OpenRouter; "
+        "the marker's base_url= and api_key_env= for another endpoint)",
     )
     parser.addini(
         "rawsse_cassette_dir",
@@ -67,8 +77,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(name, **replay_options): the rawsse cassette this test replays "
-        "(options go to rawsse.testing.ReplayTransport)",
+        f"{MARKER}(name, base_url=None, api_key_env=None, **replay_options): the rawsse "
+        "cassette this test replays (options go to rawsse.testing.ReplayTransport); "
+        "base_url and api_key_env say where --rawsse-record records it from",
     )
 
 
@@ -84,6 +95,11 @@ def _marker(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
     if len(mark.args) > 1:
         raise pytest.UsageError(f"@pytest.mark.{MARKER} takes one cassette name: {mark.args!r}")
     name = str(mark.args[0]) if mark.args else default
+    key_env = mark.kwargs.get("api_key_env")
+    if key_env is not None and (not isinstance(key_env, str) or not key_env):
+        raise pytest.UsageError(
+            f"@pytest.mark.{MARKER}: api_key_env names an environment variable: {key_env!r}"
+        )
     return name, dict(mark.kwargs)
 
 
@@ -101,43 +117,77 @@ def rawsse_cassette_path(request: pytest.FixtureRequest) -> Path:
 
 
 def _recording(request: pytest.FixtureRequest, path: Path) -> bool:
+    """Whether this test records live: the cassette is missing and recording is on."""
     from ._constants import API_KEY_ENV
 
-    """Whether this test records live: the cassette is missing and recording is on."""
     if path.is_file():
         return False
     if not request.config.getoption("--rawsse-record"):
         pytest.fail(
             f"rawsse: cassette not found: {path}\n"
-            f"Record it once with `pytest --rawsse-record` (needs {API_KEY_ENV}), "
+            f"Record it once with `pytest --rawsse-record` ({API_KEY_ENV} for OpenRouter), "
             f"or fix the name in @pytest.mark.{MARKER}(...). "
             "rawsse never falls back to the network.",
-            pytrace=False,
-        )
-    if not os.environ.get(API_KEY_ENV):
-        pytest.fail(
-            f"rawsse: --rawsse-record needs {API_KEY_ENV} to record the missing cassette {path}",
             pytrace=False,
         )
     return True
 
 
+def _recording_key(request: pytest.FixtureRequest, path: Path) -> str | None:
+    """The ``api_key`` a recording client gets: the marker's variable, else None (the
+    client then reads ``$OPENROUTER_API_KEY`` for OpenRouter's host only)."""
+    _, options = _marker(request)
+    key_env = options.get("api_key_env")
+    if key_env is None:
+        return None
+    key = os.environ.get(key_env)
+    if not key:
+        pytest.fail(
+            f"rawsse: --rawsse-record needs {key_env} (named by api_key_env=) "
+            f"to record the missing cassette {path}",
+            pytrace=False,
+        )
+    return key
+
+
+def _recording_client(
+    request: pytest.FixtureRequest, path: Path, make: Callable[[str | None], _C]
+) -> _C:
+    from ._constants import API_KEY_ENV
+    from ._errors import ConfigurationError
+
+    try:
+        return make(_recording_key(request, path))
+    except ConfigurationError:  # OpenRouter's URL and no key anywhere
+        pytest.fail(
+            f"rawsse: --rawsse-record needs {API_KEY_ENV} to record the missing cassette {path}",
+            pytrace=False,
+        )
+
+
 @pytest.fixture
-def rawsse_cassette(request: pytest.FixtureRequest, rawsse_cassette_path: Path) -> Cassette:
-    """This test's cassette, loaded (fails the test when it is missing)."""
-    from ._cassette import load_cassette
+def rawsse_cassettes(request: pytest.FixtureRequest, rawsse_cassette_path: Path) -> list[Cassette]:
+    """Every exchange of this test's cassette, in order (fails the test when it is missing)."""
+    from ._cassette import load_cassettes
 
     if not rawsse_cassette_path.is_file():
         _recording(request, rawsse_cassette_path)
         pytest.fail(f"rawsse: cassette not recorded yet: {rawsse_cassette_path}", pytrace=False)
-    return load_cassette(rawsse_cassette_path)
+    return load_cassettes(rawsse_cassette_path)
+
+
+@pytest.fixture
+def rawsse_cassette(rawsse_cassettes: list[Cassette]) -> Cassette:
+    """This test's cassette, loaded: its first exchange (``rawsse_cassettes`` has them all)."""
+    return rawsse_cassettes[0]
 
 
 def _replay(request: pytest.FixtureRequest, path: Path) -> Any:
     from ._replay import ReplayTransport
 
     _, options = _marker(request)
-    options.pop("base_url", None)
+    for name in _SOURCE_OPTIONS:
+        options.pop(name, None)
     return ReplayTransport(path, **options)
 
 
@@ -202,16 +252,18 @@ def rawsse_client(request: pytest.FixtureRequest, rawsse_transport: Any) -> Iter
     import httpx
 
     from ._client import Client
-    from ._constants import API_KEY_ENV
 
     recording = not hasattr(rawsse_transport, "cassettes")
     http = httpx.Client(transport=rawsse_transport, timeout=None)
-    client = Client(
-        api_key=os.environ.get(API_KEY_ENV) if recording else REPLAY_KEY,
-        base_url=_base_url(request, rawsse_transport),
-        http_client=http,
-        retries=0,
-    )
+    base_url = _base_url(request, rawsse_transport)
+
+    def make(api_key: str | None) -> Client:
+        return Client(api_key=api_key, base_url=base_url, http_client=http, retries=0)
+
+    if recording:
+        client = _recording_client(request, _path_of(rawsse_transport), make)
+    else:
+        client = make(REPLAY_KEY)
     yield client
     client.close()
     http.close()
@@ -223,15 +275,20 @@ def rawsse_async_client(request: pytest.FixtureRequest, rawsse_async_transport: 
     import httpx
 
     from ._async_client import AsyncClient
-    from ._constants import API_KEY_ENV
 
     recording = not hasattr(rawsse_async_transport, "cassettes")
     # Neither transport holds a resource that outlives its responses, so the
     # client needs no ``aclose`` (which this sync fixture could not await).
     http = httpx.AsyncClient(transport=rawsse_async_transport, timeout=None)
-    return AsyncClient(
-        api_key=os.environ.get(API_KEY_ENV) if recording else REPLAY_KEY,
-        base_url=_base_url(request, rawsse_async_transport),
-        http_client=http,
-        retries=0,
-    )
+    base_url = _base_url(request, rawsse_async_transport)
+
+    def make(api_key: str | None) -> AsyncClient:
+        return AsyncClient(api_key=api_key, base_url=base_url, http_client=http, retries=0)
+
+    if recording:
+        return _recording_client(request, _path_of(rawsse_async_transport), make)
+    return make(REPLAY_KEY)
+
+
+def _path_of(transport: Any) -> Path:
+    return Path(transport.path)

@@ -13,9 +13,12 @@ from ._cassette import END_MISSING as END_MISSING
 from ._cassette import FORMAT as FORMAT
 from ._cassette import REDACTED as REDACTED
 from ._cassette import Cassette as Cassette
+from ._cassette import append_cassette as append_cassette
 from ._cassette import dumps_cassette as dumps_cassette
 from ._cassette import load_cassette as load_cassette
+from ._cassette import load_cassettes as load_cassettes
 from ._cassette import loads_cassette as loads_cassette
+from ._cassette import loads_cassettes as loads_cassettes
 from ._cassette import looks_like_secret as looks_like_secret
 from ._cassette import redact_headers as redact_headers
 from ._cassette import redact_url as redact_url
@@ -37,9 +40,12 @@ __all__ = [
     "FixtureServer",
     "RecordingTransport",
     "ReplayTransport",
+    "append_cassette",
     "dumps_cassette",
     "load_cassette",
+    "load_cassettes",
     "loads_cassette",
+    "loads_cassettes",
     "looks_like_secret",
     "redact_headers",
     "redact_url",

@@ -5,7 +5,8 @@ Every corpus and fixture stream is served through the SDK's own HTTP client
 accumulated in the plain OpenAI way (and, where it copes, by the SDK's own
 ``ChatCompletionStreamState``).  Content, tool calls and finish reasons must
 equal rawsse's.  Streams the SDK cannot read are skipped with the reason: the
-Responses / Messages skins (no ``choices``) and payloads that are not JSON.  On
+Responses / Messages skins (no ``choices``), payloads that are not JSON, and
+shapes its chunk models lack (Mistral content arrays, custom tool calls).  On
 an in-band error chunk the SDK raises ``APIError``; then what it read before the
 error must match, and rawsse's status must be ``error``.
 """
@@ -26,6 +27,13 @@ openai = pytest.importorskip("openai")
 httpx2 = pytest.importorskip("httpx2")
 
 NOT_CHAT = ("responses", "messages", "anthropic__")
+# Shapes the SDK's chunk models do not model, so its reading is not a reference.
+SDK_CANNOT_READ = {
+    "mistral_content_parts.sse": "delta.content is an array of parts; the SDK types it as a "
+    "string (its accumulation raises TypeError)",
+    "custom_tool_call.sse": "ChoiceDeltaToolCall has no `custom` field: the SDK reads a custom "
+    "tool call as nameless with no arguments",
+}
 
 Message = dict[int, dict[str, Any]]
 """choice index -> {"content", "tool_calls": [(id, name, arguments)], "finish_reason"}."""
@@ -137,6 +145,8 @@ def without_finish(message: Message) -> Message:
 def test_same_message_as_the_openai_sdk(path: Path) -> None:
     if any(part in path.name for part in NOT_CHAT):
         pytest.skip("not a chat-completions stream (no choices): the SDK cannot read it")
+    if path.name in SDK_CANNOT_READ:
+        pytest.skip(SDK_CANNOT_READ[path.name])
     data = path.read_bytes()
     try:
         result = accumulate(parse_chat_stream(data))

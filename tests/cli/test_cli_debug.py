@@ -165,13 +165,8 @@ CORPUS_ANOMALIES = {
             "terminated)",
         },
     ],
-    "openai__chat_multiple_choices_n3.sse": [
-        {
-            "kind": "empty_delta",
-            "message": "3 chunk(s) whose delta carries nothing (no content, reasoning, tool "
-            "call, finish reason or usage)",
-        }
-    ],
+    # Each choice opens with the standard {"role": "assistant", "content": ""}: nothing to report.
+    "openai__chat_multiple_choices_n3.sse": [],
 }
 
 
@@ -547,12 +542,14 @@ def test_record_an_error_still_writes_the_cassette(server: ServerThread, tmp_pat
     assert (replay.returncode, replay.stderr) == (1, f"error: HTTP 404: {message}\n")
 
 
-def test_record_needs_a_jsonl_file() -> None:
-    proc = run("record", "m/x", "hi", "-o", "out.txt", env={"OPENROUTER_API_KEY": KEY})
+def test_record_refuses_a_file_that_is_not_a_cassette(tmp_path: Path) -> None:
+    notes = tmp_path / "out.txt"
+    notes.write_text("notes\n")
+    proc = run("record", "m/x", "hi", "-o", str(notes), env={"OPENROUTER_API_KEY": KEY})
     assert proc.returncode == 2
-    assert (
-        proc.stderr
-        == "rawsse record: error: cannot record to out.txt: a cassette file ends in .jsonl\n"
+    assert proc.stderr == (
+        f"rawsse record: error: cannot record to {notes}: {notes}: exists and is not a "
+        "cassette; not recording into it\n"
     )
 
 

@@ -7,18 +7,27 @@ raw SSE body (untimed); ``-`` is SSE on stdin, each read stamped with its arriva
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._cassette import Cassette, load_cassette
+from .._cassette import Cassette, load_cassettes
 from .._errors import CassetteError
-from ..inspect import StreamInspector, StreamReport, inspect_cassette, inspect_stream
+from ..inspect import (
+    DEFAULT_STALL_THRESHOLD,
+    StreamInspector,
+    StreamReport,
+    inspect_cassette,
+    inspect_stream,
+)
 from ._output import UsageError, reason
 
 __all__ = ["Recording", "read_recording"]
+
+_EXCHANGE = re.compile(r"^(.+)#(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,11 @@ class Recording:
     cassette: Cassette | None = None
     """The cassette read, for a ``cassette``."""
 
+    @property
+    def choices(self) -> int:
+        """How many choices the recorded answer has (so they can be labelled from the start)."""
+        return len(self.report(DEFAULT_STALL_THRESHOLD).result.choices)
+
     def inspector(self) -> StreamInspector:
         """A ``StreamInspector`` for this response (feed it ``chunks``, then ``close``)."""
         return StreamInspector(http_status=self.http_status, response_t=self.response_t)
@@ -53,10 +67,16 @@ class Recording:
 def read_recording(path: str) -> Recording:
     """Read ``path``: JSON Lines is a cassette, anything else a raw SSE body.
 
-    Raises ``UsageError`` with a one-line reason when the file cannot be read.
+    A cassette file holding several exchanges (appended by a recorder) needs one
+    named: ``FILE#N`` is exchange N (from 1).  Raises ``UsageError`` with a
+    one-line reason when the file cannot be read.
     """
     if path == "-":
         return _read_stdin()
+    exchange = None
+    picked = _EXCHANGE.match(path)
+    if picked is not None and not Path(path).exists():
+        path, exchange = picked.group(1), int(picked.group(2))
     p = Path(path)
     if p.is_dir():
         raise UsageError(f"{path}: is a directory, not a cassette or .sse file")
@@ -67,8 +87,8 @@ def read_recording(path: str) -> Recording:
             head = f.read(64)
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if p.suffix == ".jsonl" or head.lstrip().startswith(b'{"format"'):
-        return _read_cassette(path)
+    if p.suffix == ".jsonl" or head.lstrip().startswith(b'{"format"') or exchange is not None:
+        return _read_cassette(path, exchange)
     try:
         data = p.read_bytes()
     except OSError as exc:
@@ -96,11 +116,19 @@ def _read_stdin() -> Recording:
     return Recording("-", "stdin", chunks, "eof", None, end_t, None, None, None)
 
 
-def _read_cassette(path: str) -> Recording:
+def _read_cassette(path: str, exchange: int | None) -> Recording:
     try:
-        cassette = load_cassette(path)
+        cassettes = load_cassettes(path)
     except CassetteError as exc:
         raise UsageError(f"not a usable cassette: {reason(exc)}") from None
+    count = len(cassettes)
+    if exchange is None and count > 1:
+        raise UsageError(f"{path} holds {count} exchanges: name one, {path}#1 to {path}#{count}")
+    if exchange is not None and not 1 <= exchange <= count:
+        raise UsageError(f"{path} holds {count} exchange(s): there is no #{exchange}")
+    cassette = cassettes[(exchange or 1) - 1]
+    if exchange is not None:
+        path = f"{path}#{exchange}"
     return Recording(
         path=path,
         kind="cassette",

@@ -132,19 +132,33 @@ def isatty(stream: IO[str]) -> bool:
 # -- the live stream printer (chat, record, replay, demo) ---------------------------------
 
 
+_Content = TextDelta | ReasoningDelta | ToolCallDelta | RefusalDelta
+
+
 class StreamPrinter:
-    """Writes choice 0 of a stream as a person reads it.
+    """Writes every choice of a stream as a person reads it.
 
     Text as it comes; reasoning dimmed on a terminal, else each line prefixed
     ``[reasoning] ``; tool calls as ``[tool call #0 name] `` and the argument
     fragments as they arrive (``…`` marks a call continued after another one
     interleaved); refusals prefixed ``[refusal] ``.
+
+    The first choice to arrive (choice 0) is written live; the others (``n > 1``)
+    are kept and written by ``finish()``, each under a ``[choice N]`` line, so
+    interleaved choices never mix.  With ``labels`` (the caller knows there are
+    several) the live choice gets its ``[choice 0]`` line too.
     """
 
-    def __init__(self, out: IO[str], style: Style, err: IO[str] | None = None) -> None:
+    def __init__(
+        self, out: IO[str], style: Style, err: IO[str] | None = None, *, labels: bool = False
+    ) -> None:
         self.out = out
         self.err = err
         self.style = style
+        self._labels = labels
+        self._live: int | None = None  # the choice written as it arrives
+        self._later: dict[int, list[_Content]] = {}  # the other choices, written at the end
+        self._labelled = False
         self._mode: str | None = None
         self._line_start = True
         self._tool: int | None = None
@@ -160,9 +174,23 @@ class StreamPrinter:
             return
         if not isinstance(event, TextDelta | ReasoningDelta | ToolCallDelta | RefusalDelta):
             return
-        if event.index != 0:
+        if self._live is None:
+            # Known to be several: choice 0 goes first, whatever arrives first.
+            self._live = 0 if self._labels else event.index
+        if event.index != self._live:
+            self._later.setdefault(event.index, []).append(event)
             return
         self._clear_progress()
+        if self._labels and not self._labelled:
+            self._labelled = True
+            self._label(event.index)
+        self._render(event)
+        self.out.flush()
+
+    def _label(self, index: int) -> None:
+        self._write(self.style.cyan(f"[choice {index}]") + "\n")
+
+    def _render(self, event: _Content) -> None:
         if isinstance(event, TextDelta):
             self._switch("text")
             self._write(event.text)
@@ -178,7 +206,6 @@ class StreamPrinter:
             self._write(event.text, prefix="[refusal] ")
         else:
             self._tool_call(event)
-        self.out.flush()
 
     def _tool_call(self, event: ToolCallDelta) -> None:
         key = event.tool_index
@@ -251,12 +278,25 @@ class StreamPrinter:
         self.err.flush()
 
     def finish(self) -> None:
-        """End the output: close an open tool call and end the line."""
+        """End the output: close an open tool call and end the line; then write the
+        choices kept for the end, each under its ``[choice N]`` line."""
         self._clear_progress()
+        self._end_choice()
+        if self._later and not self._labelled and self._live is not None:
+            self._write(self.style.dim(f"(the text above is choice {self._live})") + "\n")
+        later, self._later = self._later, {}
+        for index in sorted(later):
+            self._mode, self._tool, self._tools = None, None, {}
+            self._label(index)
+            for event in later[index]:
+                self._render(event)
+            self._end_choice()
+        self.out.flush()
+
+    def _end_choice(self) -> None:
         self._switch(None)
         if not self._line_start:
             self._write("\n")
-        self.out.flush()
 
 
 # -- summary line --------------------------------------------------------------------
@@ -373,6 +413,28 @@ def result_json(result: ChatResult | None, summary: Summary | None) -> dict[str,
         "native_finish_reason": choice.native_finish_reason if choice else None,
         "usage": None if result.usage is None else dict(result.usage.raw),
         "choices": len(result.choices),
+        # Every choice (n > 1), each as the fields above give choice 0.
+        "choice_results": [
+            {
+                "index": c.index,
+                "text": c.content,
+                "reasoning": c.reasoning,
+                "refusal": c.refusal,
+                "tool_calls": [
+                    {
+                        "index": t.index,
+                        "id": t.id,
+                        "type": t.type,
+                        "name": t.name,
+                        "arguments": t.arguments,
+                    }
+                    for t in c.tool_calls
+                ],
+                "finish_reason": c.finish_reason,
+                "native_finish_reason": c.native_finish_reason,
+            }
+            for c in result.choices
+        ],
     }
     if summary is not None:
         doc["metrics"] = summary.as_dict()

@@ -12,7 +12,6 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import httpx
@@ -26,7 +25,13 @@ from .._constants import (
     OTHER_KEY_ENV,
     is_openrouter,
 )
-from .._errors import APIError, ConfigurationError, RawSSEError, StreamInterrupted
+from .._errors import (
+    APIError,
+    CassetteError,
+    ConfigurationError,
+    RawSSEError,
+    StreamInterrupted,
+)
 from .._metrics_log import MetricsLog
 from .._recording import RecordingTransport, TeeStream
 from .._resume import Resume
@@ -69,7 +74,12 @@ def add_parser(subparsers: Any) -> None:
         epilog="exit codes: 0 ok, 1 API or stream error, 2 usage error",
     )
     add_chat_arguments(parser)
-    parser.add_argument("--record", metavar="FILE", help="also record the exchange as a cassette")
+    parser.add_argument(
+        "--record",
+        metavar="FILE",
+        help="also record the exchange as a cassette: a file (any name; appended to), or a "
+        "directory (one file per exchange; a trailing / or no suffix); folders are created",
+    )
     parser.set_defaults(handler=run, command="chat")
 
 
@@ -168,13 +178,6 @@ def _chat(
         )
     prompt = _read_prompt(args.prompt, stdin)
     record: str | None = args.record
-    if record is not None:
-        target = Path(record)
-        if not target.is_dir():
-            if target.suffix != ".jsonl":
-                raise UsageError(f"cannot record to {record}: a cassette file ends in .jsonl")
-            if not target.resolve().parent.is_dir():
-                raise UsageError(f"cannot record to {record}: no directory {target.parent}")
     metrics_log = _open_metrics_log(getattr(args, "metrics", None))
     raw_out = args.raw
     show_json = args.json
@@ -208,7 +211,12 @@ def _chat(
     inner: httpx.BaseTransport = httpx.HTTPTransport()
     recorder = None
     if record is not None:
-        inner = recorder = RecordingTransport(inner, record)
+        # Any file name (the format is in the content; an existing cassette gets the
+        # exchange appended), a directory, or missing folders (created).
+        try:
+            inner = recorder = RecordingTransport(inner, record)
+        except CassetteError as exc:
+            raise UsageError(f"cannot record to {record}: {reason(exc)}") from None
     http = httpx.Client(
         transport=TapTransport(inner, on_request, on_response, on_chunk), timeout=None
     )

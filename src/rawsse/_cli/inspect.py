@@ -51,7 +51,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "file",
         metavar="FILE",
-        help="a cassette (.jsonl), a raw .sse body, or '-': SSE on stdin, timed as it arrives",
+        help="a cassette (FILE#N: exchange N of a file holding several), a raw .sse body, "
+        "or '-': SSE on stdin, timed as it arrives",
     )
     parser.add_argument(
         "--json", action="store_true", help="one JSON document: status, events, anomalies, ..."
@@ -159,6 +160,8 @@ def write_inspect_text(
     if recording.http_status is not None:
         after = "" if report.response_t is None else f" after {report.response_t:.3f} s"
         w(f"response: HTTP {recording.http_status}{after}\n")
+    if not report.streamed:
+        w("a non-streaming answer: one JSON chat.completion, read as its message\n")
     if rows:
         w("\n" + style.dim(f"{'t (s)':>8} {'chunk':>5} {'bytes':>7}  row") + "\n")
         pad = " " * 24

@@ -24,6 +24,7 @@ def add_parser(subparsers: Any) -> None:
         dest="record",
         metavar="FILE",
         required=True,
-        help="the cassette to write (.jsonl)",
+        help="the cassette to write: a file (any name; appended to), or a directory "
+        "(one file per exchange; a trailing / or no suffix); folders are created",
     )
     parser.set_defaults(handler=run, command="record")

@@ -8,6 +8,9 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
+from .._chat import parse_chat_stream
+from .._chat_events import ChatEvent, Done
+from .._completion import completion_from_result, stream_from_completion
 from ..inspect import EventRow, StreamReport
 from ._files import read_recording
 from ._output import (
@@ -39,7 +42,11 @@ def add_parser(subparsers: Any) -> None:
         ),
         epilog="exit codes: 0 complete, 1 the recording ends in an error or cut, 2 bad file",
     )
-    parser.add_argument("file", metavar="FILE", help="a cassette (.jsonl) or a raw .sse body")
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        help="a cassette (FILE#N: exchange N of a file holding several) or a raw .sse body",
+    )
     parser.add_argument(
         "--speed",
         type=number_arg,
@@ -72,8 +79,17 @@ def run(
         err.write(f"rawsse replay: error: {exc}\n")
         return EXIT_USAGE
     inspector = recording.inspector()
-    printer = StreamPrinter(out, style, err)
+    printer = StreamPrinter(out, style, err, labels=recording.choices > 1)
     clock = 0.0
+
+    def show(events: tuple[ChatEvent, ...] | list[ChatEvent], t: float | None) -> None:
+        for event in events:
+            if args.events:
+                stamp = f"{t:8.3f}" if t is not None else f"{DASH:>8}"
+                out.write(f"{stamp}  {event_text(event)}\n")
+            else:
+                printer.event(event)
+
     try:
         for t, data in recording.chunks:
             if t is not None and args.speed > 0 and t > clock:
@@ -82,12 +98,7 @@ def run(
             for row in inspector.feed(data, t):
                 if not isinstance(row, EventRow):
                     continue
-                for event in row.events:
-                    if args.events:
-                        stamp = f"{row.t:8.3f}" if row.t is not None else f"{DASH:>8}"
-                        out.write(f"{stamp}  {event_text(event)}\n")
-                    else:
-                        printer.event(event)
+                show(row.events, row.t)
                 if args.events and row.error is not None:
                     out.write(f"{'':>8}  malformed: {row.error}\n")
             out.flush()
@@ -96,6 +107,11 @@ def run(
         err.write("rawsse: interrupted\n")
         return EXIT_INTERRUPTED
     report = inspector.close(end=recording.end, error=recording.end_error, t=recording.end_t)
+    if not report.streamed:
+        # A non-streaming answer has no events on the wire: show its message as the
+        # events it stands for, when the body arrived.
+        body = stream_from_completion(completion_from_result(report.result))
+        show([e for e in parse_chat_stream(body) if not isinstance(e, Done)], report.total)
     if not args.events:
         printer.finish()
     out.write(Summary.of_report(report).line(style) + "\n")

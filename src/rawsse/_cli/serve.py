@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 import threading
 from typing import IO, Any
 
 from .._errors import CassetteError
-from .._server import API_PREFIX, CHAT_PATH, FixtureServer, Seam
+from .._server import (
+    API_PREFIX,
+    CHAT_PATH,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DESCRIPTOR_RESERVE,
+    MAX_CONNECTIONS_CEILING,
+    FixtureServer,
+    Seam,
+)
 from ._output import EXIT_OK, EXIT_USAGE, Style, speed_arg
 
-__all__ = ["DEFAULT_PORT", "add_parser", "curl_line", "run"]
+__all__ = ["DEFAULT_PORT", "add_parser", "ambiguity_lines", "curl_line", "run"]
 
 DEFAULT_PORT = 8787
 
@@ -25,8 +35,10 @@ def add_parser(subparsers: Any) -> None:
         help="serve cassettes as an OpenAI-compatible API on loopback",
         description=(
             f"Serve cassettes as POST {CHAT_PATH} (the cassette chosen by the request's "
-            f'"model" or the X-Rawsse-Cassette header) and GET {API_PREFIX}/models, '
-            "streaming with the recorded timing. The first line printed is the base URL. "
+            f'"model" or the X-Rawsse-Cassette header), GET {API_PREFIX}/models and '
+            f"GET {API_PREFIX}/models/ID, streaming with the recorded timing. Every cassette "
+            "has a unique id; the startup lines name model ids several cassettes share. "
+            "The first line printed is the base URL. "
             "Faults per request: X-Rawsse-Cut-After: N, X-Rawsse-Stall: N,S, X-Rawsse-Speed: X; "
             "for resuming: X-Rawsse-Seam, X-Rawsse-Length-After: N, X-Rawsse-Error-At: N,CODE, "
             "X-Rawsse-Once: TOKEN. A request ending in an assistant message that starts a "
@@ -65,6 +77,53 @@ def add_parser(subparsers: Any) -> None:
         help="how a continuation from a prefill starts: none (default), trim (one leading "
         "space dropped) or repeat:N (the prefill's last N characters sent again)",
     )
+    parser.add_argument(
+        "--header-timeout",
+        type=_seconds_arg,
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="S",
+        help=(
+            "seconds from a request's first byte to the end of its head, and as long for its "
+            f"body (default {DEFAULT_HEADER_TIMEOUT:g})"
+        ),
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_seconds_arg,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="S",
+        help=(
+            "seconds a connection may wait for a request's first byte "
+            f"(default {DEFAULT_IDLE_TIMEOUT:g})"
+        ),
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_connections_arg,
+        default=None,
+        metavar="N",
+        help=(
+            f"open connections at most (default: the open-file limit less {DESCRIPTOR_RESERVE}, "
+            f"at most {MAX_CONNECTIONS_CEILING:,}); the longest idle one makes room, and a new "
+            "one is refused (503) when all are busy"
+        ),
+    )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help=(
+            "also let pages from ORIGIN read the answers (http://host:port, http://host:* or "
+            "null; repeatable). By default only loopback pages may (http://localhost:*, "
+            "http://127.0.0.1:*, http://[::1]:*)"
+        ),
+    )
+    parser.add_argument(
+        "--cors-any",
+        action="store_true",
+        help="let pages from every origin read the answers (any website you visit, too)",
+    )
     parser.set_defaults(handler=run, command="serve")
 
 
@@ -73,6 +132,26 @@ def _seam_arg(text: str) -> Seam:
         return Seam.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"not a number of seconds > 0: {text!r}")
+    return value
+
+
+def _connections_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a number of connections >= 1: {text!r}")
+    return value
 
 
 def _port_arg(text: str) -> int:
@@ -103,9 +182,19 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
     style = Style.detect(out, err)
     try:
         server = FixtureServer(
-            args.dir, host=args.host, port=args.port, speed=args.speed, log=err, seam=args.seam
+            args.dir,
+            host=args.host,
+            port=args.port,
+            speed=args.speed,
+            log=err,
+            header_timeout=args.header_timeout,
+            idle_timeout=args.idle_timeout,
+            max_connections=args.max_connections,
+            cors_origins=args.cors_origin,
+            cors_any=args.cors_any,
+            seam=args.seam,
         )
-    except (CassetteError, OSError) as exc:
+    except (CassetteError, OSError, ValueError) as exc:
         err.write(f"rawsse serve: error: {exc}\n")
         return EXIT_USAGE
     stop = threading.Event()
@@ -134,6 +223,8 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
             out.flush()
             out.write(curl_line(server.base_url, server.models[0]) + "\n")
             out.write(style.dim("models: " + ", ".join(server.models)) + "\n")
+            for line in ambiguity_lines(server):
+                out.write(style.yellow(line) + "\n")
             out.write(style.dim("Ctrl-C stops the server.") + "\n")
             out.flush()
             while not stop.wait(0.5):
@@ -146,6 +237,19 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
         _restore_sigterm(previous)
     err.write("rawsse serve: stopped\n")
     return EXIT_OK
+
+
+def ambiguity_lines(server: FixtureServer) -> list[str]:
+    """One line per model id recorded by several cassettes: which one the id resolves to,
+    and the ids that reach the others."""
+    lines = []
+    for model, (name, ids) in server.ambiguous.items():
+        others = [i for i in ids if i != model]
+        lines.append(
+            f"note: {model} is recorded by {len(ids)} cassettes; {model} -> {name}; "
+            f"the others by their own ids: {', '.join(others)}"
+        )
+    return lines
 
 
 def _on_sigterm(stop: threading.Event) -> Any:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from dataclasses import dataclass
 
-from .._cassette import Cassette
-from .._replay_plan import plan_replay
-from ._http import CORS, BadRequest, response_head, write_chunk
+from .._cassette import MAX_SECONDS, Cassette
+from .._replay_plan import MIN_SPEED, plan_replay
+from ._http import BadRequest, response_head, write_chunk
 
 __all__ = ["Faults", "parse_faults", "parse_speed", "serve_replay"]
 
@@ -37,15 +38,35 @@ _HOP_HEADERS = frozenset(
 
 
 KEEPALIVE = b": OPENROUTER PROCESSING\n\n"
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 def parse_speed(text: str) -> float:
-    """``X`` as a speed: a positive number, ``0``/``instant`` (no waiting) or ``inf``."""
+    """``X`` as a speed: ``0``/``instant`` (no waiting), a number from ``MIN_SPEED`` on, or ``inf``.
+
+    ``ValueError`` otherwise: a tinier factor would stretch a recording past any
+    clock (``1e-320`` makes every wait infinite).
+    """
     if text.strip().lower() == "instant":
         return 0.0
     value = float(text)
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"speed must be >= 0, not {text!r}")
+    if math.isnan(value) or value < 0 or 0 < value < MIN_SPEED:
+        raise ValueError(f"speed must be 0 or at least {MIN_SPEED:g}, not {text!r}")
+    return value
+
+
+def _offset(text: str) -> int:
+    """A byte offset: ASCII digits only (``int()`` also takes ``+``, ``_`` and other scripts)."""
+    text = text.strip(" \t")
+    if not _DIGITS.fullmatch(text):
+        raise ValueError(text)
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= MAX_SECONDS:
+        raise ValueError(text)
     return value
 
 
@@ -70,14 +91,10 @@ def parse_faults(headers: dict[str, str]) -> Faults:
     keepalive: float | None = None
     try:
         if "x-rawsse-cut-after" in headers:
-            cut = int(headers["x-rawsse-cut-after"])
-            if cut < 0:
-                raise ValueError
+            cut = _offset(headers["x-rawsse-cut-after"])
         if "x-rawsse-stall" in headers:
             at, _, seconds = headers["x-rawsse-stall"].partition(",")
-            stall = (int(at), float(seconds))
-            if stall[0] < 0 or not 0 <= stall[1] < math.inf:
-                raise ValueError
+            stall = (_offset(at), _seconds(seconds))
         if "x-rawsse-speed" in headers:
             speed = parse_speed(headers["x-rawsse-speed"])
         if "x-rawsse-keepalive" in headers:
@@ -88,8 +105,8 @@ def parse_faults(headers: dict[str, str]) -> Faults:
         raise BadRequest(
             400,
             "bad fault header: X-Rawsse-Cut-After: N (bytes), X-Rawsse-Stall: N,S "
-            "(byte, seconds), X-Rawsse-Speed: X (number or 'instant'), "
-            "X-Rawsse-Keepalive: S (seconds)",
+            f"(byte, seconds up to {MAX_SECONDS:g}), X-Rawsse-Speed: X (0, 'instant' or "
+            f"a number from {MIN_SPEED:g}), X-Rawsse-Keepalive: S (seconds)",
         ) from None
     if stall is None:
         return Faults(cut, None, 0.0, speed, keepalive)
@@ -103,6 +120,7 @@ async def serve_replay(
     speed: float,
     faults: Faults,
     sent: list[int],
+    cors: list[tuple[str, str]],
 ) -> str:
     """Write ``cassette`` as a chunked response, timed from ``received`` (loop time).
 
@@ -141,7 +159,7 @@ async def serve_replay(
 
     await at(plan.head_t)
     headers = [(k, v) for k, v in cassette.headers.items() if k.lower() not in _HOP_HEADERS]
-    headers += [("transfer-encoding", "chunked"), ("server", "rawsse"), *CORS]
+    headers += [("transfer-encoding", "chunked"), ("server", "rawsse"), *cors]
     writer.write(response_head(cassette.status, headers))
     for step in plan.steps():
         if step is None:

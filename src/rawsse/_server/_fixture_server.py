@@ -13,20 +13,27 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterable
 from typing import IO
+from urllib.parse import unquote
 
 from .._cassette import redact_url
 from .._closing import ClosesOnExit
+from .._replay_plan import MIN_SPEED
+from ._cors import CorsPolicy
 from ._emulation import (
     API_PREFIX,
     CHAT_PATH,
     MODELS_PATH,
     Fixture,
+    ambiguous_models,
     find,
     load_fixtures,
+    model_object,
     models_document,
     non_streaming,
     requested,
+    streaming,
 )
 from ._faults import Faults, parse_faults, serve_replay
 from ._harness import LoopThread
@@ -41,15 +48,16 @@ from ._http import (
     response_head,
     send_json,
 )
+from ._limits import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    Connections,
+    QuietLog,
+    default_max_connections,
+)
 from ._prefill import Seam, parse_resume_faults, prepare
 
 __all__ = ["FixtureServer"]
-
-_ALLOW_HEADERS = (
-    "authorization, content-type, x-rawsse-cassette, x-rawsse-cut-after, x-rawsse-stall, "
-    "x-rawsse-speed, x-rawsse-keepalive, x-rawsse-seam, x-rawsse-length-after, "
-    "x-rawsse-error-at, x-rawsse-once"
-)
 
 
 class _Exchange:
@@ -71,11 +79,24 @@ class FixtureServer(ClosesOnExit):
 
     ``source`` is a directory of cassettes or one cassette file (None: the
     recordings shipped with rawsse); ``port=0`` picks a free port; ``speed``
-    scales the recorded timing (2: twice as fast; 0: no waiting); ``log``, when
-    given, gets one line per request (method, path, model, status, body bytes,
-    duration; never a header, so never a key); ``seam`` is the quirk of
-    continuations from a prefill (``Seam`` or ``"none"``, ``"trim"``,
-    ``"repeat:N"``).  Use it as a context manager::
+    scales the recorded timing (2: twice as fast; 0: no waiting; at least
+    ``MIN_SPEED`` otherwise); ``log``, when given, gets one line per request
+    (method, path, model, status, body bytes, duration; never a header, so never
+    a key); ``seam`` is the quirk of continuations from a prefill (``Seam`` or
+    ``"none"``, ``"trim"``, ``"repeat:N"``).
+
+    Limits: a connection may wait ``idle_timeout`` seconds for a request's first
+    byte, then has ``header_timeout`` seconds to complete its head (and as long
+    again for its body); at most ``max_connections`` are open (None: the
+    open-file limit less 200, at most 10,000), the longest-waiting idle one
+    closed to make room for a new one, a new one refused with a 503 when all
+    are busy.  Errors of the server itself go to the
+    ``rawsse.server`` logger, each kind at most once a minute.
+
+    CORS: pages served from loopback (``http://localhost:*``,
+    ``http://127.0.0.1:*``, ``http://[::1]:*``) may read the answers; add origins
+    with ``cors_origins`` (``http://host:port``, ``http://host:*``, ``null``) or
+    allow every origin with ``cors_any``.  Use it as a context manager::
 
         with FixtureServer() as server:
             client = rawsse.Client(base_url=server.base_url, api_key="")
@@ -90,9 +111,22 @@ class FixtureServer(ClosesOnExit):
         speed: float = 1.0,
         log: IO[str] | None = None,
         seam: Seam | str = "none",
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        max_connections: int | None = None,
+        cors_origins: Iterable[str] = (),
+        cors_any: bool = False,
     ) -> None:
-        if math.isnan(speed) or speed < 0:
-            raise ValueError(f"speed must be >= 0, not {speed!r}")
+        if math.isnan(speed) or speed < 0 or 0 < speed < MIN_SPEED:
+            raise ValueError(f"speed must be 0 or at least {MIN_SPEED:g}, not {speed!r}")
+        for name, seconds in (("header_timeout", header_timeout), ("idle_timeout", idle_timeout)):
+            if not 0 < seconds < math.inf:
+                raise ValueError(f"{name} must be a number of seconds > 0: {seconds!r}")
+        if max_connections is None:
+            max_connections = default_max_connections()
+        if isinstance(max_connections, bool) or max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1: {max_connections!r}")
+        self.cors = CorsPolicy.build(cors_origins, any_origin=cors_any)
         self.fixtures = load_fixtures(source)
         self._by_name: dict[str, Fixture] = {}
         for fixture in reversed(self.fixtures):  # the first one claiming a name wins
@@ -105,6 +139,12 @@ class FixtureServer(ClosesOnExit):
         self.seam = seam if isinstance(seam, Seam) else Seam.parse(seam)
         self._log = log
         self._spent: set[str] = set()  # X-Rawsse-Once tokens already served
+        self.header_timeout = header_timeout
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self._errors = QuietLog()
+        self._connections = Connections(max_connections)
+        self._refusing = 0
         self._harness: LoopThread | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -113,6 +153,15 @@ class FixtureServer(ClosesOnExit):
     def models(self) -> list[str]:
         """The model ids served, in file name order."""
         return [f.id for f in self.fixtures]
+
+    @property
+    def ambiguous(self) -> dict[str, tuple[str, list[str]]]:
+        """Each model id recorded by several cassettes: the cassette it resolves to, and
+        the ids that reach each of them (``{model: (name, [ids])}``)."""
+        return {
+            model: (chosen.name, [f.id for f in group])
+            for model, (chosen, group) in ambiguous_models(self.fixtures).items()
+        }
 
     @property
     def base_url(self) -> str:
@@ -127,8 +176,14 @@ class FixtureServer(ClosesOnExit):
         """
         if self._harness is not None:
             raise RuntimeError("the fixture server is already started")
+        self._connections = Connections(self.max_connections)
         harness = LoopThread(
-            self._connection, self.host, self.port, name="rawsse-fixture-server", limit=MAX_HEAD
+            self._connection,
+            self.host,
+            self.port,
+            name="rawsse-fixture-server",
+            limit=MAX_HEAD,
+            exception_handler=self._errors.loop_error,
         )
         harness.start()
         self.port = harness.port
@@ -147,38 +202,94 @@ class FixtureServer(ClosesOnExit):
     # -- HTTP ------------------------------------------------------------------------
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections = self._connections
         try:
+            if not connections.admit(writer):
+                await self._refuse(reader, writer)
+                return
             while await self._one_request(reader, writer):
                 pass
         except (ClientGone, ConnectionError, asyncio.CancelledError):
             pass
+        except Exception as exc:  # a bug: say so once, keep serving the others
+            self._errors.report("internal error", f"{type(exc).__name__}: {exc}")
         finally:
+            connections.release(writer)
             writer.close()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
+
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer 503 to a connection over the cap, at once."""
+        self._errors.report("connection refused", f"all {self.max_connections} connections busy")
+        if self._refusing < self.max_connections:
+            # Read the head first: closing on unread bytes would reset the connection
+            # and lose the answer.  Bounded, so refusals cannot pile up.
+            self._refusing += 1
+            try:
+                with contextlib.suppress(asyncio.TimeoutError, asyncio.IncompleteReadError):
+                    await asyncio.wait_for(
+                        reader.readuntil(b"\r\n\r\n"), min(self.header_timeout, 1.0)
+                    )
+            except asyncio.LimitOverrunError:
+                pass
+            finally:
+                self._refusing -= 1
+        body = error_body(503, f"the server is busy ({self.max_connections} connections)")
+        await send_json(writer, 503, body, True)
+
+    async def _read_head(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+        """The next request head; ``b""`` when the connection must end (answered if need be)."""
+        connections = self._connections
+        connections.idle(writer)
+        first = b""
+        try:
+            first = await asyncio.wait_for(reader.read(1), self.idle_timeout)
+            if not first:
+                return b""
+            rest = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.header_timeout)
+        except asyncio.IncompleteReadError as exc:
+            if (first + exc.partial).strip() and connections.busy(writer):
+                await send_json(writer, 400, error_body(400, "incomplete request"), True)
+            return b""
+        except asyncio.LimitOverrunError:
+            if connections.busy(writer):
+                await send_json(writer, 431, error_body(431, "request head too large"), True)
+            return b""
+        except asyncio.TimeoutError:
+            # Nothing sent: an idle keep-alive connection, closed quietly.
+            if first and connections.busy(writer):
+                message = f"no complete request head in {self.header_timeout:g} s"
+                self._errors.report("header timeout", message)
+                await send_json(writer, 408, error_body(408, message), True)
+            return b""
+        if not connections.busy(writer):
+            return b""
+        return first + rest
 
     async def _one_request(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
         """Serve one request; True when the connection may carry another."""
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial.strip():
-                await send_json(writer, 400, error_body(400, "incomplete request"), True)
-            return False
-        except asyncio.LimitOverrunError:
-            body = error_body(431, "request head too large")
-            await send_json(writer, 431, body, True)
+        head = await self._read_head(reader, writer)
+        if not head:
             return False
         started = time.monotonic()
         exchange = _Exchange()
         reuse = False
+        cors: list[tuple[str, str]] = []
         try:
             method, target, version, headers = parse_head(head)
             exchange.method, exchange.path = method, redact_url(target)
+            cors = self.cors.response_headers(headers)
             reuse = keep_alive(version, headers)
-            body = await read_body(reader, writer, headers)
+            try:
+                body = await asyncio.wait_for(
+                    read_body(reader, writer, headers), self.header_timeout
+                )
+            except asyncio.TimeoutError:
+                message = f"no complete request body in {self.header_timeout:g} s"
+                raise BadRequest(408, message, close=True) from None
             reuse = await self._route(writer, method, target, headers, body, exchange)
             reuse = reuse and keep_alive(version, headers)
         except BadRequest as exc:
@@ -186,7 +297,7 @@ class FixtureServer(ClosesOnExit):
             data = error_body(exc.status, exc.message)
             exchange.bytes = len(data)
             reuse = reuse and not exc.close
-            await send_json(writer, exc.status, data, not reuse)
+            await send_json(writer, exc.status, data, not reuse, cors=cors)
         except (ClientGone, ConnectionError):
             exchange.note = "client went away"
             reuse = False
@@ -208,14 +319,29 @@ class FixtureServer(ClosesOnExit):
             path = path[:-1]
         if method == "OPTIONS":
             exchange.status = 204
-            await self._preflight(writer, headers)
+            head = response_head(
+                204, [*self.cors.preflight_headers(headers), ("content-length", "0")]
+            )
+            writer.write(head)
+            await writer.drain()
             return True
         if path == MODELS_PATH:
             if method not in ("GET", "HEAD"):
                 raise BadRequest(405, f"{method} {path}: only GET is allowed")
             data = json.dumps(models_document(self.fixtures)).encode("utf-8")
             exchange.status, exchange.bytes = 200, len(data)
-            await send_json(writer, 200, data, False, head=method == "HEAD")
+            cors = self.cors.response_headers(headers)
+            await send_json(writer, 200, data, False, head=method == "HEAD", cors=cors)
+            return True
+        if path.startswith(MODELS_PATH + "/"):
+            if method not in ("GET", "HEAD"):
+                raise BadRequest(405, f"{method} {path}: only GET is allowed")
+            wanted = unquote(path[len(MODELS_PATH) + 1 :])
+            fixture = find(self._by_name, self.models, wanted)
+            data = json.dumps(model_object(fixture)).encode("utf-8")
+            exchange.status, exchange.bytes = 200, len(data)
+            cors = self.cors.response_headers(headers)
+            await send_json(writer, 200, data, False, head=method == "HEAD", cors=cors)
             return True
         if path == CHAT_PATH:
             if method != "POST":
@@ -223,7 +349,8 @@ class FixtureServer(ClosesOnExit):
             return await self._chat(writer, headers, body, exchange)
         raise BadRequest(
             404,
-            f"{method} {path}: not found (this server has POST {CHAT_PATH} and GET {MODELS_PATH})",
+            f"{method} {path}: not found (this server has POST {CHAT_PATH}, GET {MODELS_PATH} "
+            f"and GET {MODELS_PATH}/{{id}})",
         )
 
     async def _chat(
@@ -244,30 +371,18 @@ class FixtureServer(ClosesOnExit):
         if not fresh:
             faults = Faults(speed=faults.speed)
         cassette = prepare(fixture.cassette, body, resume, self.seam, fresh=fresh)
-        if not stream and cassette.status == 200:
-            cassette = non_streaming(cassette)
+        if cassette.status == 200:
+            cassette = streaming(cassette) if stream else non_streaming(cassette)
         speed = self.speed if faults.speed is None else faults.speed
         exchange.status = cassette.status
         sent = [0]
         try:
-            exchange.note = await serve_replay(writer, cassette, received, speed, faults, sent)
+            exchange.note = await serve_replay(
+                writer, cassette, received, speed, faults, sent, self.cors.response_headers(headers)
+            )
         finally:
             exchange.bytes = sent[0]
         return not exchange.note
-
-    async def _preflight(self, writer: asyncio.StreamWriter, headers: dict[str, str]) -> None:
-        allow = headers.get("access-control-request-headers") or _ALLOW_HEADERS
-        response = [
-            ("access-control-allow-origin", "*"),
-            ("access-control-allow-methods", "GET, POST, OPTIONS"),
-            ("access-control-allow-headers", allow),
-            ("access-control-max-age", "600"),
-            ("content-length", "0"),
-        ]
-        if headers.get("access-control-request-private-network") == "true":
-            response.append(("access-control-allow-private-network", "true"))
-        writer.write(response_head(204, response))
-        await writer.drain()
 
     def _log_line(self, writer: asyncio.StreamWriter, exchange: _Exchange, seconds: float) -> None:
         if self._log is None:

@@ -4,6 +4,8 @@
 thread and runs ``handler(reader, writer)`` per connection, so sync code,
 asyncio and trio can all talk to it.  ``close()`` cancels every connection
 (mid-response ones included) so no task is left pending when the loop closes.
+``exception_handler`` gets what the loop itself reports (an accept that failed,
+say) instead of the default logger.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-__all__ = ["Handler", "LoopThread"]
+__all__ = ["ExceptionHandler", "Handler", "LoopThread"]
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
 
 
 class LoopThread:
@@ -30,6 +34,7 @@ class LoopThread:
         name: str = "rawsse-server",
         limit: int = 64 * 1024,
         backlog: int = 100,
+        exception_handler: ExceptionHandler | None = None,
     ) -> None:
         self.handler = handler
         self.host = host
@@ -37,6 +42,7 @@ class LoopThread:
         self.name = name
         self.limit = limit
         self.backlog = backlog
+        self.exception_handler = exception_handler
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -54,6 +60,8 @@ class LoopThread:
 
         def run() -> None:
             asyncio.set_event_loop(loop)
+            if self.exception_handler is not None:
+                loop.set_exception_handler(self.exception_handler)
             try:
                 loop.run_until_complete(self._listen())
             except BaseException as exc:  # handed to start()'s caller

@@ -5,6 +5,14 @@ Content-Length and chunked request bodies (bounded), ``Expect: 100-continue``,
 keep-alive, chunked responses.  A request we cannot serve raises ``BadRequest``,
 answered with an OpenRouter-shaped JSON error; a client that leaves raises
 ``ClientGone``.
+
+Framing is strict, so no request can be read two ways (RFC 9112 section 6.3):
+``Content-Length`` is ASCII digits only; ``Transfer-Encoding`` must be exactly
+``chunked`` (anything else is a 501) and may not come with a ``Content-Length``
+(a 400); chunk sizes are 1 to 8 hex digits, no sign, no ``0x``; the trailer
+section is bounded like the head.  Every framing error closes the connection.
+Response heads drop any header whose name is not a token or whose value holds a
+control character, so nothing served can add a header of its own.
 """
 
 from __future__ import annotations
@@ -13,10 +21,10 @@ import asyncio
 import contextlib
 import http
 import json
+import re
 from collections.abc import Iterable
 
 __all__ = [
-    "CORS",
     "MAX_BODY",
     "MAX_HEAD",
     "BadRequest",
@@ -32,7 +40,13 @@ __all__ = [
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 16 * 1024 * 1024
-CORS = (("access-control-allow-origin", "*"), ("access-control-expose-headers", "*"))
+
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,8})[ \t]*(?:;.*)?")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# A header value may hold visible ASCII, spaces, tabs and obs-text; CR, LF, NUL,
+# the other C0 controls and DEL could end the line or the head.
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class BadRequest(Exception):
@@ -61,13 +75,14 @@ async def send_json(
     close: bool,
     *,
     head: bool = False,
+    cors: Iterable[tuple[str, str]] = (),
 ) -> None:
     """A whole JSON response (``head``: the head only, for HEAD requests)."""
     headers = [
         ("content-type", "application/json"),
         ("content-length", str(len(data))),
         ("server", "rawsse"),
-        *CORS,
+        *cors,
     ]
     if status == 405:
         headers.append(("allow", "GET, POST, OPTIONS"))
@@ -79,12 +94,17 @@ async def send_json(
 
 
 def response_head(status: int, headers: Iterable[tuple[str, str]]) -> bytes:
+    """The status line and header lines; a header that could break the head is left out."""
     try:
         phrase = http.HTTPStatus(status).phrase
     except ValueError:
         phrase = "Unknown"
     lines = [f"HTTP/1.1 {status} {phrase}"]
-    lines += [f"{name}: {value}" for name, value in headers]
+    lines += [
+        f"{name}: {value}"
+        for name, value in headers
+        if _TOKEN.fullmatch(name) and not _BAD_VALUE.search(value)
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
 
 
@@ -132,44 +152,59 @@ def keep_alive(version: str, headers: dict[str, str]) -> bool:
 async def read_body(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, headers: dict[str, str]
 ) -> bytes:
-    chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+    """The request body, framed by ``Transfer-Encoding: chunked`` or ``Content-Length``."""
+    coding = headers.get("transfer-encoding")
     length_text = headers.get("content-length")
-    if not chunked and length_text is None:
+    if coding is not None:
+        if length_text is not None:
+            raise BadRequest(
+                400, "a request may not have both Content-Length and Transfer-Encoding", close=True
+            )
+        if coding.strip(" \t").lower() != "chunked":
+            message = f"Transfer-Encoding {coding[:100]!r} is not supported (only chunked)"
+            raise BadRequest(501, message, close=True)
+    elif length_text is None:
         return b""
+    elif not _CONTENT_LENGTH.fullmatch(length_text):
+        raise BadRequest(400, f"bad Content-Length: {length_text[:100]!r}", close=True)
+    elif int(length_text) > MAX_BODY:
+        raise BadRequest(413, f"request body over {MAX_BODY} bytes", close=True)
     if headers.get("expect", "").lower() == "100-continue":
         writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         await writer.drain()
     try:
-        if chunked or length_text is None:
+        if coding is not None:
             return await _read_chunked(reader)
-        if not length_text.isdigit():
-            raise BadRequest(400, f"bad Content-Length: {length_text!r}", close=True)
-        length = int(length_text)
-        if length > MAX_BODY:
-            raise BadRequest(413, f"request body over {MAX_BODY} bytes", close=True)
-        return await reader.readexactly(length)
+        return await reader.readexactly(int(length_text or 0))
     except asyncio.IncompleteReadError:
         raise ClientGone from None
+
+
+async def _read_line(reader: asyncio.StreamReader, what: str) -> bytes:
+    try:
+        return await reader.readuntil(b"\r\n")
+    except asyncio.LimitOverrunError:
+        raise BadRequest(400, f"{what} too long", close=True) from None
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     body = bytearray()
     while True:
-        try:
-            line = await reader.readuntil(b"\r\n")
-        except asyncio.LimitOverrunError:
-            raise BadRequest(400, "bad chunk size line", close=True) from None
-        size_text = line[:-2].split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise BadRequest(400, "bad chunk size line", close=True) from None
+        line = await _read_line(reader, "chunk size line")
+        match = _CHUNK_SIZE.fullmatch(line[:-2])
+        if match is None:
+            raise BadRequest(400, f"bad chunk size line: {line[:40]!r}", close=True)
+        size = int(match[1], 16)
         if size == 0:
-            while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers: ignored
-                pass
-            return bytes(body)
+            break
         if len(body) + size > MAX_BODY:
             raise BadRequest(413, f"request body over {MAX_BODY} bytes", close=True)
         body += await reader.readexactly(size)
         if await reader.readexactly(2) != b"\r\n":
             raise BadRequest(400, "bad chunk framing", close=True)
+    trailers = 0  # ignored, but bounded like the head
+    while (line := await _read_line(reader, "trailer line")) != b"\r\n":
+        trailers += len(line)
+        if trailers > MAX_HEAD:
+            raise BadRequest(431, f"trailer section over {MAX_HEAD} bytes", close=True)
+    return bytes(body)

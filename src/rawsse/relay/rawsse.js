@@ -374,8 +374,9 @@ const DELTA_KEYS = new Set([
   "refusal",
   "tool_calls",
 ]);
-const TOOL_KEYS = new Set(["index", "id", "type", "function"]);
+const TOOL_KEYS = new Set(["index", "id", "type", "function", "custom"]);
 const FUNCTION_KEYS = new Set(["name", "arguments"]);
+const CUSTOM_KEYS = new Set(["name", "input"]);
 // Usage keys the usage event carries itself; every other raw key goes to extras (as the relay does).
 const USAGE_KEYS = new Set(["prompt_tokens", "completion_tokens", "total_tokens", "cost"]);
 
@@ -569,22 +570,26 @@ class ChatEvents {
       if (role !== "assistant") this._extra(index, "role", role);
     }
     const details = Array.isArray(delta.reasoning_details) ? delta.reasoning_details : null;
-    let reasoning = str(delta.reasoning) || str(delta.reasoning_content) || "";
-    if (!reasoning && details !== null) {
+    // As OpenRouter's AI SDK provider: a non-empty reasoning_details is the source.
+    let reasoning = "";
+    if (details !== null && details.length !== 0) {
       for (const entry of details) {
         if (isObject(entry) && entry.type !== "reasoning.encrypted") {
           reasoning += (str(entry.text) ?? "") + (str(entry.summary) ?? "");
         }
       }
+    } else {
+      reasoning = str(delta.reasoning) || str(delta.reasoning_content) || "";
     }
     if (reasoning || (details !== null && details.length !== 0)) {
       if (details !== null && details.length !== 0) this._extra(index, "reasoning_details", details);
       this._emit(out, { type: "reasoning", choice: index, text: reasoning });
     }
-    if (delta.content != null && typeof delta.content !== "string") {
+    if (Array.isArray(delta.content)) {
+      this._contentParts(delta.content, index, out, data);
+    } else if (delta.content != null && typeof delta.content !== "string") {
       throw new MalformedChunk("malformed chunk: delta.content is not a string", { payload: data });
-    }
-    if (delta.content) {
+    } else if (delta.content) {
       this._emit(out, { type: "text", choice: index, text: delta.content });
       if (index === 0) this.parts.push(delta.content);
     }
@@ -597,15 +602,20 @@ class ChatEvents {
       delta.tool_calls.forEach((call, position) => {
         if (!isObject(call)) return;
         const fn = isObject(call.function) ? call.function : {};
-        oddCalls ||= Object.keys(call).some((k) => !TOOL_KEYS.has(k)) || Object.keys(fn).some((k) => !FUNCTION_KEYS.has(k));
+        // OpenAI custom tools: free-text `custom.input` streamed like arguments.
+        const custom = isObject(call.custom) ? call.custom : null;
+        oddCalls ||=
+          Object.keys(call).some((k) => !TOOL_KEYS.has(k)) ||
+          Object.keys(fn).some((k) => !FUNCTION_KEYS.has(k)) ||
+          (custom !== null && Object.keys(custom).some((k) => !CUSTOM_KEYS.has(k)));
         this._emit(out, {
           type: "tool_call",
           choice: index,
           index: int(call.index) ?? position,
           id: str(call.id),
-          tool_type: str(call.type),
-          name: str(fn.name),
-          arguments: str(fn.arguments) ?? "",
+          tool_type: str(call.type) ?? (custom !== null ? "custom" : null),
+          name: str(fn.name) ?? (custom !== null ? str(custom.name) : null),
+          arguments: str(fn.arguments) ?? (custom !== null ? str(custom.input) : null) ?? "",
         });
       });
     }
@@ -625,6 +635,43 @@ class ChatEvents {
     const native = str(choice.native_finish_reason);
     if (native !== null && native !== reason) this._extra(index, "native_finish_reason", native);
     if (choice.error != null) this._error(choice.error, out);
+  }
+
+  _contentParts(parts, index, out, data) {
+    // Mistral's delta.content array: text parts are text, thinking parts reasoning,
+    // other parts go to the extras (never into the text, never dropped).
+    const unknown = [];
+    const bad = (what) => new MalformedChunk(`malformed chunk: ${what}`, { payload: data });
+    for (const part of parts) {
+      if (!isObject(part)) throw bad("a delta.content part is not an object");
+      if (part.type === "text") {
+        if (typeof part.text !== "string") throw bad("a text part's text is not a string");
+        if (part.text) {
+          this._emit(out, { type: "text", choice: index, text: part.text });
+          if (index === 0) this.parts.push(part.text);
+        }
+      } else if (part.type === "thinking") {
+        let thinking = "";
+        if (typeof part.thinking === "string") {
+          thinking = part.thinking;
+        } else if (Array.isArray(part.thinking)) {
+          for (const inner of part.thinking) {
+            if (isObject(inner) && inner.type === "text") {
+              if (typeof inner.text !== "string") throw bad("a thinking text part's text is not a string");
+              thinking += inner.text;
+            } else {
+              unknown.push(inner);
+            }
+          }
+        } else {
+          throw bad("a thinking part's thinking is not an array");
+        }
+        if (thinking) this._emit(out, { type: "reasoning", choice: index, text: thinking });
+      } else {
+        unknown.push(part);
+      }
+    }
+    if (unknown.length !== 0) this._extra(index, "content", unknown);
   }
 
   _error(error, out) {
