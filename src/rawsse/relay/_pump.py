@@ -35,6 +35,7 @@ import anyio
 
 from .._async_client import AsyncStream
 from .._base_client import GiveUp
+from .._chat_events import ChatEvent
 from ._encoder import RelayEncoder
 
 __all__ = ["DEFAULT_MAX_BUFFER", "Pump", "spawn"]
@@ -328,6 +329,8 @@ class Pump:
         events = core.feed(data, now)
         while core.backlog and core.pending is None and not core.finished:
             events += core.feed(b"", now)  # a compressed body, decoded piece by piece
+        if events:
+            events = self._events(events)
         out = encoder.feed_many(events, now) if events else b""
         if core.pending is not None:
             return out + encoder.fail(self._give_up(core.take_pending(), now), now)
@@ -343,6 +346,8 @@ class Pump:
             if core.finished:  # [DONE] came before the end; already closed
                 return encoder.close(core.result, now)
             events = core.end_of_body(now)
+            if events:
+                events = self._events(events)
             out = encoder.feed_many(events, now) if events else b""
             if core.pending is not None:
                 return out + encoder.fail(self._give_up(core.take_pending(), now), now)
@@ -355,6 +360,10 @@ class Pump:
             return encoder.fail(error, now)
         core.cancel(now)
         return encoder.cancel(now, partial=core.result)
+
+    def _events(self, events: list[ChatEvent]) -> list[ChatEvent]:
+        """The decoded events as relayed (a subclass may rewrite them)."""
+        return events
 
     def _give_up(self, error: BaseException, now: float) -> BaseException:
         """The error that ends the stream, translated and with its ``partial``, by the
