@@ -80,7 +80,7 @@ def parse_events(data: bytes) -> list[tuple[str, dict[str, Any]]]:
 
 _RELAY_PROCESS = """
 import asyncio, json, socket, sys
-import uvicorn
+import httpx, uvicorn
 from rawsse import AsyncClient
 from rawsse.relay import RelayApp
 
@@ -93,7 +93,12 @@ sock.listen(8192)
 print(f"http://127.0.0.1:{sock.getsockname()[1]}/", flush=True)
 
 async def main():
-    async with AsyncClient(base_url=upstream, api_key="", retries=0) as client:
+    # httpcore's pool scans every connection for each idle one on every request and
+    # response end: few kept-alive connections keep that scan short at 1,000 streams.
+    limits = httpx.Limits(max_connections=4096, max_keepalive_connections=16)
+    http = httpx.AsyncClient(limits=limits, timeout=None)
+    client = AsyncClient(base_url=upstream, api_key="", retries=0, http_client=http)
+    async with http:
         app = RelayApp(client, **options)
         config = uvicorn.Config(app, log_level="error", lifespan="off", backlog=8192)
         await uvicorn.Server(config).serve(sockets=[sock])

@@ -24,6 +24,8 @@ ROOT_NAMES = [
     "AuthenticationError",
     "BadGatewayError",
     "BadRequestError",
+    "BodyError",
+    "BodyLimits",
     "CassetteError",
     "ChatAccumulator",
     "ChatDecoder",

@@ -25,6 +25,7 @@ from ._accumulate import accumulate as accumulate
 from ._accumulate import stream_status as stream_status
 from ._async_client import AsyncClient as AsyncClient
 from ._async_client import AsyncStream as AsyncStream
+from ._body import BodyLimits as BodyLimits
 from ._chat import ChatDecoder as ChatDecoder
 from ._chat import parse_chat_stream as parse_chat_stream
 from ._chat_events import CONTENT_EVENTS as CONTENT_EVENTS
@@ -51,6 +52,7 @@ from ._errors import APIStatusError as APIStatusError
 from ._errors import AuthenticationError as AuthenticationError
 from ._errors import BadGatewayError as BadGatewayError
 from ._errors import BadRequestError as BadRequestError
+from ._errors import BodyError as BodyError
 from ._errors import CassetteError as CassetteError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import ConnectTimeout as ConnectTimeout
@@ -95,6 +97,8 @@ __all__ = [
     "AuthenticationError",
     "BadGatewayError",
     "BadRequestError",
+    "BodyError",
+    "BodyLimits",
     "CassetteError",
     "ChatAccumulator",
     "ChatDecoder",

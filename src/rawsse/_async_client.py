@@ -9,21 +9,27 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 
 from ._accumulate import ChatResult
 from ._base_client import BaseClient, GiveUp, InBandErrorMode, ResumeArg, StreamCore
+from ._body import BodyLimits
 from ._chat_events import ChatEvent, TextDelta
 from ._closing import AsyncClosesOnExit
-from ._completion import result_from_completion
 from ._constants import DEFAULT_BASE_URL
 from ._httpx_adapter import (
+    abody_chunks,
+    aread_capped,
     async_http_client,
+    encoding_of,
     httpx_timeout,
     plain_timeout,
+    unwind,
     with_body,
 )
 from ._metrics import StreamMetrics
@@ -58,6 +64,7 @@ class AsyncClient(AsyncClosesOnExit, BaseClient):
         max_retry_delay: float = 8.0,
         record_to: str | Path | None = None,
         resume: ResumeArg = None,
+        body_limits: BodyLimits | None = None,
     ) -> None:
         super().__init__(
             api_key=api_key,
@@ -72,6 +79,7 @@ class AsyncClient(AsyncClosesOnExit, BaseClient):
             retry_delay=retry_delay,
             max_retry_delay=max_retry_delay,
             resume=resume,
+            body_limits=body_limits,
         )
         self._owns_http = http_client is None
         if not self._owns_http and record_to is not None:
@@ -171,14 +179,27 @@ class AsyncClient(AsyncClosesOnExit, BaseClient):
             while True:
                 core.begin_attempt(anyio.current_time())
                 try:
-                    response = await self._http.send(request)
-                    if response.is_success:
-                        result = result_from_completion(
-                            response.status_code, response.headers, response.content
+                    response = await self._http.send(request, stream=True)
+                    try:
+                        limits = core.body_limits
+                        if response.is_success:
+                            body = await aread_capped(
+                                response,
+                                limits.completion_body,
+                                inflation=limits.inflation,
+                                strict=True,
+                                overdue=lambda: core.total_overdue(anyio.current_time()),
+                            )
+                            result = core.plain_result(response.status_code, response.headers, body)
+                            core.plain_end(anyio.current_time(), result)
+                            return result
+                        body = await aread_capped(
+                            response, limits.error_body, inflation=limits.inflation
                         )
-                        core.plain_end(anyio.current_time(), result)
-                        return result
-                    raise core.head_error(response.status_code, response.headers, response.content)
+                    finally:
+                        with anyio.CancelScope(shield=True):
+                            await response.aclose()
+                    raise core.head_error(response.status_code, response.headers, body)
                 except Exception as exc:
                     decision = core.decide(exc, anyio.current_time(), finish=False)
                     if isinstance(decision, GiveUp):
@@ -216,6 +237,9 @@ class AsyncStream(AsyncClosesOnExit):
         self._opened = False
         self._batch: list[ChatEvent] = []
         self._pos = 0
+        self._limit: float | None = None
+        """``total``/``first_token``/``stall`` checked between the events of a batch
+        (in ``time.monotonic``)."""
 
     # -- public ---------------------------------------------------------------
 
@@ -236,6 +260,19 @@ class AsyncStream(AsyncClosesOnExit):
                 raise StopAsyncIteration
             self._batch = batch = next_batch
             pos = 0
+            core = self._core
+            limit = None if core.finished else core.clocks.event_deadline()
+            # On ``time.monotonic``'s scale: it runs at the event loop clock's rate and
+            # costs a tenth of ``anyio.current_time()``, on every event.
+            self._limit = None if limit is None else limit - anyio.current_time() + monotonic()
+        limit = self._limit
+        if limit is not None and monotonic() >= limit:
+            # A slow consumer: the deadlines hold between the events of one read.
+            err = self._core.overdue(anyio.current_time())
+            if err is not None:
+                self._batch, self._pos = [], 0
+                await self._close_response()
+                raise err
         self._pos = pos + 1
         return batch[pos]
 
@@ -287,7 +324,7 @@ class AsyncStream(AsyncClosesOnExit):
         # Shielded: closing must finish even while the task is being cancelled.
         with anyio.CancelScope(shield=True):
             if raw is not None:
-                await _unwind(raw)
+                await unwind(raw)
             await response.aclose()
 
     async def _connect(self) -> None:
@@ -300,10 +337,13 @@ class AsyncStream(AsyncClosesOnExit):
             try:
                 response = await self._bounded(self._http.send(self._request, stream=True))
                 self._response = self._last_response = response
-                if core.check_head(response.status_code, response.headers):
-                    self._raw = response.aiter_bytes()
+                if core.check_head(response.status_code, response.headers, encoding_of(response)):
+                    self._raw = abody_chunks(response)  # decoded by the core, step by step
                     return
-                body = await self._bounded(response.aread())
+                limits = core.body_limits
+                body = await self._bounded(
+                    aread_capped(response, limits.error_body, inflation=limits.inflation)
+                )
                 await self._close_response()
                 raise core.head_error(response.status_code, response.headers, body)
             except BaseException as exc:
@@ -343,6 +383,12 @@ class AsyncStream(AsyncClosesOnExit):
             if raw is None:
                 await self._connect()
                 continue
+            if core.backlog:
+                await anyio.lowlevel.checkpoint()  # a long inflation yields to other tasks
+                events = core.feed(b"", anyio.current_time())
+                if core.finished:
+                    await self._close_response()
+                return events
             core.clocks.read_start = anyio.current_time()
             deadline = core.clocks.deadline()
             try:
@@ -366,23 +412,6 @@ class AsyncStream(AsyncClosesOnExit):
             if core.finished:
                 await self._close_response()
             return events
-
-
-async def _unwind(raw: AsyncIterator[bytes]) -> None:
-    """Finish httpx's stack of body generators by resuming it in a cancelled scope.
-
-    ``aclose()`` on the outer generator would leave the inner ones (httpx's and
-    httpcore's own) suspended for the garbage collector, which trio reports as a
-    ResourceWarning.  Resumed under cancellation, the innermost read raises and
-    every layer ends, closing the connection on its way out.
-    """
-    with anyio.CancelScope() as scope:
-        scope.cancel()
-        for _ in range(100_000):  # each turn consumes one chunk h11 already buffered
-            try:
-                await raw.__anext__()
-            except BaseException:  # noqa: PERF203 - ending the generators is the point
-                return
 
 
 class _AsyncTexts:

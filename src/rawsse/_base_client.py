@@ -1,8 +1,9 @@
 """Everything the sync and async clients share that is not I/O.
 
 ``BaseClient`` builds requests (URL, headers, body) and holds the settings;
-``StreamCore`` is the state machine of one stream: it feeds body bytes through
-``ChatDecoder`` into ``ChatAccumulator``, runs the clocks, decides retries,
+``StreamCore`` is the state machine of one stream: it feeds body bytes (their
+``Content-Encoding`` decoded in bounded steps, ``_body``) through ``ChatDecoder``
+into ``ChatAccumulator``, runs the clocks, decides retries,
 decides after each failure whether to retry or give up (``decide``, the one
 place for that decision) and produces the metrics.  It never touches httpx:
 ``_httpx_adapter`` builds httpx's objects and translates its exceptions.  The
@@ -21,12 +22,15 @@ from typing import Any, Literal, TypeAlias
 from urllib.parse import urlsplit
 
 from ._accumulate import ChatAccumulator, ChatResult, ChatStatus
+from ._body import BodyLimits, ContentDecoder
 from ._chat import ChatDecoder
-from ._chat_events import CONTENT_EVENTS, ChatEvent, InBandError, KeepAlive
+from ._chat_events import CONTENT_EVENTS, ChatEvent, Done, InBandError, KeepAlive
+from ._completion import result_from_completion
 from ._constants import API_KEY_ENV, DEFAULT_BASE_URL, END_EOF, is_openrouter
 from ._errors import (
     APIConnectionError,
     APIStatusError,
+    BodyError,
     ConfigurationError,
     ConnectTimeout,
     FirstTokenTimeout,
@@ -34,14 +38,16 @@ from ._errors import (
     IncompleteStreamError,
     MalformedChunk,
     RawSSEError,
+    SSEProtocolError,
     StreamError,
     StreamInterrupted,
     StreamTimeout,
+    TotalTimeout,
     UnexpectedContentType,
 )
 from ._http_errors import MAX_BODY_CHARS, parse_retry_after, status_error
 from ._httpx_adapter import translate_error
-from ._metrics import StreamMetrics, logger, percentile
+from ._metrics import StreamMetrics, logger, percentile, tokens_per_second
 from ._observe import RequestInfo, StreamObservation, StreamObserver, StreamOutcome
 from ._resume import Continue, Resume, ResumeCore, Stop, join_metrics
 from ._timeouts import Clocks, Timeouts
@@ -98,6 +104,30 @@ def _version() -> str:
     return __version__
 
 
+PIECES_PER_FEED = 4
+"""Decoded steps (``STEP`` bytes each) one ``StreamCore.feed`` handles: 256 KiB (a
+quarter of a second for blank lines, the slowest input), so a compressed read is
+decoded over several calls, with the clocks checked between."""
+
+
+def clean_key(key: str | None) -> str | None:
+    """``key`` without surrounding whitespace (a file's or a CRLF ``.env``'s line end).
+
+    A key that still holds a control character or a non-ASCII character cannot go
+    into a header: ``ConfigurationError``, whose message never shows the key.
+    """
+    if key is None:
+        return None
+    key = key.strip()
+    bad = next((c for c in key if not " " <= c <= "~"), None)
+    if bad is not None:
+        kind = "a control character" if bad < " " or bad == "\x7f" else "a non-ASCII character"
+        raise ConfigurationError(
+            f"the API key contains {kind} (U+{ord(bad):04X}); it cannot be sent in a header"
+        )
+    return key
+
+
 class BaseClient:
     """Settings and request building shared by ``Client`` and ``AsyncClient``."""
 
@@ -116,12 +146,14 @@ class BaseClient:
         retry_delay: float,
         max_retry_delay: float,
         resume: ResumeArg = None,
+        body_limits: BodyLimits | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         openrouter = is_openrouter(self.base_url)
         if api_key is None and openrouter:
             # The environment's OpenRouter key goes to OpenRouter only, never to another host.
             api_key = os.environ.get(API_KEY_ENV) or None
+        api_key = clean_key(api_key)
         if api_key is None and openrouter:
             raise ConfigurationError(
                 f"no API key: pass api_key=... or set the {API_KEY_ENV} environment variable "
@@ -133,6 +165,7 @@ class BaseClient:
             raise ValueError(f"in_band_error must be 'raise' or 'yield': {in_band_error!r}")
         self._api_key = api_key
         self.timeout = timeout if timeout is not None else Timeouts()
+        self.body_limits = body_limits if body_limits is not None else BodyLimits()
         self.retries = retries
         self.in_band_error: InBandErrorMode = in_band_error
         self.on_metrics = on_metrics
@@ -146,6 +179,9 @@ class BaseClient:
         base_headers = {
             "Content-Type": "application/json",
             "User-Agent": f"rawsse/{_version()}",
+            # What ``ContentDecoder`` decodes, in bounded steps (httpx would also offer
+            # br and zstd when installed, and inflate each read whole).
+            "Accept-Encoding": "gzip, deflate",
         }
         if app_url is not None:
             base_headers["HTTP-Referer"] = app_url
@@ -232,6 +268,8 @@ class BaseClient:
             request=self._request_info(model, messages, params or {}, stream)
             if observers and model is not None
             else None,
+            body_limits=self.body_limits,
+            secret=self._api_key,
         )
         policy = resume_policy(resume, self.resume) if stream else None
         if policy is not None and model is not None:
@@ -276,7 +314,9 @@ class StreamCore:
     The shell calls ``begin_attempt`` before each HTTP attempt, ``check_head`` on
     the response head, ``feed`` with each body chunk, ``end_of_body`` at EOF and
     ``fail`` / ``cancel`` when it stops early.  ``pending`` is an error to raise
-    once the events returned before it were yielded.
+    once the events returned before it were yielded; ``backlog`` says compressed
+    bytes are still to decode (``feed(b"", now)`` before reading on); ``overdue``
+    is asked between the events of one read.
 
     Observers hear of the stream here, so both shells report alike: ``start`` with
     the first attempt, ``retry`` from ``decide``, ``end`` once from ``_stop``.
@@ -296,12 +336,17 @@ class StreamCore:
         request_model: str | None = None,
         observers: tuple[StreamObserver, ...] = (),
         request: RequestInfo | None = None,
+        body_limits: BodyLimits | None = None,
+        secret: str | None = None,
     ) -> None:
         self.timeouts = timeouts
         self.request_model = request_model
         self._observers = observers
         self._request = request
         self._observations: tuple[StreamObservation, ...] = ()
+        self.body_limits = body_limits if body_limits is not None else BodyLimits()
+        self.secret = secret or None
+        """The API key: ``translate`` scrubs it from every message it builds."""
         self._translate = translate
         self.clocks = Clocks(timeouts, now)
         self.retries = retries
@@ -350,6 +395,7 @@ class StreamCore:
     def _reset(self, now: float) -> None:
         self.decoder = ChatDecoder()
         self.accumulator = ChatAccumulator()
+        self.content: ContentDecoder | None = None
         self.content_seen = False
         self.response_started = False
         self._ttfb: float | None = None
@@ -372,10 +418,17 @@ class StreamCore:
             self._observations = tuple(o for o in started if o is not None)
         self.clocks.begin_attempt(now)
 
-    def check_head(self, status: int, headers: Mapping[str, str]) -> bool:
+    def check_head(
+        self, status: int, headers: Mapping[str, str], encoding: str | None = None
+    ) -> bool:
         """True when the answer is a stream to read; False when it is an error whose body
-        the shell must read and pass to ``head_error``."""
+        the shell must read and pass to ``head_error``.  ``encoding``: the body's
+        ``Content-Encoding`` still to decode (default: the header's)."""
         if 200 <= status < 300 and _is_event_stream(headers.get("content-type", "")):
+            if encoding is None:
+                encoding = headers.get("content-encoding", "")
+            if encoding:
+                self.content = ContentDecoder(encoding, inflation=self.body_limits.inflation)
             self.response_started = True
             self.generation_id = headers.get("x-generation-id")
             return True
@@ -393,6 +446,22 @@ class StreamCore:
                 body=text,
             )
         return status_error(status, dict(headers.items()), body)
+
+    def plain_result(self, status: int, headers: Mapping[str, str], body: bytes) -> ChatResult:
+        """The result of a ``stream=False`` answer read with ``read_capped(strict=True)``."""
+        cap = self.body_limits.completion_body
+        if len(body) > cap:
+            raise BodyError(
+                f"the answer is longer than {cap} bytes; see BodyLimits.completion_body"
+            )
+        return result_from_completion(status, headers, body)
+
+    def total_overdue(self, now: float) -> TotalTimeout | None:
+        """For a ``stream=False`` request: ``TotalTimeout`` once ``total`` has passed."""
+        total = self.timeouts.total
+        if total is None or now < self.clocks.start + total:
+            return None
+        return TotalTimeout(f"the request took longer than {total} s", timeout=total)
 
     def retry_after(self, err: RawSSEError, now: float) -> float | None:
         """Seconds to wait before the next attempt, or None when ``err`` is final.
@@ -428,21 +497,47 @@ class StreamCore:
 
     # -- body -----------------------------------------------------------------
 
+    @property
+    def backlog(self) -> bool:
+        """Compressed bytes are still waiting: call ``feed(b"", now)`` before reading more."""
+        body = self.content
+        return body is not None and body.backlog
+
     def feed(self, chunk: bytes, now: float) -> list[ChatEvent]:
-        """Decode one body chunk; return the events to yield (``pending`` may be set)."""
+        """Decode one body chunk; return the events to yield (``pending`` may be set).
+
+        A compressed chunk is decoded 1 MiB at a time (``backlog``).  A passed
+        ``total``, ``first_token`` or ``stall`` deadline sets ``pending`` to the
+        timeout, however fast bytes arrive.
+        """
         clocks = self.clocks
-        self._reads += 1
-        self._bytes += len(chunk)
+        if chunk:
+            self._reads += 1
+            self._bytes += len(chunk)
         if self._ttfb is None:
             self._ttfb = now - clocks.attempt_start
+        events: list[ChatEvent] = []
         try:
-            events = self.decoder.feed(chunk)
-        except MalformedChunk as exc:
-            events = exc.events
+            body = self.content
+            if body is None:
+                events = self.decoder.feed(chunk)
+            else:
+                body.feed(chunk)
+                for _ in range(PIECES_PER_FEED):
+                    piece = body.read()
+                    if not piece:
+                        break
+                    events += self.decoder.feed(piece)
+        except (MalformedChunk, SSEProtocolError) as exc:
+            events += exc.events
+            self.pending = exc
+        except BodyError as exc:
             self.pending = exc
         if not events:
+            if self.pending is None:
+                self._check_clocks(now)
             if self.pending is not None and self.resume is None:
-                self._stop(ChatStatus.ERROR, now)
+                self._stop(_status_of(self.pending), now)
             return events
         add = self.accumulator.add
         content = _CONTENT
@@ -478,10 +573,12 @@ class StreamCore:
                 raw=error.raw,
             )
             events = events[:cut]
+        if self.pending is None and events and type(events[-1]) is not Done:
+            self._check_clocks(now)
         if self.resume is not None:
             return self._resumed(events)
         if self.pending is not None:
-            self._stop(ChatStatus.ERROR, now)
+            self._stop(_status_of(self.pending), now)
         return events
 
     def _resumed(self, events: list[ChatEvent]) -> list[ChatEvent]:
@@ -493,19 +590,49 @@ class StreamCore:
             self.pending = resume.pending
         return events
 
+    def _check_clocks(self, now: float) -> None:
+        found = self.clocks.expired(now, idle=False)
+        if found is not None:
+            self.pending = self._timeout(found)
+
+    def overdue(self, now: float) -> StreamTimeout | None:
+        """Between events: the timeout that has fired (the stream then ends with it).
+
+        Under a resume policy the timeout becomes ``pending`` instead: the events of
+        this read, already counted as delivered, are still handed out, and ``decide``
+        then continues the stream after them."""
+        if self.resume is not None and self.pending is not None:
+            return None
+        found = self.clocks.expired(now, idle=False)
+        if found is None:
+            return None
+        err = self._timeout(found)
+        if self.resume is not None:
+            self.pending = err
+            return None
+        self.fail(err, now)
+        return err
+
     def end_of_body(self, now: float) -> list[ChatEvent]:
         """The body ended cleanly; return the last events (``pending`` may be set)."""
+        events: list[ChatEvent] = []
         try:
-            events = self.decoder.close()
-        except MalformedChunk as exc:
-            events = exc.events
+            content = self.content
+            if content is not None:
+                # ``backlog`` is empty here: the shells drain it before reading on.
+                events += self.decoder.feed(content.read() + content.flush())
+            events += self.decoder.close()
+        except (MalformedChunk, SSEProtocolError) as exc:
+            events += exc.events
+            self.pending = exc
+        except BodyError as exc:
             self.pending = exc
         for event in events:
             self.accumulator.add(event)
         if self.resume is not None:
             return self._resumed_end(events, now)
         if self.pending is not None:
-            self._stop(ChatStatus.ERROR, now)
+            self._stop(_status_of(self.pending), now)
             return events
         # ``stream_status``: [DONE], or every choice finished and usage arrived
         # (some OpenAI-compatible servers end without [DONE], or with an unterminated one).
@@ -563,6 +690,10 @@ class StreamCore:
             self._part_metrics(now), status=str(status.value), total=now - self.clocks.start
         )
         self._parts.append(part)
+        # The next attempt's clocks start now: the Continued event and the rest of
+        # this read are handed out before it connects, and the deadlines checked
+        # between them must not see the old request's stall.
+        self.clocks.begin_attempt(now)
         self._next_body = self._build(decision.messages, decision.params)
         self.announce.append(decision.event)
         self._part_first_attempt = self.attempts + 1
@@ -625,7 +756,10 @@ class StreamCore:
     def timeout_error(self, now: float) -> StreamTimeout:
         """The typed timeout for a deadline that fired at ``now``."""
         found = self.clocks.expired(now)
-        kind, limit = found if found is not None else (IdleTimeout, self.timeouts.idle)
+        return self._timeout(found if found is not None else (IdleTimeout, self.timeouts.idle))
+
+    def _timeout(self, found: tuple[type[StreamTimeout], float | None]) -> StreamTimeout:
+        kind, limit = found
         what = {
             "TotalTimeout": "the request took longer than",
             "IdleTimeout": "no bytes arrived for",
@@ -639,7 +773,7 @@ class StreamCore:
         self.error = err  # before _stop: the metrics and observers report it
         if not self.finished:
             self._stop(_status_of(err), now)
-        if isinstance(err, (StreamInterrupted, MalformedChunk)):
+        if isinstance(err, (StreamInterrupted, MalformedChunk, SSEProtocolError)):
             err.partial = self._final
 
     def plain_end(
@@ -713,10 +847,8 @@ class StreamCore:
         end = self._end if self._end is not None else now
         tps: float | None = None
         first = self.clocks.first_content
-        if usage is not None and usage.completion_tokens and first is not None:
-            span = self.clocks.last_content - first
-            if span > 0:
-                tps = usage.completion_tokens / span
+        if usage is not None and first is not None:
+            tps = tokens_per_second(usage.completion_tokens, self.clocks.last_content - first)
         return StreamMetrics(
             ttft=self._ttft,
             total=end - self.clocks.start if self._end is not None else None,

@@ -16,14 +16,17 @@ import httpx
 
 from ._accumulate import ChatResult
 from ._base_client import BaseClient, GiveUp, InBandErrorMode, ResumeArg, StreamCore
+from ._body import BodyLimits
 from ._chat_events import ChatEvent, TextDelta
 from ._closing import ClosesOnExit
-from ._completion import result_from_completion
 from ._constants import DEFAULT_BASE_URL
 from ._httpx_adapter import (
     DEADLINE,
+    body_chunks,
+    encoding_of,
     httpx_timeout,
     plain_timeout,
+    read_capped,
     sync_http_client,
     with_body,
 )
@@ -44,6 +47,7 @@ class Client(ClosesOnExit, BaseClient):
     cassette: one file each in a directory, or all appended in order to one file
     (see ``RecordingTransport``); ``resume`` (a ``Resume``, or True for ``Resume()``)
     continues every stream that breaks, in a new request (see ``Resume``).
+    ``body_limits`` bounds what is read of a body (``BodyLimits``).
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class Client(ClosesOnExit, BaseClient):
         max_retry_delay: float = 8.0,
         record_to: str | Path | None = None,
         resume: ResumeArg = None,
+        body_limits: BodyLimits | None = None,
     ) -> None:
         super().__init__(
             api_key=api_key,
@@ -77,6 +82,7 @@ class Client(ClosesOnExit, BaseClient):
             retry_delay=retry_delay,
             max_retry_delay=max_retry_delay,
             resume=resume,
+            body_limits=body_limits,
         )
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else sync_http_client(record_to)
@@ -183,14 +189,24 @@ class Client(ClosesOnExit, BaseClient):
             while True:
                 core.begin_attempt(time.monotonic())
                 try:
-                    response = self._http.send(request)
-                    if response.is_success:
-                        result = result_from_completion(
-                            response.status_code, response.headers, response.content
-                        )
-                        core.plain_end(time.monotonic(), result)
-                        return result
-                    raise core.head_error(response.status_code, response.headers, response.content)
+                    response = self._http.send(request, stream=True)
+                    try:
+                        limits = core.body_limits
+                        if response.is_success:
+                            body = read_capped(
+                                response,
+                                limits.completion_body,
+                                inflation=limits.inflation,
+                                strict=True,
+                                overdue=lambda: core.total_overdue(time.monotonic()),
+                            )
+                            result = core.plain_result(response.status_code, response.headers, body)
+                            core.plain_end(time.monotonic(), result)
+                            return result
+                        body = read_capped(response, limits.error_body, inflation=limits.inflation)
+                    finally:
+                        response.close()
+                    raise core.head_error(response.status_code, response.headers, body)
                 except Exception as exc:
                     decision = core.decide(exc, time.monotonic(), finish=False)
                     if isinstance(decision, GiveUp):
@@ -234,12 +250,21 @@ class Stream(ClosesOnExit):
 
     def __iter__(self) -> Iterator[ChatEvent]:
         self._open()
+        core = self._core
         try:
             while True:
                 events = self._next_batch()
                 if events is None:
                     return
-                yield from events
+                limit = None if core.finished else core.clocks.event_deadline()
+                if limit is None:
+                    yield from events
+                    continue
+                # A slow consumer: the deadlines hold between the events of one read.
+                for event in events:
+                    if time.monotonic() >= limit:
+                        self._overdue()
+                    yield event
         finally:
             # ``break`` closes this generator: stop the download now.
             if not self._core.finished:
@@ -303,14 +328,21 @@ class Stream(ClosesOnExit):
                 DEADLINE.set(core.clocks.deadline())
                 response = self._http.send(self._request, stream=True)
                 self._response = self._last_response = response
-                if core.check_head(response.status_code, response.headers):
-                    self._raw = response.iter_bytes()
+                if core.check_head(response.status_code, response.headers, encoding_of(response)):
+                    self._raw = body_chunks(response)  # decoded by the core, step by step
                     return
-                body = response.read()
+                limits = core.body_limits
+                body = read_capped(response, limits.error_body, inflation=limits.inflation)
                 self._close_response()
                 raise core.head_error(response.status_code, response.headers, body)
             except BaseException as exc:
                 self._failed(exc)
+
+    def _overdue(self) -> None:
+        err = self._core.overdue(time.monotonic())
+        if err is not None:
+            self._close_response()
+            raise err
 
     def _failed(self, exc: BaseException) -> None:
         """Handle a failure: return to retry (after the backoff) or raise."""
@@ -337,16 +369,17 @@ class Stream(ClosesOnExit):
             if self._raw is None:
                 self._connect()
                 continue
+            if core.backlog:
+                events = core.feed(b"", time.monotonic())
+                if core.finished:
+                    self._close_response()
+                return events
             core.clocks.read_start = time.monotonic()
             deadline = core.clocks.deadline()
             try:
                 DEADLINE.set(deadline)
                 chunk = next(self._raw, None)
                 now = time.monotonic()
-                if deadline is not None and now >= deadline and core.clocks.expired(now):
-                    # Without our pool (a caller's http_client) reads are not cut at the
-                    # deadline; keep-alives still end them, and the clock is checked here.
-                    raise core.timeout_error(now)
             except BaseException as exc:
                 self._failed(exc)
                 continue

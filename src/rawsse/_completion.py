@@ -18,6 +18,7 @@ from ._accumulate import ChatAccumulator, ChatResult, ToolCall
 from ._chat import ChatDecoder
 from ._errors import UnexpectedContentType
 from ._http_errors import MAX_BODY_CHARS
+from ._json import loads_bounded
 
 __all__ = [
     "completion_document",
@@ -31,11 +32,13 @@ def result_from_completion(status: int, headers: Mapping[str, str], body: bytes)
     """The ``ChatResult`` of a non-streaming answer (``stream=False``).
 
     The completion is turned into the one chunk it would have been as a stream
-    and decoded by the same ``ChatDecoder``, so both paths give equal results.
+    and decoded by the same ``ChatDecoder``, so both paths give equal results
+    (lone surrogates become U+FFFD there).  JSON nested deeper than 64 levels,
+    ``NaN`` and ``Infinity`` are not a completion: ``UnexpectedContentType``.
     """
     content_type = headers.get("content-type", "")
     try:
-        data = json.loads(body)
+        data = loads_bounded(body)
     except ValueError:
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("choices", []), list):
@@ -67,7 +70,8 @@ def result_from_completion(status: int, headers: Mapping[str, str], body: bytes)
     chunk["choices"] = choices
     decoder = ChatDecoder()
     accumulator = ChatAccumulator()
-    payload = json.dumps(chunk, ensure_ascii=False).encode("utf-8")
+    # ASCII: a lone surrogate stays a JSON escape, for the decoder to mend.
+    payload = json.dumps(chunk).encode("ascii")
     for event in decoder.feed(b"data: " + payload + b"\n\ndata: [DONE]\n\n"):
         accumulator.add(event)
     return accumulator.result()

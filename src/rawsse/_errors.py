@@ -23,6 +23,7 @@
         ├── StreamError             the server sent an in-band error chunk
         ├── IncompleteStreamError   the connection ended before ``[DONE]``
         ├── ContinuationError       a resumed stream could not be continued (see ``Resume``)
+        ├── BodyError               a damaged body encoding, or a ``BodyLimits`` bound
         └── StreamTimeout           a timeout fired (each carries ``partial``)
             ├── ConnectTimeout
             ├── FirstTokenTimeout
@@ -49,6 +50,7 @@ __all__ = [
     "AuthenticationError",
     "BadGatewayError",
     "BadRequestError",
+    "BodyError",
     "CassetteError",
     "ConfigurationError",
     "ConnectTimeout",
@@ -264,6 +266,11 @@ class ContinuationError(StreamInterrupted):
     ``partial`` is the answer delivered so far; the underlying error, if any, is
     the ``__cause__``.
     """
+
+
+class BodyError(StreamInterrupted):
+    """The response body could not be decoded (a damaged or unknown ``Content-Encoding``)
+    or broke a bound of ``BodyLimits`` (inflation, the size of a ``stream=False`` answer)."""
 
 
 class StreamTimeout(StreamInterrupted):

@@ -12,12 +12,21 @@ import contextvars
 import functools
 import ssl
 import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import httpx
 
-from ._errors import APIConnectionError, ConnectTimeout, IncompleteStreamError, RawSSEError
+from ._body import ContentDecoder
+from ._errors import (
+    APIConnectionError,
+    BodyError,
+    ConnectTimeout,
+    IncompleteStreamError,
+    RawSSEError,
+)
 from ._recording import RecordingTransport
 from ._timeouts import Timeouts
 
@@ -27,12 +36,19 @@ if TYPE_CHECKING:
 __all__ = [
     "DEADLINE",
     "DEFAULT_LIMITS",
+    "abody_chunks",
+    "aread_capped",
     "async_http_client",
+    "body_chunks",
+    "encoding_of",
     "httpx_timeout",
     "plain_timeout",
+    "read_capped",
+    "scrub",
     "ssl_context",
     "sync_http_client",
     "translate_error",
+    "unwind",
     "with_body",
 ]
 
@@ -63,8 +79,21 @@ def plain_timeout(timeouts: Timeouts) -> httpx.Timeout:
     return httpx.Timeout(connect=t.connect, read=t.total, write=t.connect, pool=t.connect)
 
 
+def scrub(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` (the API key) and its ``repr`` replaced by ``***``."""
+    if not secret:
+        return text
+    for form in (secret, repr(secret)[1:-1]):
+        text = text.replace(form, "***")
+    return text
+
+
 def translate_error(exc: Exception, core: StreamCore, now: float) -> RawSSEError | None:
-    """The rawsse error for one of httpx's exceptions, or None when it is foreign."""
+    """The rawsse error for one of httpx's exceptions, or None when it is foreign.
+
+    The one place a message is built from a lower layer's text, so the one place
+    the key is scrubbed from it: h11 quotes a header it refuses, whole.
+    """
     if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
         return ConnectTimeout(
             f"connecting took longer than {core.timeouts.connect} s ({type(exc).__name__})",
@@ -72,12 +101,139 @@ def translate_error(exc: Exception, core: StreamCore, now: float) -> RawSSEError
         )
     if isinstance(exc, httpx.TimeoutException):
         return core.timeout_error(now)
-    if isinstance(exc, httpx.TransportError):
-        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, (httpx.TransportError, httpx.DecodingError)):
+        detail = scrub(
+            f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, core.secret
+        )
+        if isinstance(exc, httpx.DecodingError):
+            return BodyError(f"the body could not be decoded ({detail})")
         if core.response_started:
             return IncompleteStreamError(f"the connection broke mid-stream ({detail})")
         return APIConnectionError(f"the request failed before a response ({detail})")
     return None
+
+
+def _capped(content: ContentDecoder, raw: bytes, out: bytearray, cap: int, *, strict: bool) -> bool:
+    """Decode ``raw`` into ``out`` up to ``cap`` bytes; True once ``cap`` is reached."""
+    content.feed(raw)
+    try:
+        while len(out) < cap:
+            piece = content.read(cap - len(out))
+            if not piece:
+                return False
+            out += piece
+    except BodyError:
+        if strict:
+            raise
+        return True  # an error body keeps what decoded before the damage
+    return True
+
+
+def _flush(content: ContentDecoder, *, strict: bool) -> bytes:
+    try:
+        return content.flush()
+    except BodyError:
+        if strict:
+            raise
+        return b""
+
+
+def encoding_of(response: httpx.Response) -> str:
+    """The ``Content-Encoding`` rawsse must decode: none when httpx already read (and
+    decoded) the body, as a ``MockTransport`` response with ``content=`` is."""
+    return "" if response.is_stream_consumed else response.headers.get("content-encoding", "")
+
+
+def body_chunks(response: httpx.Response) -> Iterator[bytes]:
+    """The body as it came (``encoding_of`` says what decodes it)."""
+    return response.iter_bytes() if response.is_stream_consumed else response.iter_raw()
+
+
+def abody_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """``body_chunks`` for an async response."""
+    return response.aiter_bytes() if response.is_stream_consumed else response.aiter_raw()
+
+
+def _decoder(response: httpx.Response, *, inflation: float | None, strict: bool) -> ContentDecoder:
+    try:
+        return ContentDecoder(encoding_of(response), inflation=inflation)
+    except BodyError:
+        if strict:
+            raise
+        return ContentDecoder("", inflation=None)  # an unknown encoding: its raw bytes
+
+
+def read_capped(
+    response: httpx.Response,
+    cap: int,
+    *,
+    inflation: float | None,
+    strict: bool = False,
+    overdue: Callable[[], RawSSEError | None] | None = None,
+) -> bytes:
+    """At most ``cap`` decoded bytes of ``response``'s body (``cap + 1`` with
+    ``strict``, so the caller can tell a longer body); the rest is never read.
+
+    Without ``strict`` (error bodies), damaged or unknown encodings end the body
+    quietly; ``overdue`` is asked after each read whether a deadline passed.
+    """
+    content = _decoder(response, inflation=inflation, strict=strict)
+    limit = cap + 1 if strict else cap
+    out = bytearray()
+    for raw in body_chunks(response):
+        if _capped(content, raw, out, limit, strict=strict):
+            break
+        err = overdue() if overdue is not None else None
+        if err is not None:
+            raise err
+    else:
+        out += _flush(content, strict=strict)
+    return bytes(out[:limit])
+
+
+async def unwind(raw: AsyncIterator[bytes]) -> None:
+    """Finish httpx's stack of body generators by resuming it in a cancelled scope.
+
+    ``aclose()`` on the outer generator would leave the inner ones (httpx's and
+    httpcore's own) suspended for the garbage collector, which trio reports as a
+    ResourceWarning.  Resumed under cancellation, the innermost read raises and
+    every layer ends, closing the connection on its way out.
+    """
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        for _ in range(100_000):  # each turn consumes one chunk h11 already buffered
+            try:
+                await raw.__anext__()
+            except BaseException:  # noqa: PERF203 - ending the generators is the point
+                return
+
+
+async def aread_capped(
+    response: httpx.Response,
+    cap: int,
+    *,
+    inflation: float | None,
+    strict: bool = False,
+    overdue: Callable[[], RawSSEError | None] | None = None,
+) -> bytes:
+    """``read_capped`` for an async response."""
+    content = _decoder(response, inflation=inflation, strict=strict)
+    limit = cap + 1 if strict else cap
+    out = bytearray()
+    chunks = abody_chunks(response)
+    try:
+        async for raw in chunks:
+            if _capped(content, raw, out, limit, strict=strict):
+                break
+            err = overdue() if overdue is not None else None
+            if err is not None:
+                raise err
+        else:
+            out += _flush(content, strict=strict)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await unwind(chunks)
+    return bytes(out[:limit])
 
 
 # The deadline (``time.monotonic``) of the sync stream reading on this thread.

@@ -14,8 +14,6 @@ from ._errors import FirstTokenTimeout, IdleTimeout, StallTimeout, StreamTimeout
 
 __all__ = ["Timeouts"]
 
-READ_GRACE = 0.001  # seconds
-
 
 @dataclass(frozen=True)
 class Timeouts:
@@ -94,19 +92,34 @@ class Clocks:
             d = self.last_content + t.stall
             if best is None or d < best:
                 best = d
-        if best is not None and best < self.read_start + READ_GRACE:
-            # A deadline that passed while the consumer was busy still allows one
-            # short read: bytes that arrived meanwhile are progress, not silence.
-            best = self.read_start + READ_GRACE
+        # A deadline that has passed is returned as it is, with no grace: a read then
+        # only takes bytes already buffered, and the stream ends at the next event
+        # boundary, however fast bytes arrive.
         return best
 
-    def expired(self, now: float) -> tuple[type[StreamTimeout], float] | None:
-        """The limit that has expired at ``now`` (the earliest one), with its value."""
+    def event_deadline(self) -> float | None:
+        """The earliest moment ``total``, ``first_token`` or ``stall`` expires: the
+        limits the shells check between the events they hand out (idle counts only
+        the server's silence, not the time the consumer takes)."""
+        t = self._t
+        best = self.start + t.total if t.total is not None else None
+        if self.first_content is None:
+            if t.first_token is not None:
+                d = self.attempt_start + t.first_token
+                best = d if best is None or d < best else best
+        elif t.stall is not None:
+            d = self.last_content + t.stall
+            best = d if best is None or d < best else best
+        return best
+
+    def expired(self, now: float, *, idle: bool = True) -> tuple[type[StreamTimeout], float] | None:
+        """The limit that has expired at ``now`` (the earliest one), with its value;
+        ``idle=False`` leaves out the idle limit (checked between events)."""
         t = self._t
         found: list[tuple[float, type[StreamTimeout], float]] = []
         if t.total is not None:
             found.append((self.start + t.total, TotalTimeout, t.total))
-        if t.idle is not None:
+        if idle and t.idle is not None:
             found.append((self.read_start + t.idle, IdleTimeout, t.idle))
         if self.first_content is None:
             if t.first_token is not None:

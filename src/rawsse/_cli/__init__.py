@@ -23,12 +23,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .._version import __version__
-from . import bench, chat, demo, inspect, record, replay, serve, stats
-from ._output import EXIT_INTERRUPTED, EXIT_STREAM
+from . import bench, chat, demo, inspect, record, relay, replay, serve, stats
+from ._output import EXIT_INTERRUPTED, EXIT_STREAM, writable_streams
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS = (demo, serve, chat, record, inspect, replay, stats, bench)
+COMMANDS = (demo, serve, relay, chat, record, inspect, replay, stats, bench)
 """The command modules, in the order ``rawsse --help`` lists them."""
 
 
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``rawsse``; returns the exit code (argparse exits 2 itself on bad usage)."""
     args = build_parser().parse_args(argv)
+    writable_streams()
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
+import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -51,10 +54,13 @@ __all__ = [
     "format_cost",
     "header_lines",
     "isatty",
+    "json_line",
     "number_arg",
     "reason",
+    "redact_url",
     "result_json",
     "speed_arg",
+    "writable_streams",
 ]
 
 EXIT_OK = 0
@@ -458,6 +464,38 @@ def error_json(exc: BaseException) -> dict[str, Any]:
 def reason(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return " ".join(text.split())  # one line, whatever the server sent
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_line(doc: Any) -> str:
+    """``doc`` as one line of JSON, non-ASCII as is, that any UTF-8 output can take.
+
+    A lone surrogate (kept verbatim in ``Extra`` fields and ``raw`` dicts) is
+    written as its ``\\uXXXX`` escape, which is exactly what the JSON meant.
+    """
+    text = json.dumps(doc, ensure_ascii=False)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def writable_streams() -> None:
+    """Let stdout and stderr write any ``str``: what their encoding cannot take (a lone
+    surrogate) is written as a backslash escape instead of raising mid-output."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its ``user:password@`` part shown as ``***@``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    if "@" not in authority:
+        return url
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
 
 
 def header_lines(headers: Iterable[tuple[str, str]], secret: str | None) -> list[str]:

@@ -8,7 +8,6 @@ is never printed: ``--verbose`` shows the headers with it redacted.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -49,7 +48,9 @@ from ._output import (
     error_json,
     header_lines,
     isatty,
+    json_line,
     reason,
+    redact_url,
     result_json,
 )
 
@@ -170,7 +171,8 @@ def _chat(
     args: argparse.Namespace, out: IO[str], err: IO[str], stdin: IO[str], style: Style
 ) -> int:
     base_url: str = args.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-    key = os.environ.get(API_KEY_ENV) or None
+    # Stripped as the client strips it, so it is recognised (and redacted) as sent.
+    key = os.environ.get(API_KEY_ENV, "").strip() or None
     if key is None and is_openrouter(base_url):
         raise UsageError(
             f"no API key: set the {API_KEY_ENV} environment variable "
@@ -186,15 +188,15 @@ def _chat(
 
     def on_request(request: httpx.Request) -> None:
         if verbose:
-            err.write(style.dim(f"> {request.method} {request.url}") + "\n")
-            for line in header_lines(request.headers.items(), key):
+            err.write(style.dim(f"> {request.method} {redact_url(str(request.url))}") + "\n")
+            for line in header_lines(request.headers.items(), api_key or key):
                 err.write(style.dim(f"> {line}") + "\n")
             err.flush()
 
     def on_response(response: httpx.Response) -> None:
         if verbose:
             err.write(style.dim(f"< HTTP {response.status_code}") + "\n")
-            for line in header_lines(response.headers.items(), key):
+            for line in header_lines(response.headers.items(), api_key or key):
                 err.write(style.dim(f"< {line}") + "\n")
             err.flush()
 
@@ -222,7 +224,7 @@ def _chat(
     )
     # The key goes only where it belongs: OpenRouter's key is not sent to other hosts
     # unless the user points ``--base-url`` at OpenRouter itself.
-    api_key = key if is_openrouter(base_url) else os.environ.get(OTHER_KEY_ENV) or None
+    api_key = key if is_openrouter(base_url) else os.environ.get(OTHER_KEY_ENV, "").strip() or None
     try:
         client = Client(
             api_key=api_key or "",
@@ -293,7 +295,7 @@ def _chat(
         doc["error"] = None if failure is None else error_json(failure)
         if recorder is not None:
             doc["recorded_to"] = [str(p) for p in recorder.saved]
-        out.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        out.write(json_line(doc) + "\n")
     elif raw_out and summary is not None and not isinstance(failure, APIError):
         err.write(summary.line(style) + "\n")
     out.flush()

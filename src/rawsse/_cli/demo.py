@@ -43,11 +43,20 @@ def add_parser(subparsers: Any) -> None:
         metavar="X",
         help="time scale: 1 = as recorded (default), 10 = ten times faster, 0 = no waiting",
     )
+    parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="serve the demo chat page instead: fixture server -> relay -> page (prints its URL)",
+    )
     parser.set_defaults(handler=run, command="demo")
 
 
 def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """``rawsse demo``: stream a shipped recording through the real client, over real HTTP."""
+    if getattr(args, "browser", False):  # Namespaces built by hand may lack it
+        from .relay import run_demo_browser
+
+        return run_demo_browser(args, out=out, err=err)
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     style = Style.detect(out, err)

@@ -3,6 +3,8 @@
 Routes, relative to where the app is mounted (ASGI ``root_path``):
 
 * ``POST /chat``: JSON ``{model, messages, ...}`` in, the relay event stream out;
+* ``GET /chat/{stream_id}`` and ``DELETE /chat/{stream_id}``: resume or stop a
+  resumable stream (with a ``store``; see ``_resumable``);
 * ``GET /models``: the allowed models, as ``{"object": "list", "data": [{"id": ...}]}``;
 * ``GET /rawsse.js`` and ``GET /rawsse.d.ts``: the browser client (404 when absent);
 * ``GET /``: the demo page, when ``demo=True``.
@@ -18,9 +20,10 @@ from __future__ import annotations
 import importlib.resources
 import inspect
 import json
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import anyio
 
@@ -35,7 +38,9 @@ from .._errors import (
 )
 from ._encoder import RelayEncoder
 from ._policy import DEFAULT_MAX_BODY, ChatRequest, Policy, Rejected
-from ._pump import DEFAULT_MAX_QUEUED, Pump
+from ._pump import DEFAULT_MAX_BUFFER, Pump
+from ._resumable import DEFAULT_LINGER, ResumableStreams
+from ._store import StoreError, StreamInfo, StreamNotFound, StreamStore, is_stream_id
 
 __all__ = ["Authorize", "RelayApp"]
 
@@ -44,9 +49,13 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-Authorize = Callable[[Scope, bytes], "bool | int | Awaitable[bool | int | None] | None"]
+Authorize = Callable[[Scope, bytes], "bool | int | str | Awaitable[bool | int | str | None] | None"]
 """``authorize(scope, body)``: True or None lets the request through; False or 403
-refuses it with 403, 401 with 401 (sync or async)."""
+refuses it with 403, 401 with 401 (sync or async).  A str lets it through and names
+the user: a resumable stream is bound to it, and resuming or stopping the stream
+(``body`` is then the stored request) needs the same name."""
+
+log = logging.getLogger("rawsse.relay")
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -97,8 +106,12 @@ class RelayApp:
     * ``heartbeat``, ``coalesce``: see ``RelayEncoder``;
     * ``write_timeout``: seconds one write to a browser may block (a client that
       stopped reading) before the relay drops it and cancels upstream;
-    * ``max_queued``: upstream reads (64 KiB at most each) that may wait for a
-      slow browser before the relay stops reading upstream.
+    * ``max_buffer``: bytes of upstream body that may wait for a slow browser
+      before the relay stops reading upstream (default 256 KiB).
+    * ``store``: a ``MemoryStore`` or ``RedisStore`` turns resumable streams on
+      (``GET``/``DELETE /chat/{stream_id}``); ``linger``: seconds a stream goes on
+      generating after its last reader left; ``fail_closed``: refuse new requests
+      (503) while the store is unavailable, instead of streaming them unresumable.
     """
 
     def __init__(
@@ -116,7 +129,10 @@ class RelayApp:
         heartbeat: float | None = 15.0,
         coalesce: float = 0.0,
         write_timeout: float = 30.0,
-        max_queued: int = DEFAULT_MAX_QUEUED,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+        store: StreamStore | None = None,
+        linger: float = DEFAULT_LINGER,
+        fail_closed: bool = False,
     ) -> None:
         self.client = client
         self.policy = Policy.build(
@@ -129,7 +145,21 @@ class RelayApp:
         self.heartbeat = heartbeat
         self.coalesce = coalesce
         self.write_timeout = write_timeout
-        self.max_queued = max_queued
+        self.max_buffer = max_buffer
+        self.store = store
+        self.fail_closed = fail_closed
+        self._streams: ResumableStreams | None = None
+        if store is not None:
+            self._streams = ResumableStreams(
+                store,
+                client,
+                self.policy,
+                heartbeat=heartbeat,
+                coalesce=coalesce,
+                linger=linger,
+                write_timeout=write_timeout,
+                max_buffer=max_buffer,
+            )
         self._files: dict[str, bytes | None] = {}
 
     def __repr__(self) -> str:
@@ -169,6 +199,8 @@ class RelayApp:
     ) -> None:
         if path == "":
             await _send(send, 307, b"", [("location", root + "/"), *cors])
+        elif path.startswith("/chat/"):
+            await self._stream_route(scope, receive, send, method, path[len("/chat/") :], cors)
         elif path == "/chat":
             if method == "OPTIONS":
                 await self._preflight(scope, send, cors)
@@ -222,7 +254,7 @@ class RelayApp:
         asked = _header(scope, b"access-control-request-headers") or "content-type"
         headers = [
             *cors,
-            ("access-control-allow-methods", "POST, GET, OPTIONS"),
+            ("access-control-allow-methods", "POST, GET, DELETE, OPTIONS"),
             ("access-control-allow-headers", asked),
             ("access-control-max-age", "600"),
         ]
@@ -250,8 +282,11 @@ class RelayApp:
         if body is None:
             return  # the browser left while sending
         request = self.policy.check(body)
-        if self.authorize is not None:
-            await self._authorize(scope, body)
+        owner = None if self.authorize is None else await self._authorize(scope, body)
+        if self._streams is not None and await self._resumable(
+            request, body, owner, receive, send, cors
+        ):
+            return
         async with anyio.create_task_group() as group:
 
             async def watch() -> None:
@@ -286,16 +321,98 @@ class RelayApp:
             if not message.get("more_body", False):
                 return b"".join(parts)
 
-    async def _authorize(self, scope: Scope, body: bytes) -> None:
+    async def _authorize(self, scope: Scope, body: bytes) -> str | None:
+        """The user the hook names (None when it names none), or ``Rejected``."""
         assert self.authorize is not None
         verdict = self.authorize(scope, body)
         if inspect.isawaitable(verdict):
             verdict = await verdict
+        if isinstance(verdict, str):
+            return verdict
         if verdict is None or verdict is True:
-            return
+            return None
         if verdict == 401:
             raise Rejected(401, "authentication required", headers={"www-authenticate": "Bearer"})
         raise Rejected(403, "not allowed")
+
+    # -- resumable streams ------------------------------------------------------------
+
+    async def _resumable(
+        self,
+        request: ChatRequest,
+        body: bytes,
+        owner: str | None,
+        receive: Receive,
+        send: Send,
+        cors: list[tuple[str, str]],
+    ) -> bool:
+        """Serve ``POST /chat`` as a resumable stream; False: serve it unresumable."""
+        assert self._streams is not None
+        try:
+            started = await self._streams.start(request, body, owner)
+        except StoreError as exc:
+            if self.fail_closed:
+                raise Rejected(503, f"the stream store is unavailable: {exc}") from None
+            log.warning("resumable streams are unavailable, streaming without: %s", exc)
+            return False
+        if isinstance(started, RawSSEError):
+            await _send_upstream_error(send, started, cors)
+            return True
+        headers = _stream_headers(started, cors)
+        await self._streams.follow(started, 0, receive, send, headers)
+        return True
+
+    async def _stream_route(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        method: str,
+        stream_id: str,
+        cors: list[tuple[str, str]],
+    ) -> None:
+        if method == "OPTIONS":
+            await self._preflight(scope, send, cors)
+            return
+        if method not in ("GET", "DELETE"):
+            raise Rejected(
+                405,
+                f"{method} /chat/{{id}}: use GET or DELETE",
+                headers={"allow": "GET, DELETE, OPTIONS"},
+            )
+        streams = self._streams
+        if streams is None:
+            raise Rejected(404, "this relay keeps no streams (it has no store)")
+        self._check_origin(scope)
+        after = _position(scope) if method == "GET" else 0
+        await self._stream_info(scope, stream_id)
+        if method == "DELETE":
+            try:
+                await streams.store.cancel(stream_id)
+            except StreamNotFound:
+                raise Rejected(404, "unknown or expired stream") from None
+            except StoreError as exc:
+                raise Rejected(503, f"the stream store is unavailable: {exc}") from None
+            body = json.dumps({"stream_id": stream_id, "cancelled": True}).encode()
+            await _send_json(send, 200, body, cors)
+            return
+        await streams.follow(stream_id, after, receive, send, _stream_headers(stream_id, cors))
+
+    async def _stream_info(self, scope: Scope, stream_id: str) -> StreamInfo:
+        """The stream, if it exists and the caller may see it; else ``Rejected``."""
+        assert self._streams is not None
+        if not is_stream_id(stream_id):
+            raise Rejected(404, "unknown or expired stream")
+        try:
+            info = await self._streams.store.info(stream_id)
+        except StreamNotFound:
+            raise Rejected(404, "unknown or expired stream") from None
+        except StoreError as exc:
+            raise Rejected(503, f"the stream store is unavailable: {exc}") from None
+        owner = None if self.authorize is None else await self._authorize(scope, info.request)
+        if info.owner is not None and owner != info.owner:
+            raise Rejected(404, "unknown or expired stream")  # not this user's: never say so
+        return info
 
     async def _relay(self, request: ChatRequest, send: Send, cors: list[tuple[str, str]]) -> None:
         stream = self.client.stream(
@@ -318,18 +435,50 @@ class RelayApp:
                 await stream.close()
 
     async def _pump(self, stream: AsyncStream, encoder: RelayEncoder, send: Send) -> None:
-        pump = Pump(stream, encoder, max_queued=self.max_queued)
+        stalled = False
+
+        def stall() -> None:  # the browser stopped reading for write_timeout: drop it
+            nonlocal stalled
+            stalled = True
+            group.cancel_scope.cancel()
+
+        async def send_body(data: bytes) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+
+        pump = Pump(
+            stream,
+            encoder,
+            max_buffer=self.max_buffer,
+            write_timeout=self.write_timeout,
+            on_stall=stall,
+            send=send_body,
+        )
         async with anyio.create_task_group() as group:
             group.start_soon(pump.read)
+            group.start_soon(pump.time)
             data: bytes | None = encoder.open(anyio.current_time())
             while data is not None:
-                with anyio.move_on_after(self.write_timeout) as scope:
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
-                if scope.cancelled_caught:  # the browser stopped reading: drop it
-                    group.cancel_scope.cancel()
-                    return
+                await send_body(data)
                 data = await pump.next_bytes()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if not stalled:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _stream_headers(stream_id: str, cors: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    cors_headers = [(k.encode(), v.encode()) for k, v in cors]
+    return [*SSE_HEADERS, (b"x-rawsse-stream-id", stream_id.encode()), *cors_headers]
+
+
+def _position(scope: Scope) -> int:
+    """Where a resuming reader stands: ``Last-Event-ID``, else ``?after=``, else 0."""
+    value = _header(scope, b"last-event-id")
+    if value is None:
+        query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
+        value = query.get("after", ["0"])[-1]
+    value = value.strip() or "0"
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        raise Rejected(400, f"Last-Event-ID / after must be an event id (an integer): {value!r}")
+    return int(value)
 
 
 async def _send_upstream_error(send: Send, exc: RawSSEError, cors: list[tuple[str, str]]) -> None:

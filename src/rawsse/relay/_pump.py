@@ -1,147 +1,384 @@
-"""The I/O between an upstream ``AsyncStream`` and a ``RelayEncoder``.
+"""The I/O between an upstream ``AsyncStream`` and a ``RelayEncoder``: three parts.
 
-``Pump.read`` runs in a task of its own and reads upstream: each read's events
-go into a bounded queue as one batch.  ``Pump.next_bytes`` runs where the bytes
-are written: it waits for the next batches or the encoder's deadline
-(heartbeat, coalescing), whichever comes first, and returns what to send.  The
-reader is never cancelled to make a heartbeat (cancelling an HTTP read closes
-the connection); only stopping the relay cancels it.
+* The reader task (``Pump.read``) opens the stream (connection, retries and HTTP
+  errors stay ``AsyncStream``'s) and then only moves body bytes into a queue.
+* The writer (``Pump.next_bytes``, in the task that sends) takes everything
+  queued at once, decodes it with the stream's own ``StreamCore`` (the sans-I/O
+  state of ``AsyncStream``, so results, errors, ``partial`` and timeouts are the
+  client's), encodes and returns it: what arrived together leaves as one write.
+  This is where the relay saves its CPU: httpx hands out one HTTP chunk at a
+  time, and a burst of chunks costs one decode, one encode and one send.
+* The timer task (``Pump.time``) wakes the writer at the next deadline (a
+  heartbeat, a coalescing flush, a client timeout) without a cancel scope per
+  wait: the writer tells it a new deadline only when it is earlier.  It also
+  reports a write blocked for ``write_timeout`` (``on_stall``).
+
+Given ``send`` (``RelayApp`` does; ``relay_stream`` cannot, it yields), the
+reader sends a chunk that came fresh from the network itself, saving the
+writer's wakeup: one task switch per event, as a plain proxy has.  Chunks that
+were already buffered behind it still go through the writer and leave together.
+
+The reader is never cancelled to make a heartbeat (cancelling an HTTP read
+closes the connection); only stopping the relay cancels it.
 
 Buffering is bounded: when the writer stops taking bytes (a client that stops
-reading), at most ``max_queued`` upstream reads (each at most 64 KiB, httpx's
-read size) wait in the queue; then the reader stops reading upstream, and TCP
-flow control holds the rest upstream.
+reading), at most ``max_buffer`` bytes of upstream body wait in the queue; then
+the reader stops reading, and TCP flow control holds the rest upstream.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 
 from .._async_client import AsyncStream
+from .._base_client import GiveUp
 from .._chat_events import ChatEvent
 from ._encoder import RelayEncoder
 
-__all__ = ["DEFAULT_MAX_QUEUED", "Pump"]
+__all__ = ["DEFAULT_MAX_BUFFER", "Pump", "spawn"]
 
-DEFAULT_MAX_QUEUED = 4
-"""Upstream reads decoded and not yet sent, per stream, before reading upstream pauses."""
+DEFAULT_MAX_BUFFER = 256 * 1024
+"""Bytes of upstream body read and not yet relayed, per stream, before reading pauses."""
 
-
-def _ready(stream: AsyncStream) -> list[ChatEvent]:
-    """The events the stream decoded from its last read and not yet returned.
-
-    ``AsyncStream`` hands out one event per ``__anext__``; taking the rest of the
-    read at once lets the relay encode and send one read as one write.
-    """
-    batch: list[ChatEvent] = stream._batch
-    pos: int = stream._pos
-    if pos >= len(batch):
-        return []
-    stream._pos = len(batch)
-    return batch[pos:]
+_OPENING, _BODY, _EOF, _FAILED, _CANCELLED = range(5)
 
 
 class Pump:
-    """One relayed stream: a reader task (``read``) and the writer's ``next_bytes``."""
+    """One relayed stream: ``read`` and ``time`` run as tasks; the sender calls ``next_bytes``.
+
+    The pump uses ``AsyncStream``'s private shell state (``_open``, ``_raw``,
+    ``_core``, ``_close_response``): the relay is a second shell around the same
+    ``StreamCore``, reading the body its own way.
+    """
 
     def __init__(
         self,
         stream: AsyncStream,
         encoder: RelayEncoder,
         *,
-        max_queued: int = DEFAULT_MAX_QUEUED,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+        write_timeout: float | None = None,
+        on_stall: Callable[[], object] | None = None,
+        send: Callable[[bytes], Awaitable[object]] | None = None,
     ) -> None:
         self.stream = stream
         self.encoder = encoder
-        self._max_queued = max_queued
-        self._queue: deque[list[ChatEvent]] = deque()
-        self._end: tuple[str, Any] | None = None
-        self._arrived = anyio.Event()
+        self._core = stream._core
+        self._max_buffer = max_buffer
+        self._write_timeout = write_timeout
+        self._on_stall = on_stall
+        self._send_deadline: float | None = None
+        self._send = send
+        # The caller is writing what ``next_bytes`` returned (its first write, the
+        # opening comment, lasts until its first call).
+        self._writing = True
+        self._reader_sending = False  # the reader is writing what it just read
+        self._blocked = False  # the writer waits for the reader's write to end
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._state = _OPENING
+        self._error: BaseException | None = None
+        # The writer's wakeup is the hot path (once per upstream read): the backend's
+        # own future or event and clock, chosen once, instead of anyio's per call.
+        self._loop: Any = None
+        try:
+            import asyncio
+
+            self._loop = asyncio.get_running_loop()
+            self._now: Callable[[], float] = self._loop.time
+        except RuntimeError:  # trio
+            import trio
+
+            self._now = trio.current_time
+        self._waiter: Any = None
         self._room = anyio.Event()
-        self._scope = anyio.CancelScope()
+        self._rearm = anyio.Event()
+        self._deadline: float | None = None  # the writer's next deadline, for the timer
+        self._target: float | None = None  # what the timer sleeps until (None: idle)
+        self._read_scope = anyio.CancelScope()
+        self._timer_scope = anyio.CancelScope()
         self.stopped = anyio.Event()
-        """Set when the reader has ended and the upstream stream is closed."""
+        """Set when the reader has ended and the upstream connection is released."""
+
+    def stop(self) -> None:
+        """Cancel the reader and the timer (the reader releases the connection on its way out)."""
+        self._read_scope.cancel()
+        self._timer_scope.cancel()
 
     # -- the reader task ---------------------------------------------------------------
 
     async def read(self) -> None:
-        """Read upstream until its end, an error, or ``stop()``; always closes it."""
+        """Open the stream, then queue body bytes until its end, an error or ``stop()``."""
         stream = self.stream
         try:
-            with self._scope:
+            with self._read_scope:
+                try:
+                    await stream._open()
+                except Exception as exc:  # the stream failed before its body
+                    self._end(_FAILED, exc)
+                    return
+                raw = stream._raw
+                self._state = _BODY
+                if raw is None:  # the stream already ended (nothing to read)
+                    self._end(_EOF, None)
+                    return
+                chunks = self._chunks
+                loop = self._loop if self._send is not None else None
+                suspended = [False]
                 try:
                     while True:
-                        event = await stream.__anext__()
-                        batch = [event]
-                        batch += _ready(stream)
-                        await self._put(batch)
+                        if loop is None:
+                            chunk = await raw.__anext__()
+                        else:
+                            # Did this read wait for the network?  A callback queued now
+                            # runs only if the loop turned meanwhile.
+                            suspended[0] = False
+                            handle = loop.call_soon(_mark, suspended)
+                            chunk = await raw.__anext__()
+                            handle.cancel()
+                        chunks.append(chunk)
+                        self._size += len(chunk)
+                        if loop is not None and suspended[0] and not self._writing:
+                            # Fresh from the network: send it from here, one task switch
+                            # less.  Chunks already buffered behind it go to the writer,
+                            # which runs when this task next waits, and leave together.
+                            if await self._send_now():
+                                return
+                        elif self._waiter is not None:
+                            self._wake()
+                        while self._size >= self._max_buffer:
+                            self._room = anyio.Event()
+                            await self._room.wait()
                 except StopAsyncIteration:
-                    self._end = ("close", stream.result)
-                except Exception as exc:  # reported to the browser as the error event
-                    self._end = ("fail", exc)
-            if self._end is None:
-                self._end = ("cancel", None)
+                    self._end(_EOF, None)
+                except Exception as exc:  # translated by the writer, as the client would
+                    self._end(_FAILED, exc)
+            if self._state in (_OPENING, _BODY):
+                self._end(_CANCELLED, None)
         finally:
             with anyio.CancelScope(shield=True):
-                await stream.close()
-            self._arrived.set()
+                await stream._close_response()
+            self._wake()
             self.stopped.set()
 
-    async def _put(self, batch: list[ChatEvent]) -> None:
-        while len(self._queue) >= self._max_queued:
-            self._room = anyio.Event()
-            await self._room.wait()
-        self._queue.append(batch)
-        self._arrived.set()
+    async def _send_now(self) -> bool:
+        """Relay and send what was read, in the reader task (one task switch less per
+        read than handing it to the writer); True once the terminal event is sent."""
+        assert self._send is not None
+        self._reader_sending = True
+        try:
+            now = self._now()
+            out = self._take(now)
+            if out:
+                self._sending(now)
+                await self._send(out)
+                self._send_deadline = None
+        finally:
+            self._reader_sending = False
+            if self._blocked:
+                self._blocked = False
+                self._wake()
+        if self.encoder.closed:
+            self._timer_scope.cancel()
+            self._wake()  # the writer returns None
+            return True
+        return False
 
-    def stop(self) -> None:
-        """Cancel the reader (it closes the upstream connection on its way out)."""
-        self._scope.cancel()
+    def _end(self, state: int, error: BaseException | None) -> None:
+        self._state = state
+        self._error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if self._loop is None:
+                waiter.set()
+            elif not waiter.done():
+                waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        if self._loop is None:
+            import trio
+
+            event = self._waiter = trio.Event()
+            await event.wait()
+        else:
+            future = self._waiter = self._loop.create_future()
+            try:
+                await future
+            finally:
+                self._waiter = None
+
+    # -- the timer task ----------------------------------------------------------------
+
+    async def time(self) -> None:
+        """Wake the writer when its deadline comes, and report a stalled write."""
+        with self._timer_scope:
+            while True:
+                target = self._deadline
+                send = self._send_deadline
+                if send is not None and (target is None or send < target):
+                    target = send
+                self._target = target
+                rearm = self._rearm
+                if target is None:
+                    await rearm.wait()
+                else:
+                    with anyio.CancelScope(deadline=target):
+                        await rearm.wait()
+                self._rearm = anyio.Event()
+                if target is None:
+                    continue
+                now = self._now()
+                send = self._send_deadline
+                if send is not None and now >= send and self._on_stall is not None:
+                    self._on_stall()  # the client stopped reading: the owner drops it
+                    return
+                deadline = self._deadline
+                if deadline is not None and now >= deadline:
+                    self._deadline = None
+                    self._wake()
+
+    def _wake_at(self, deadline: float | None) -> None:
+        self._deadline = deadline
+        target = self._target
+        if deadline is not None and (target is None or deadline < target):
+            self._rearm.set()
+
+    def _sending(self, now: float) -> None:
+        """The caller is about to send: a write still blocked at the timeout is a stall."""
+        if self._write_timeout is None:
+            return
+        deadline = self._send_deadline = now + self._write_timeout
+        target = self._target
+        if target is None or deadline < target:
+            self._rearm.set()
 
     # -- the writer ------------------------------------------------------------------
 
     async def next_bytes(self) -> bytes | None:
-        """The next bytes to send (the encoded batches, or what a deadline made due),
-        or None once the terminal event was returned."""
+        """The next bytes to send, or None once the terminal event was returned."""
+        self._writing = False  # the caller's previous write completed
+        if not self._reader_sending:
+            self._send_deadline = None
+        out = await self._next()
+        if out is not None:
+            self._writing = True
+            self._sending(self._now())
+        return out
+
+    async def _next(self) -> bytes | None:
         encoder = self.encoder
+        core = self._core
         while True:
             if encoder.closed:
                 return None
-            queue = self._queue
-            if queue:
-                now = anyio.current_time()
-                if len(queue) == 1:
-                    events = queue.popleft()
-                else:
-                    events = [e for batch in queue for e in batch]
-                    queue.clear()
-                self._room.set()
-                data = encoder.feed_many(events, now)
-                data += encoder.poll(now)
-                if data:
-                    return data
+            if self._reader_sending:  # the reader is sending what it just read: wait for it
+                self._blocked = True
+                await self._wait()
                 continue
-            end = self._end
-            if end is not None:
-                now = anyio.current_time()
-                if end[0] == "close":
-                    return encoder.close(end[1], now)
-                if end[0] == "fail":
-                    return encoder.fail(end[1], now)
-                return encoder.cancel(now, partial=self.stream.result)
+            if self._chunks:
+                out = self._take(self._now())
+                if encoder.closed:
+                    self.stop()
+                if out:
+                    return out
+                continue
+            state = self._state
+            now = self._now()
+            if state >= _EOF:
+                return self._finish(state, now)
+            if state == _BODY:
+                expired = core.clocks.expired(now)
+                if expired is not None:
+                    error = core.timeout_error(now)
+                    core.fail(error, now)
+                    self.stop()
+                    return encoder.fail(error, now)
+            out = encoder.poll(now)
+            if out:
+                return out
             deadline = encoder.deadline()
-            self._arrived = arrived = anyio.Event()
-            if deadline is None:
-                await arrived.wait()
-            else:
-                with anyio.CancelScope(deadline=deadline):
-                    await arrived.wait()
-            data = encoder.poll(anyio.current_time())
-            if data:
-                return data
+            if state == _BODY:
+                clock = core.clocks.deadline()
+                if clock is not None and (deadline is None or clock < deadline):
+                    deadline = clock
+            self._wake_at(deadline)
+            await self._wait()
+
+    def _take(self, now: float) -> bytes:
+        """Relay every queued chunk at once."""
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._size = 0
+        self._room.set()
+        self._core.clocks.read_start = now
+        return self._relay_body(data, now)
+
+    def _relay_body(self, data: bytes, now: float) -> bytes:
+        core = self._core
+        encoder = self.encoder
+        if core.finished:  # bytes after [DONE]: the stream is over
+            return b""
+        events = core.feed(data, now)
+        while core.backlog and core.pending is None and not core.finished:
+            events += core.feed(b"", now)  # a compressed body, decoded piece by piece
+        if events:
+            events = self._events(events)
+        out = encoder.feed_many(events, now) if events else b""
+        if core.pending is not None:
+            return out + encoder.fail(self._give_up(core.take_pending(), now), now)
+        if core.finished:
+            return out + encoder.close(core.result, now)
+        return out + encoder.poll(now)
+
+    def _finish(self, state: int, now: float) -> bytes:
+        core = self._core
+        encoder = self.encoder
+        self.stop()  # the reader has ended; the timer is not needed any more
+        if state == _EOF:
+            if core.finished:  # [DONE] came before the end; already closed
+                return encoder.close(core.result, now)
+            events = core.end_of_body(now)
+            if events:
+                events = self._events(events)
+            out = encoder.feed_many(events, now) if events else b""
+            if core.pending is not None:
+                return out + encoder.fail(self._give_up(core.take_pending(), now), now)
+            return out + encoder.close(core.result, now)
+        if state == _FAILED:
+            error = self._error
+            assert error is not None
+            if not core.finished:  # failed in the body: the client's rules decide
+                error = self._give_up(error, now)
+            return encoder.fail(error, now)
+        core.cancel(now)
+        return encoder.cancel(now, partial=core.result)
+
+    def _events(self, events: list[ChatEvent]) -> list[ChatEvent]:
+        """The decoded events as relayed (a subclass may rewrite them)."""
+        return events
+
+    def _give_up(self, error: BaseException, now: float) -> BaseException:
+        """The error that ends the stream, translated and with its ``partial``, by the
+        client's own decision.  The relay does not reconnect mid-body: a retry the
+        client would make ends the relayed stream instead."""
+        core = self._core
+        decision = core.decide(error, now)
+        if isinstance(decision, GiveUp):
+            return decision.error
+        core.fail(error, now)
+        return error
+
+
+def _mark(flag: list[bool]) -> None:
+    flag[0] = True
 
 
 _tasks: set[Any] = set()  # strong references: asyncio keeps only weak ones to its tasks
@@ -152,9 +389,9 @@ def spawn(function: Any) -> None:
 
     ``relay_stream`` is an async iterator that a framework may abandon between two
     items; a task group held across ``yield`` would then be exited in another task.
-    The reader task therefore lives outside, and the iterator's ``finally`` stops
-    it and waits for it (``Pump.stop``, ``Pump.stopped``).  ``function`` must not
-    raise (``Pump.read`` reports every error as the terminal event).
+    The pump's tasks therefore live outside, and the iterator's ``finally`` stops
+    them and waits for the reader (``Pump.stop``, ``Pump.stopped``).  ``function``
+    must not raise (the pump reports every error as the terminal event).
     """
     import asyncio
 

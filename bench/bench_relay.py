@@ -1,0 +1,453 @@
+"""The relay against the common recipe: CPU per relayed token, added latency, 2,000 streams.
+
+python bench/bench_relay.py [--quick] [--runs N]
+
+The common recipe is a FastAPI ``StreamingResponse`` over the openai SDK's
+``AsyncOpenAI``, yielding ``data: {"token": ...}`` per chunk.  It and
+``rawsse.relay.RelayApp`` each run under uvicorn (same settings) in a process of
+their own, in front of the same upstream: the fixture server (``rawsse serve``, its
+own process) serving a 2,000-chunk answer.  A raw-socket client (h11) reads every
+stream to its end and checks that every text byte arrived.
+
+1. CPU seconds of the server process (``/proc/PID/stat``) per relayed token, with
+   coalescing off, for two upstream shapes:
+   - bursts: the whole answer written at once, so one read carries many events;
+     100 concurrent readers;
+   - paced: one event every 2 ms, so one read carries one event.  10 concurrent
+     readers: 100 would ask for 50,000 events/s, more than a 2-core machine can
+     relay with the recipe (about 6 CPU-seconds per second), and the reads would
+     then batch up, which is the other shape.
+   Runs alternate between the two servers; the best of ``--runs`` counts.
+2. Added latency per event: an upstream that writes its own clock into each
+   token (every 10 ms, 50 streams); the client subtracts it on arrival, directly
+   from upstream and through each server.
+3. 2,000 concurrent relayed streams through ``RelayApp`` (its client keeping few
+   idle connections, as the README advises for many streams): errors, time, and
+   the server's memory per open stream (RSS at the peak minus before, / 2,000).
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+CHUNKS = 2000
+BURST_READERS = 100
+PACED_READERS = 10
+PACED_GAP = 0.002
+STAMP_STREAMS = 50
+STAMP_EVENTS = 200
+STAMP_GAP = 0.01
+MANY = 2000
+MANY_CHUNKS = 150
+MANY_GAP = 0.05
+MODEL = "bench/answer"
+
+# -- upstream ------------------------------------------------------------------------
+
+
+def token(i: int) -> str:
+    return f"tok{i} é "
+
+
+def chunk(content: str | None = None, finish: str | None = None, usage: bool = False) -> bytes:
+    delta = {} if content is None else {"content": content}
+    data: dict[str, Any] = {
+        "id": "gen-bench",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    if usage:
+        data["usage"] = {
+            "prompt_tokens": 5,
+            "completion_tokens": CHUNKS,
+            "total_tokens": 5 + CHUNKS,
+        }
+    return b"data: " + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
+
+
+def save_answer(folder: Path, name: str, model: str, chunks: int, gap: float) -> str:
+    from rawsse.testing import Cassette, save_cassette
+
+    pieces = [chunk(token(i)) for i in range(chunks)]
+    pieces.append(chunk(finish="stop", usage=True) + b"data: [DONE]\n\n")
+    cassette = Cassette.from_body(pieces, request_body={"model": model}, interval=gap)
+    save_cassette(cassette, folder / f"{name}.jsonl")
+    return "".join(token(i) for i in range(chunks))
+
+
+@contextmanager
+def process(args: list[str]) -> Iterator[tuple[str, int]]:
+    """A child process whose first stdout line starts with its URL; yields (url, pid)."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().split()
+        if not line or not line[0].startswith("http://"):
+            raise RuntimeError(f"{args[:4]} did not start: {line!r}")
+        yield line[0].rstrip("/"), proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+# -- the servers (run in child processes: --serve NAME) --------------------------------
+
+
+def serve(name: str, upstream: str, models: list[str]) -> None:
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8192)
+    print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+
+    async def main() -> None:
+        if name == "stamp":
+            server = await asyncio.start_server(stamp_upstream, sock=sock, backlog=8192)
+            async with server:
+                await server.serve_forever()
+            return
+        if name == "recipe":
+            app: Any = recipe_app(upstream)
+        else:
+            app = relay_app(upstream, models, many=name == "relay-many")
+        config = uvicorn.Config(app, log_level="error", lifespan="off", backlog=8192)
+        await uvicorn.Server(config).serve(sockets=[sock])
+
+    asyncio.run(main())
+
+
+def recipe_app(upstream: str) -> Any:
+    """The common recipe, as tutorials write it."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import StreamingResponse
+    from openai import AsyncOpenAI
+
+    app = FastAPI()
+    client = AsyncOpenAI(base_url=upstream, api_key="unused", max_retries=0)
+
+    @app.post("/chat")
+    async def chat(request: Request) -> StreamingResponse:
+        body = await request.json()
+
+        async def tokens() -> Any:
+            stream = await client.chat.completions.create(
+                model=body["model"], messages=body["messages"], stream=True
+            )
+            async for part in stream:
+                if part.choices and part.choices[0].delta.content:
+                    yield f"data: {json.dumps({'token': part.choices[0].delta.content})}\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(tokens(), media_type="text/event-stream")
+
+    return app
+
+
+def relay_app(upstream: str, models: list[str], *, many: bool = False) -> Any:
+    import httpx
+
+    from rawsse import AsyncClient
+    from rawsse.relay import RelayApp
+
+    http = None
+    if many:  # the README's advice for thousands of streams: few kept-alive connections
+        limits = httpx.Limits(max_connections=4096, max_keepalive_connections=16)
+        http = httpx.AsyncClient(limits=limits, timeout=None)
+    client = AsyncClient(base_url=upstream, api_key="", retries=0, http_client=http)
+    return RelayApp(client, models=models)
+
+
+async def stamp_upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An OpenAI-compatible upstream whose tokens are its clock at sending."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+        )
+        for _ in range(STAMP_EVENTS):
+            await asyncio.sleep(STAMP_GAP)
+            data = chunk(f"{time.monotonic():.6f} ")
+            writer.write(b"%x\r\n%b\r\n" % (len(data), data))
+        data = chunk(finish="stop") + b"data: [DONE]\n\n"
+        writer.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(data), data))
+        await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        writer.close()
+
+
+# -- the client ----------------------------------------------------------------------
+
+
+async def read_stream(
+    port: int, path: str, body: bytes, kind: str, stamps: list[float] | None = None
+) -> tuple[int, str, int]:
+    """POST and read to the end; returns (status, joined text, downstream chunks)."""
+    import h11
+
+    from rawsse import ServerSentEvent, SSEDecoder
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = h11.Connection(h11.CLIENT)
+    headers = [
+        ("host", "bench"),
+        ("content-type", "application/json"),
+        ("content-length", str(len(body))),
+    ]
+    writer.write(
+        conn.send(h11.Request(method="POST", target=path, headers=headers))
+        + conn.send(h11.Data(data=body))
+        + conn.send(h11.EndOfMessage())
+    )
+    decoder = SSEDecoder()
+    parts: list[str] = []
+    status = 0
+    reads = 0
+    try:
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await reader.read(262144))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                reads += 1
+                now = time.monotonic()
+                for item in decoder.feed(bytes(event.data)):
+                    if not isinstance(item, ServerSentEvent) or item.data == "[DONE]":
+                        continue
+                    text = _text(kind, item)
+                    if text:
+                        parts.append(text)
+                        if stamps is not None:
+                            stamps.append(now - float(text))
+            else:
+                break
+    except (h11.RemoteProtocolError, ConnectionError) as exc:  # reported as a failed stream
+        return -1, f"{type(exc).__name__}: {exc}", reads
+    finally:
+        writer.close()
+    return status, "".join(parts), reads
+
+
+def _text(kind: str, item: Any) -> str:
+    data = json.loads(item.data)
+    if kind == "relay":
+        return str(data["text"]) if item.event == "text" else ""
+    if kind == "recipe":
+        return str(data["token"])
+    choices = data.get("choices") or [{}]
+    return str(choices[0].get("delta", {}).get("content") or "")
+
+
+async def run_readers(
+    url: str,
+    kind: str,
+    model: str,
+    readers: int,
+    ramp: float = 0.0,
+    stamps: list[float] | None = None,
+) -> list[tuple[int, str, int]]:
+    port = int(url.rsplit(":", 1)[1])
+    path = "/chat/completions" if kind == "direct" else "/chat"
+    body = json.dumps(
+        {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    ).encode()
+    tasks = []
+    for _ in range(readers):
+        tasks.append(asyncio.ensure_future(read_stream(port, path, body, kind, stamps)))
+        if ramp:
+            await asyncio.sleep(ramp)
+    return await asyncio.gather(*tasks)
+
+
+# -- the measurements ------------------------------------------------------------------
+
+
+def cpu_per_token(
+    upstream: str, shape: str, readers: int, want: str, runs: int
+) -> dict[str, tuple[float, float]]:
+    """Best CPU µs per token and downstream chunks per token, per server."""
+    models = [f"{MODEL}-{shape}"]
+    best: dict[str, tuple[float, float]] = {}
+    me = [sys.executable, __file__, "--upstream", upstream, "--models", models[0], "--serve"]
+    with process([*me, "recipe"]) as recipe, process([*me, "relay"]) as relay:
+        servers = {"recipe": recipe, "relay": relay}
+        for name, (url, _) in servers.items():  # warm up: imports, pools
+            asyncio.run(run_readers(url, name, models[0], 5))
+        for _ in range(runs):
+            for name, (url, pid) in servers.items():
+                before = cpu_seconds(pid)
+                # Readers arrive 2 ms apart: the fixture server's accept queue holds 100.
+                results = asyncio.run(run_readers(url, name, models[0], readers, ramp=0.002))
+                spent = cpu_seconds(pid) - before
+                bad = [r for r in results if r[0] != 200 or r[1] != want]
+                if bad:  # reported, and the run does not count
+                    print(f"<!-- {name} {shape}: {len(bad)} streams failed: {bad[0][:2]!r} -->")
+                    continue
+                tokens = readers * CHUNKS
+                per = spent / tokens * 1e6
+                chunks = sum(r[2] for r in results) / tokens
+                if name not in best or per < best[name][0]:
+                    best[name] = (per, chunks)
+    return best
+
+
+def latency(upstream_stamp: str) -> dict[str, tuple[float, float]]:
+    out: dict[str, tuple[float, float]] = {}
+    me = [sys.executable, __file__, "--upstream", upstream_stamp, "--models", MODEL, "--serve"]
+    with process([*me, "recipe"]) as recipe, process([*me, "relay"]) as relay:
+        for name, url in (("direct", upstream_stamp), ("recipe", recipe[0]), ("relay", relay[0])):
+            base = url.removesuffix("/api/v1")
+            asyncio.run(run_readers(base, name, MODEL, 2))
+            stamps: list[float] = []
+            results = asyncio.run(run_readers(base, name, MODEL, STAMP_STREAMS, stamps=stamps))
+            assert all(r[0] == 200 for r in results), results[:1]
+            stamps.sort()
+            out[name] = (
+                statistics.median(stamps) * 1000,
+                stamps[int(len(stamps) * 0.99)] * 1000,
+            )
+    return out
+
+
+def many_streams(upstream: str, want: str, count: int) -> tuple[int, float, float, int]:
+    me = [sys.executable, __file__, "--upstream", upstream, "--models", f"{MODEL}-many", "--serve"]
+    with process([*me, "relay-many"]) as (url, pid):
+        asyncio.run(run_readers(url, "relay", f"{MODEL}-many", 20))
+        before = rss(pid)
+        peak = [before]
+
+        async def main() -> list[tuple[int, str, int]]:
+            async def watch() -> None:
+                while True:
+                    peak.append(rss(pid))
+                    await asyncio.sleep(0.05)
+
+            watcher = asyncio.ensure_future(watch())
+            try:
+                return await run_readers(url, "relay", f"{MODEL}-many", count, ramp=0.002)
+            finally:
+                watcher.cancel()
+
+        started = time.monotonic()
+        results = asyncio.run(main())
+        elapsed = time.monotonic() - started
+    failed = [r for r in results if r[0] != 200 or r[1] != want]
+    if failed:
+        print(f"<!-- first failure: {failed[0][:2]!r} -->")
+    return len(failed), elapsed, (max(peak) - before) / count, max(peak)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one run, fewer streams")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--upstream", help=argparse.SUPPRESS)
+    parser.add_argument("--models", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.upstream, args.models.split(","))
+        return
+    runs = 1 if args.quick else args.runs
+    many = 200 if args.quick else MANY
+    print(
+        f"# relay vs the common recipe ({platform.python_implementation()} "
+        f"{platform.python_version()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f})"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        want = save_answer(folder, "bursts", f"{MODEL}-bursts", CHUNKS, 0.0)
+        save_answer(folder, "paced", f"{MODEL}-paced", CHUNKS, PACED_GAP)
+        want_many = save_answer(folder, "many", f"{MODEL}-many", MANY_CHUNKS, MANY_GAP)
+        serve_cmd = [sys.executable, "-m", "rawsse", "serve", str(folder), "--port", "0"]
+        with process(serve_cmd) as (upstream, _):
+            print("\n## CPU of the server process per relayed token (coalescing off)\n")
+            print(
+                "| upstream shape | readers | recipe µs/token | relay µs/token | ratio "
+                "| relay chunks/token |"
+            )
+            print("|---|---|---|---|---|---|")
+            for shape, readers in (("bursts", BURST_READERS), ("paced", PACED_READERS)):
+                best = cpu_per_token(upstream, shape, readers, want, runs)
+                ratio = best["recipe"][0] / best["relay"][0]
+                print(
+                    f"| {shape} | {readers} | {best['recipe'][0]:.1f} | "
+                    f"{best['relay'][0]:.1f} | {ratio:.1f}× | {best['relay'][1]:.3f} |",
+                    flush=True,
+                )
+            print(
+                f"\n## {many} concurrent relayed streams ({MANY_CHUNKS} chunks each, "
+                f"{MANY_GAP * 1000:.0f} ms apart)\n"
+            )
+            errors, elapsed, per_stream, peak = many_streams(upstream, want_many, many)
+            print(
+                f"errors {errors}; all done in {elapsed:.1f} s; memory per open stream "
+                f"{per_stream / 1024:.1f} KiB (peak RSS {peak / 2**20:.0f} MiB)",
+                flush=True,
+            )
+        stamp_cmd = [
+            sys.executable,
+            __file__,
+            "--upstream",
+            "-",
+            "--models",
+            "-",
+            "--serve",
+            "stamp",
+        ]
+        with process(stamp_cmd) as (stamp, _):
+            print(
+                f"\n## Latency per event ({STAMP_STREAMS} streams, one event every "
+                f"{STAMP_GAP * 1000:.0f} ms; upstream's clock to the client's)\n"
+            )
+            print("| path | p50 ms | p99 ms |")
+            print("|---|---|---|")
+            for name, (p50, p99) in latency(stamp + "/api/v1").items():
+                print(f"| {name} | {p50:.2f} | {p99:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

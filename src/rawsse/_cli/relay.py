@@ -1,0 +1,267 @@
+"""``rawsse relay --upstream URL``: serve ``RelayApp`` under uvicorn; ``rawsse demo --browser``.
+
+``relay`` streams from an OpenAI-compatible upstream (``--upstream``, a base URL
+like ``--base-url``) to browsers, at ``/`` of ``http://HOST:PORT/``.  The key is
+``$OPENROUTER_API_KEY``, sent to OpenRouter only (the client's rule); a local
+upstream such as ``rawsse serve`` needs none.  ``demo --browser`` runs the whole
+chain with no key: the fixture server (shipped recordings) -> the relay -> the
+demo page, whose URL is printed first and opened in a browser where there is one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+import threading
+import webbrowser
+from collections.abc import Callable
+from typing import IO, Any
+
+import httpx
+
+from .._async_client import AsyncClient
+from .._errors import CassetteError
+from .._server import FixtureServer
+from ..relay import DEFAULT_MAX_BODY, RelayApp
+from ._output import EXIT_OK, EXIT_USAGE, Style, number_arg
+
+__all__ = ["DEFAULT_PORT", "add_parser", "run", "run_demo_browser"]
+
+DEFAULT_PORT = 8788
+MISSING_UVICORN = (
+    "rawsse relay needs uvicorn, the ASGI server: pip install 'rawsse[relay]' "
+    "(or serve rawsse.relay.RelayApp with your own ASGI server)"
+)
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``relay``."""
+    parser = subparsers.add_parser(
+        "relay",
+        help="stream from an upstream to browsers (RelayApp under uvicorn)",
+        description=(
+            "Serve rawsse.relay.RelayApp under uvicorn: POST /chat streams from the upstream "
+            "as the relay event stream, GET /rawsse.js serves the browser client, GET /models "
+            "the allowed models, GET / the demo page with --demo. The first line printed is "
+            "the relay's URL. The key is $OPENROUTER_API_KEY (sent to OpenRouter only)."
+        ),
+        epilog="exit codes: 0 stopped by Ctrl-C or SIGTERM, 2 usage error or address in use",
+    )
+    parser.add_argument(
+        "--upstream",
+        required=True,
+        metavar="URL",
+        help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8787/api/v1 (rawsse serve)",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port",
+        type=_port_arg,
+        default=DEFAULT_PORT,
+        metavar="P",
+        help=f"port (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--models",
+        type=_models_arg,
+        metavar="A,B",
+        help="the models browsers may ask for (default: the upstream's GET /models)",
+    )
+    parser.add_argument("--demo", action="store_true", help="serve the demo page at /")
+    _add_relay_options(parser)
+    parser.set_defaults(handler=run, command="relay")
+
+
+def _add_relay_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--heartbeat",
+        type=_seconds_arg,
+        default=15.0,
+        metavar="S",
+        help="a heartbeat comment after S seconds of silence (default 15; 0 = none)",
+    )
+    parser.add_argument(
+        "--coalesce",
+        type=_seconds_arg,
+        default=0.0,
+        metavar="S",
+        help="gather text deltas into one event per S seconds (default 0 = off)",
+    )
+    parser.add_argument(
+        "--max-body",
+        type=_bytes_arg,
+        default=DEFAULT_MAX_BODY,
+        metavar="BYTES",
+        help=f"the largest request body (default {DEFAULT_MAX_BODY}; 413 beyond it)",
+    )
+
+
+def _port_arg(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port: {text!r} (0-65535; 0 picks a free one)")
+    return port
+
+
+def _seconds_arg(text: str) -> float:
+    value = number_arg(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds: {text!r}")
+    return value
+
+
+def _bytes_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of bytes: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 byte: {text!r}")
+    return value
+
+
+def _models_arg(text: str) -> list[str]:
+    models = [m.strip() for m in text.split(",") if m.strip()]
+    if not models:
+        raise argparse.ArgumentTypeError("list at least one model: --models a,b")
+    return models
+
+
+def _upstream_models(upstream: str) -> list[str]:
+    response = httpx.get(upstream.rstrip("/") + "/models", timeout=10)
+    response.raise_for_status()
+    data = response.json().get("data")
+    models = [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
+    if not models:
+        raise ValueError("the upstream lists no models")
+    return models
+
+
+def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
+    """``rawsse relay``: serve until Ctrl-C or SIGTERM."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    models = args.models
+    if models is None:
+        try:
+            models = _upstream_models(args.upstream)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            err.write(
+                f"rawsse relay: error: cannot list the upstream's models ({exc}); "
+                "name them with --models a,b\n"
+            )
+            return EXIT_USAGE
+    upstream = args.upstream
+
+    def make() -> tuple[RelayApp, AsyncClient]:
+        client = AsyncClient(base_url=upstream)
+        app = RelayApp(
+            client,
+            models=models,
+            demo=args.demo,
+            heartbeat=args.heartbeat or None,
+            coalesce=args.coalesce,
+            max_body=args.max_body,
+        )
+        return app, client
+
+    note = f"(rawsse relay: {len(models)} models from {upstream}" + (
+        "; demo page at /)" if args.demo else ")"
+    )
+    return _serve(make, args.host, args.port, note, "rawsse relay", out, err)
+
+
+def run_demo_browser(
+    args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | None = None
+) -> int:
+    """``rawsse demo --browser``: fixture server -> relay -> the demo page, no key."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    try:
+        fixtures = FixtureServer(host="127.0.0.1", port=0, speed=args.speed)
+    except CassetteError as exc:  # pragma: no cover - the shipped files are tested
+        err.write(f"rawsse demo: error: {exc}\n")
+        return EXIT_USAGE
+    with fixtures:
+
+        def make() -> tuple[RelayApp, AsyncClient]:
+            # The fixture server ignores keys; "" sends none (never the environment's).
+            client = AsyncClient(base_url=fixtures.base_url, api_key="", retries=0)
+            return RelayApp(client, models=fixtures.models, demo=True), client
+
+        note = f"(rawsse demo: the demo page, relaying the recordings at {fixtures.base_url})"
+        return _serve(make, "127.0.0.1", 0, note, "rawsse demo", out, err, open_page=True)
+
+
+def _serve(
+    make: Callable[[], tuple[RelayApp, AsyncClient]],
+    host: str,
+    port: int,
+    note: str,
+    name: str,
+    out: IO[str],
+    err: IO[str],
+    *,
+    open_page: bool = False,
+) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        err.write(f"{name}: error: {MISSING_UVICORN}\n")
+        return EXIT_USAGE
+    style = Style.detect(out, err)
+    try:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        hint = " (try --port 0 for a free port)" if port else ""
+        err.write(f"{name}: error: cannot listen on {host}:{port}: {exc.strerror or exc}{hint}\n")
+        return EXIT_USAGE
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{bound}/"
+    # The URL first, flushed at once: scripts read this line through a pipe.
+    out.write(f"{url}  " + style.dim(note) + "\n")
+    out.flush()
+    out.write(style.dim("Ctrl-C stops the relay.") + "\n")
+    out.flush()
+    if open_page:
+        with contextlib.suppress(webbrowser.Error):  # no browser: the URL is printed
+            webbrowser.open(url)
+
+    async def main() -> None:
+        app, client = make()
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2
+        )
+        try:
+            await uvicorn.Server(config).serve(sockets=[sock])
+        finally:
+            await client.aclose()
+
+    # uvicorn stops gracefully on SIGINT or SIGTERM, then raises the signal again for
+    # the handler it found: ours makes SIGTERM a normal stop (exit 0), as Ctrl-C is.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    err.write(f"{name}: stopped\n")
+    return EXIT_OK
