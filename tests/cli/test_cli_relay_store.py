@@ -50,7 +50,7 @@ def test_store_memory_resumes_a_stream_left_mid_answer(upstream: FixtureServer) 
         assert rest.headers["x-rawsse-stream-id"] == stream_id
         assert ids_of(rest.content) == list(range(last + 1, last + 1 + len(ids_of(rest.content))))
         joined = seen + events(rest.content)
-        text = "".join(d["text"] for n, d in joined if n == "text" and d["choice"] == 0)
+        text = "".join(str(d["text"]) for n, d in joined if n == "text" and d["choice"] == 0)
         assert text == recorded
         assert [n for n, _ in joined].count("start") == 1
         assert joined[-1][0] == "done"
