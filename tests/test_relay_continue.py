@@ -5,10 +5,13 @@ stream with one ``continued`` event; without the policy the cut is an ``error`` 
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -164,3 +167,78 @@ def test_a_resumable_stream_keeps_the_seam_for_readers_that_resume(
         events = check_continued(response.content, "plain_text")
         again = http.get(f"{url}/chat/{stream_id}", headers={"last-event-id": "1"})
         assert parse_events(again.content) == events[1:]
+
+
+@contextmanager
+def serve_trio(upstream: str, headers: dict[str, str], **options: Any) -> Iterator[str]:
+    """RelayApp under hypercorn's trio worker, in a thread; yields the base URL."""
+    hypercorn_trio = pytest.importorskip("hypercorn.trio", reason="hypercorn is not installed")
+    trio = pytest.importorskip("trio")
+    from hypercorn.config import Config
+
+    ready = threading.Event()
+    stop = threading.Event()
+    bound: list[str] = []
+
+    async def main() -> None:
+        config = Config()
+        config.bind = ["127.0.0.1:0"]
+        config.loglevel = "WARNING"
+        config.accesslog = None
+        client = AsyncClient(base_url=upstream, api_key="", retries=0, headers=headers)
+        async with client:
+            app = RelayApp(client, models=["m"], heartbeat=None, **options)
+
+            async def shutdown() -> None:
+                while not stop.is_set():
+                    await trio.sleep(0.05)
+
+            async with trio.open_nursery() as nursery:
+                urls = await nursery.start(
+                    lambda task_status: hypercorn_trio.serve(
+                        app, config, shutdown_trigger=shutdown, task_status=task_status
+                    )
+                )
+                bound.extend(urls)
+                ready.set()
+
+    thread = threading.Thread(target=trio.run, args=(main,), daemon=True)
+    thread.start()
+    assert ready.wait(10), "hypercorn did not start"
+    try:
+        yield bound[0].rstrip("/")
+    finally:
+        stop.set()
+        thread.join(15)
+
+
+def test_a_cut_upstream_is_continued_under_trio(fixtures: FixtureServer) -> None:
+    headers = cut_headers("plain_text", after_text("plain_text", 20))
+    with serve_trio(fixtures.base_url, headers, resume=True, coalesce=5.0) as url:
+        response = httpx.post(url + "/chat", json=CHAT, timeout=20)
+    assert response.status_code == 200
+    check_continued(response.content, "plain_text")
+
+
+def test_the_resume_flag_reaches_the_app(
+    monkeypatch: pytest.MonkeyPatch, fixtures: FixtureServer
+) -> None:
+    from rawsse._cli import main
+    from rawsse._cli import relay as relay_command
+
+    made: list[RelayApp] = []
+
+    def serve(make: Any, *args: Any, **kwargs: Any) -> int:
+        async def build() -> None:
+            app, client = make()
+            made.append(app)
+            await client.aclose()
+
+        anyio.run(build)
+        return 0
+
+    monkeypatch.setattr(relay_command, "_serve", serve)
+    argv = ["relay", "--upstream", fixtures.base_url, "--models", "m"]
+    assert main([*argv, "--resume"]) == 0
+    assert main(argv) == 0
+    assert [app.resume for app in made] == [True, None]
