@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -12,6 +15,7 @@ from rawsse import accumulate, parse_chat_stream
 from rawsse._cli import main
 from rawsse.testing import FixtureServer
 
+from ..redis_server import RedisServer, require_redis_server
 from .test_cli_relay import CHAT, command, events
 
 
@@ -58,6 +62,23 @@ def test_store_memory_resumes_a_stream_left_mid_answer(upstream: FixtureServer) 
         assert 0 < len(events(rest.content)) < len(joined)  # exactly the rest: nothing twice
 
 
+def test_store_redis_keeps_the_stream_in_redis(upstream: FixtureServer) -> None:
+    require_redis_server()
+    redis = RedisServer().start()
+    try:
+        argv = ("relay", "--upstream", upstream.base_url, "--port", "0", "--models",
+                "rawsse/demo", "--store", redis.url)  # fmt: skip
+        with command(*argv) as (url, _), httpx.Client(timeout=20) as http:
+            response = http.post(url + "chat", json=CHAT)
+            stream_id = response.headers["x-rawsse-stream-id"]
+            whole = events(response.content)
+            assert whole[-1][0] == "done"
+            again = http.get(url + f"chat/{stream_id}", headers={"last-event-id": "2"})
+            assert events(again.content) == whole[2:]
+    finally:
+        redis.close()
+
+
 def test_without_store_there_is_nothing_to_resume(upstream: FixtureServer) -> None:
     argv = ("relay", "--upstream", upstream.base_url, "--port", "0", "--models", "rawsse/demo")
     with command(*argv) as (url, _):
@@ -84,3 +105,24 @@ def test_bad_store_flags_are_usage_errors(
         code = exit_info.code
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_store_url_is_shown_without_its_password(upstream: FixtureServer) -> None:
+    argv = ["relay", "--upstream", upstream.base_url, "--port", "0", "--models", "rawsse/demo",
+            "--store", "redis://user:sekrit@127.0.0.1:9/0"]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rawsse", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # the URL and the note: the relay listens
+    # Serving (signals handled) once it answers; the store is not used until a stream.
+    assert httpx.get(first.split()[0] + "models", timeout=20).status_code == 200
+    proc.terminate()
+    out, err = proc.communicate(timeout=15)
+    assert first.startswith("http://127.0.0.1:")
+    assert "redis://user:***@127.0.0.1:9/0" in first
+    assert "sekrit" not in first + out + err
