@@ -200,15 +200,6 @@ test("heartbeats keep a quiet stream alive", { skip: missing }, async () => {
   assert.ok(text.includes(": hb\n\n"), "no heartbeat during the slow start");
 });
 
-// Resumable mode needs RelayApp(store=...) and MemoryStore.
-const noStore =
-  missing ||
-  (pythonMissing(
-    "import inspect; from rawsse.relay import RelayApp, MemoryStore; " +
-      "assert 'store' in inspect.signature(RelayApp).parameters",
-  ) &&
-    "the relay has no resumable mode (RelayApp(store=MemoryStore())) yet");
-
 /** A fetch whose first POST answer breaks after `cutAfter` body bytes (the rest as usual). */
 function cuttingFetch(cutAfter) {
   let cut = false;
@@ -236,7 +227,7 @@ function cuttingFetch(cutAfter) {
   };
 }
 
-test("a resumable relay stream cut mid-answer resumes with nothing lost or repeated", { skip: noStore }, async () => {
+test("a resumable relay stream cut mid-answer resumes with nothing lost or repeated", { skip: missing }, async () => {
   const storeRelay = await startRelay(slow.url, ["--store", "memory"]);
   try {
     const whole = await run(streamChat(`${storeRelay.url}/chat`, BODY("rawsse/demo")));

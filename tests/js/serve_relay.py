@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     options: dict[str, Any] = {}
     if args.store == "memory":
-        from rawsse.relay import MemoryStore  # type: ignore[attr-defined]
+        from rawsse.relay import MemoryStore
 
         options["store"] = MemoryStore()
     if args.models:

@@ -20,13 +20,15 @@ import threading
 import webbrowser
 from collections.abc import Callable
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from .._async_client import AsyncClient
 from .._errors import CassetteError
 from .._server import FixtureServer
-from ..relay import DEFAULT_MAX_BODY, RelayApp
+from ..relay import DEFAULT_MAX_BODY, RelayApp, add_store_arguments, open_store, store_options
+from ..relay._store_spec import REDIS_SCHEMES
 from ._output import EXIT_OK, EXIT_USAGE, Style, number_arg
 
 __all__ = ["DEFAULT_PORT", "add_parser", "run", "run_demo_browser"]
@@ -75,6 +77,14 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--demo", action="store_true", help="serve the demo page at /")
     _add_relay_options(parser)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an upstream stream that breaks (cut, stall, retriable in-band error) "
+        "in a new request from the text so far; browsers see one stream with a "
+        "'continued' event at the seam",
+    )
+    add_store_arguments(parser)
     parser.set_defaults(handler=run, command="relay")
 
 
@@ -161,6 +171,12 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
             )
             return EXIT_USAGE
     upstream = args.upstream
+    if args.store is not None:
+        try:
+            _check_store(args.store)
+        except (ValueError, ImportError) as exc:
+            err.write(f"rawsse relay: error: {exc}\n")
+            return EXIT_USAGE
 
     def make() -> tuple[RelayApp, AsyncClient]:
         client = AsyncClient(base_url=upstream)
@@ -171,13 +187,45 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
             heartbeat=args.heartbeat or None,
             coalesce=args.coalesce,
             max_body=args.max_body,
+            resume=True if args.resume else None,
+            **store_options(args),  # the store's client belongs to the serving loop
         )
         return app, client
 
     note = f"(rawsse relay: {len(models)} models from {upstream}" + (
-        "; demo page at /)" if args.demo else ")"
+        "; demo page at /" if args.demo else ""
     )
+    if args.store is not None:
+        note += f"; resumable streams in {_store_name(args.store)}"
+    note += ")"
     return _serve(make, args.host, args.port, note, "rawsse relay", out, err)
+
+
+def _check_store(spec: str) -> None:
+    """Refuse a bad ``--store`` before serving (the store itself is built in the serving
+    loop, which its client belongs to)."""
+    if spec == "memory":
+        return
+    if not spec.startswith(REDIS_SCHEMES):
+        open_store(spec)  # raises the ValueError that names the forms
+    try:
+        import redis.asyncio  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "--store redis://... needs the redis package: pip install 'rawsse[redis]'"
+        ) from None
+
+
+def _store_name(spec: str) -> str:
+    """``--store`` as shown: a Redis URL without its password."""
+    if spec == "memory":
+        return "memory"
+    parts = urlsplit(spec)
+    if parts.password is None:
+        return spec
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return parts._replace(netloc=user + netloc).geturl()
 
 
 def run_demo_browser(
@@ -249,6 +297,8 @@ def _serve(
             await uvicorn.Server(config).serve(sockets=[sock])
         finally:
             await client.aclose()
+            if app.store is not None:
+                await app.store.aclose()
 
     # uvicorn stops gracefully on SIGINT or SIGTERM, then raises the signal again for
     # the handler it found: ours makes SIGTERM a normal stop (exit 0), as Ctrl-C is.

@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 
 from .._async_client import AsyncClient, AsyncStream
+from .._base_client import ResumeArg, resume_policy
 from .._errors import (
     APIConnectionError,
     APIStatusError,
@@ -112,6 +113,10 @@ class RelayApp:
       (``GET``/``DELETE /chat/{stream_id}``); ``linger``: seconds a stream goes on
       generating after its last reader left; ``fail_closed``: refuse new requests
       (503) while the store is unavailable, instead of streaming them unresumable.
+    * ``resume``: a ``Resume`` policy (or True for ``Resume()``, False for none)
+      continues an upstream stream that breaks in a new request; the browser sees
+      one stream with a ``continued`` event at the seam.  None (the default) keeps
+      the client's own default.
     """
 
     def __init__(
@@ -133,8 +138,11 @@ class RelayApp:
         store: StreamStore | None = None,
         linger: float = DEFAULT_LINGER,
         fail_closed: bool = False,
+        resume: ResumeArg = None,
     ) -> None:
+        resume_policy(resume, None)  # validates it
         self.client = client
+        self.resume = resume
         self.policy = Policy.build(
             models=models, params=params, fixed=fixed, caps=caps, max_body=max_body
         )
@@ -159,6 +167,7 @@ class RelayApp:
                 linger=linger,
                 write_timeout=write_timeout,
                 max_buffer=max_buffer,
+                resume=resume,
             )
         self._files: dict[str, bytes | None] = {}
 
@@ -416,7 +425,7 @@ class RelayApp:
 
     async def _relay(self, request: ChatRequest, send: Send, cors: list[tuple[str, str]]) -> None:
         stream = self.client.stream(
-            model=request.model, messages=request.messages, **request.params
+            model=request.model, messages=request.messages, resume=self.resume, **request.params
         )
         encoder = RelayEncoder(
             anyio.current_time(), heartbeat=self.heartbeat, coalesce=self.coalesce

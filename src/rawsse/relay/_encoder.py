@@ -24,6 +24,7 @@ from typing import Any
 from .._accumulate import ChatResult, ChatStatus
 from .._chat_events import (
     ChatEvent,
+    Continued,
     Done,
     Extra,
     Finish,
@@ -404,6 +405,12 @@ class RelayEncoder:
             case InBandError():
                 if self._in_band is None:
                     self._in_band = event
+            case Continued():
+                # A resume policy's seam; the text coalesced before it was flushed above.
+                if event.index:
+                    self._add_extra(event.index, "continued", event.reason)
+                seam: dict[str, Any] = {"reason": event.reason, "attempt": event.attempt}
+                out.append(self._emit("continued", seam))
             case _:
                 raise TypeError(f"not a chat event: {event!r}")
 

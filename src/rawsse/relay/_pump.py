@@ -24,6 +24,12 @@ closes the connection); only stopping the relay cancels it.
 Buffering is bounded: when the writer stops taking bytes (a client that stops
 reading), at most ``max_buffer`` bytes of upstream body wait in the queue; then
 the reader stops reading, and TCP flow control holds the rest upstream.
+
+A stream with a resume policy (``Resume``) is read another way: a continuation
+opens a new request mid-stream, which is ``AsyncStream``'s to do.  The reader
+then takes whole decoded batches from the stream itself (``_next_batch``:
+reconnecting, continuing and its deadlines are the client's, and a seam arrives
+as a ``Continued`` event) and queues events; the writer only encodes them.
 """
 
 from __future__ import annotations
@@ -79,6 +85,11 @@ class Pump:
         self._blocked = False  # the writer waits for the reader's write to end
         self._chunks: list[bytes] = []
         self._size = 0
+        # A resume policy continues a broken stream in a new request: the stream reads
+        # and decodes itself, and the reader queues its events (see the module docstring).
+        self._by_events = self._core.resume is not None
+        self._queued: list[ChatEvent] = []
+        self._max_events = max(1, max_buffer // 16)  # an event's bytes, at the least
         self._state = _OPENING
         self._error: BaseException | None = None
         # The writer's wakeup is the hot path (once per upstream read): the backend's
@@ -122,40 +133,13 @@ class Pump:
                     return
                 raw = stream._raw
                 self._state = _BODY
-                if raw is None:  # the stream already ended (nothing to read)
+                if self._by_events:
+                    await self._read_events()
+                elif raw is None:  # the stream already ended (nothing to read)
                     self._end(_EOF, None)
                     return
-                chunks = self._chunks
-                loop = self._loop if self._send is not None else None
-                suspended = [False]
-                try:
-                    while True:
-                        if loop is None:
-                            chunk = await raw.__anext__()
-                        else:
-                            # Did this read wait for the network?  A callback queued now
-                            # runs only if the loop turned meanwhile.
-                            suspended[0] = False
-                            handle = loop.call_soon(_mark, suspended)
-                            chunk = await raw.__anext__()
-                            handle.cancel()
-                        chunks.append(chunk)
-                        self._size += len(chunk)
-                        if loop is not None and suspended[0] and not self._writing:
-                            # Fresh from the network: send it from here, one task switch
-                            # less.  Chunks already buffered behind it go to the writer,
-                            # which runs when this task next waits, and leave together.
-                            if await self._send_now():
-                                return
-                        elif self._waiter is not None:
-                            self._wake()
-                        while self._size >= self._max_buffer:
-                            self._room = anyio.Event()
-                            await self._room.wait()
-                except StopAsyncIteration:
-                    self._end(_EOF, None)
-                except Exception as exc:  # translated by the writer, as the client would
-                    self._end(_FAILED, exc)
+                elif await self._read_body(raw):
+                    return
             if self._state in (_OPENING, _BODY):
                 self._end(_CANCELLED, None)
         finally:
@@ -163,6 +147,62 @@ class Pump:
                 await stream._close_response()
             self._wake()
             self.stopped.set()
+
+    async def _read_body(self, raw: Any) -> bool:
+        """Queue the raw body's chunks until its end or an error; True when the reader
+        itself sent the terminal event."""
+        chunks = self._chunks
+        loop = self._loop if self._send is not None else None
+        suspended = [False]
+        try:
+            while True:
+                if loop is None:
+                    chunk = await raw.__anext__()
+                else:
+                    # Did this read wait for the network?  A callback queued now
+                    # runs only if the loop turned meanwhile.
+                    suspended[0] = False
+                    handle = loop.call_soon(_mark, suspended)
+                    chunk = await raw.__anext__()
+                    handle.cancel()
+                chunks.append(chunk)
+                self._size += len(chunk)
+                if loop is not None and suspended[0] and not self._writing:
+                    # Fresh from the network: send it from here, one task switch
+                    # less.  Chunks already buffered behind it go to the writer,
+                    # which runs when this task next waits, and leave together.
+                    if await self._send_now():
+                        return True
+                elif self._waiter is not None:
+                    self._wake()
+                while self._size >= self._max_buffer:
+                    self._room = anyio.Event()
+                    await self._room.wait()
+        except StopAsyncIteration:
+            self._end(_EOF, None)
+        except Exception as exc:  # translated by the writer, as the client would
+            self._end(_FAILED, exc)
+        return False
+
+    async def _read_events(self) -> None:
+        """Queue the stream's own decoded events (continuations included) until its end."""
+        stream = self.stream
+        try:
+            while True:
+                batch = await stream._next_batch()
+                if batch is None:
+                    self._end(_EOF, None)
+                    return
+                if not batch:
+                    continue
+                self._queued += batch  # the writer swaps the list when it takes it
+                self._size += len(batch)
+                self._wake()
+                while self._size >= self._max_events:
+                    self._room = anyio.Event()
+                    await self._room.wait()
+        except Exception as exc:  # the client's final error: decided, with its partial
+            self._end(_FAILED, exc)
 
     async def _send_now(self) -> bool:
         """Relay and send what was read, in the reader task (one task switch less per
@@ -282,7 +322,7 @@ class Pump:
                 self._blocked = True
                 await self._wait()
                 continue
-            if self._chunks:
+            if self._chunks or self._queued:
                 out = self._take(self._now())
                 if encoder.closed:
                     self.stop()
@@ -293,7 +333,10 @@ class Pump:
             now = self._now()
             if state >= _EOF:
                 return self._finish(state, now)
-            if state == _BODY:
+            # Under a resume policy the stream keeps its own deadlines (a timeout may
+            # be continued), so the writer leaves them to it.
+            watch = state == _BODY and not self._by_events
+            if watch:
                 expired = core.clocks.expired(now)
                 if expired is not None:
                     error = core.timeout_error(now)
@@ -304,7 +347,7 @@ class Pump:
             if out:
                 return out
             deadline = encoder.deadline()
-            if state == _BODY:
+            if watch:
                 clock = core.clocks.deadline()
                 if clock is not None and (deadline is None or clock < deadline):
                     deadline = clock
@@ -312,7 +355,15 @@ class Pump:
             await self._wait()
 
     def _take(self, now: float) -> bytes:
-        """Relay every queued chunk at once."""
+        """Relay every queued chunk (or event) at once."""
+        if self._by_events:
+            events = self._queued
+            self._queued = []
+            self._size = 0
+            self._room.set()
+            events = self._events(events)
+            out = self.encoder.feed_many(events, now) if events else b""
+            return out + self.encoder.poll(now)
         chunks = self._chunks
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
@@ -367,8 +418,9 @@ class Pump:
 
     def _give_up(self, error: BaseException, now: float) -> BaseException:
         """The error that ends the stream, translated and with its ``partial``, by the
-        client's own decision.  The relay does not reconnect mid-body: a retry the
-        client would make ends the relayed stream instead."""
+        client's own decision.  Without a resume policy the relay does not reconnect
+        mid-body: a retry the client would make ends the relayed stream instead (with
+        one, the stream's own reading continues it: ``_read_events``)."""
         core = self._core
         decision = core.decide(error, now)
         if isinstance(decision, GiveUp):

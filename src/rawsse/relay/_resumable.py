@@ -38,6 +38,7 @@ from typing import Any
 import anyio
 
 from .._async_client import AsyncClient, AsyncStream
+from .._base_client import ResumeArg
 from .._chat_events import ChatEvent, Finish, TextDelta
 from .._errors import RawSSEError
 from .._seam import OverlapJoiner
@@ -87,6 +88,7 @@ class ResumableStreams:
         linger: float = DEFAULT_LINGER,
         write_timeout: float = 30.0,
         max_buffer: int = DEFAULT_MAX_BUFFER,
+        resume: ResumeArg = None,
     ) -> None:
         if not linger >= 0:
             raise ValueError(f"linger must be >= 0 seconds: {linger!r}")
@@ -98,6 +100,7 @@ class ResumableStreams:
         self.linger = linger
         self.write_timeout = write_timeout
         self.max_buffer = max_buffer
+        self.resume = resume
         self.instance = secrets.token_hex(6)
         self._hubs: dict[str, _Hub] = {}
         """The streams whose producer runs here, for the followers here."""
@@ -122,7 +125,7 @@ class ResumableStreams:
             anyio.current_time(), heartbeat=None, coalesce=self.coalesce, stream_id=stream_id
         )
         upstream = self.client.stream(
-            model=request.model, messages=request.messages, **request.params
+            model=request.model, messages=request.messages, resume=self.resume, **request.params
         )
         try:
             await upstream.__aenter__()

@@ -12,7 +12,8 @@ from ._store import StreamStore
 
 __all__ = ["add_store_arguments", "open_store", "store_options"]
 
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+"""The URL forms ``open_store`` gives to ``RedisStore``."""
 
 
 def open_store(spec: str) -> StreamStore:
@@ -20,7 +21,7 @@ def open_store(spec: str) -> StreamStore:
     ``unix://``) → ``RedisStore(spec)``; anything else is a ``ValueError``."""
     if spec == "memory":
         return MemoryStore()
-    if spec.startswith(_REDIS_SCHEMES):
+    if spec.startswith(REDIS_SCHEMES):
         return RedisStore(spec)
     raise ValueError(f"--store is 'memory' or a Redis URL like redis://HOST:PORT/DB, not {spec!r}")
 
