@@ -1,37 +1,30 @@
-"""Everything the sync and async clients share that is not I/O.
+"""``StreamCore``: the sans-I/O state machine of one stream, shared by both clients.
 
-``BaseClient`` builds requests (URL, headers, body) and holds the settings;
-``StreamCore`` is the state machine of one stream: it feeds body bytes (their
-``Content-Encoding`` decoded in bounded steps, ``_body``) through ``ChatDecoder``
-into ``ChatAccumulator``, runs the clocks, decides retries,
-decides after each failure whether to retry or give up (``decide``, the one
-place for that decision) and produces the metrics.  It never touches httpx:
-``_httpx_adapter`` builds httpx's objects and translates its exceptions.  The
-shells in ``_client`` only move bytes, sleep and raise.
+It decodes the body (``Content-Encoding`` in bounded steps, ``_body``) through
+``ChatDecoder`` into ``ChatAccumulator``, runs the clocks, decides after each
+failure whether to retry or give up (``decide``, the one place for that) and
+produces the metrics.  It never touches httpx (``_httpx_adapter`` does); the
+shells in ``_client`` move bytes, sleep and raise; ``_client_config`` builds requests.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
-from urllib.parse import urlsplit
 
 from ._accumulate import ChatAccumulator, ChatResult, ChatStatus
 from ._body import BodyLimits, ContentDecoder
 from ._chat import ChatDecoder
 from ._chat_events import CONTENT_EVENTS, ChatEvent, Done, InBandError, KeepAlive
 from ._completion import result_from_completion
-from ._constants import API_KEY_ENV, DEFAULT_BASE_URL, END_EOF, is_openrouter
+from ._constants import END_EOF
 from ._errors import (
     APIConnectionError,
     APIStatusError,
     BodyError,
-    ConfigurationError,
     ConnectTimeout,
     FirstTokenTimeout,
     IdleTimeout,
@@ -46,32 +39,18 @@ from ._errors import (
     UnexpectedContentType,
 )
 from ._http_errors import MAX_BODY_CHARS, parse_retry_after, status_error
-from ._httpx_adapter import translate_error
 from ._metrics import StreamMetrics, logger, percentile, tokens_per_second
 from ._observe import RequestInfo, StreamObservation, StreamObserver, StreamOutcome
-from ._resume import Continue, Resume, ResumeCore, Stop, join_metrics
+from ._resume import Continue, ResumeCore, Stop
+from ._resume_totals import join_metrics
 from ._timeouts import Clocks, Timeouts
-from ._version import __version__
 
-__all__ = [
-    "DEFAULT_BASE_URL",
-    "BaseClient",
-    "Decision",
-    "GiveUp",
-    "InBandErrorMode",
-    "Retry",
-    "StreamCore",
-    "Translate",
-]
-
+__all__ = ["Decision", "GiveUp", "InBandErrorMode", "Retry", "StreamCore", "Translate"]
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503})
 MAX_RETRY_AFTER = 60.0  # a server asking for a longer wait is not retried; the error says why
 
 InBandErrorMode = Literal["raise", "yield"]
-
-ResumeArg: TypeAlias = "Resume | bool | None"
-"""A ``Resume`` policy, ``True`` for ``Resume()``, ``False``/``None`` for none."""
 
 Translate = Callable[[Exception, "StreamCore", float], "RawSSEError | None"]
 """Turns a transport's exception into rawsse's error (None: foreign, re-raised as is)."""
@@ -99,200 +78,10 @@ Decision: TypeAlias = "Retry | GiveUp"
 
 _CONTENT = frozenset(CONTENT_EVENTS)
 
-
-def _version() -> str:
-    return __version__
-
-
 PIECES_PER_FEED = 4
 """Decoded steps (``STEP`` bytes each) one ``StreamCore.feed`` handles: 256 KiB (a
 quarter of a second for blank lines, the slowest input), so a compressed read is
 decoded over several calls, with the clocks checked between."""
-
-
-def clean_key(key: str | None) -> str | None:
-    """``key`` without surrounding whitespace (a file's or a CRLF ``.env``'s line end).
-
-    A key that still holds a control character or a non-ASCII character cannot go
-    into a header: ``ConfigurationError``, whose message never shows the key.
-    """
-    if key is None:
-        return None
-    key = key.strip()
-    bad = next((c for c in key if not " " <= c <= "~"), None)
-    if bad is not None:
-        kind = "a control character" if bad < " " or bad == "\x7f" else "a non-ASCII character"
-        raise ConfigurationError(
-            f"the API key contains {kind} (U+{ord(bad):04X}); it cannot be sent in a header"
-        )
-    return key
-
-
-class BaseClient:
-    """Settings and request building shared by ``Client`` and ``AsyncClient``."""
-
-    def __init__(
-        self,
-        *,
-        api_key: str | None,
-        base_url: str,
-        app_url: str | None,
-        app_title: str | None,
-        timeout: Timeouts | None,
-        retries: int,
-        headers: Mapping[str, str] | None,
-        in_band_error: InBandErrorMode,
-        on_metrics: Callable[[StreamMetrics], object] | None,
-        retry_delay: float,
-        max_retry_delay: float,
-        resume: ResumeArg = None,
-        body_limits: BodyLimits | None = None,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        openrouter = is_openrouter(self.base_url)
-        if api_key is None and openrouter:
-            # The environment's OpenRouter key goes to OpenRouter only, never to another host.
-            api_key = os.environ.get(API_KEY_ENV) or None
-        api_key = clean_key(api_key)
-        if api_key is None and openrouter:
-            raise ConfigurationError(
-                f"no API key: pass api_key=... or set the {API_KEY_ENV} environment variable "
-                f"(required by {self.base_url})"
-            )
-        if retries < 0:
-            raise ValueError(f"retries must be >= 0: {retries!r}")
-        if in_band_error not in ("raise", "yield"):
-            raise ValueError(f"in_band_error must be 'raise' or 'yield': {in_band_error!r}")
-        self._api_key = api_key
-        self.timeout = timeout if timeout is not None else Timeouts()
-        self.body_limits = body_limits if body_limits is not None else BodyLimits()
-        self.retries = retries
-        self.in_band_error: InBandErrorMode = in_band_error
-        self.on_metrics = on_metrics
-        self.retry_delay = retry_delay
-        self.max_retry_delay = max_retry_delay
-        self.resume: Resume | None = resume_policy(resume, None)
-        """The resume policy of every stream, unless a call gives its own."""
-        self._url = self.base_url + "/chat/completions"
-        self.observers: tuple[StreamObserver, ...] = ()
-        """What watches every stream (``add_observer``); empty costs nothing."""
-        base_headers = {
-            "Content-Type": "application/json",
-            "User-Agent": f"rawsse/{_version()}",
-            # What ``ContentDecoder`` decodes, in bounded steps (httpx would also offer
-            # br and zstd when installed, and inflate each read whole).
-            "Accept-Encoding": "gzip, deflate",
-        }
-        if app_url is not None:
-            base_headers["HTTP-Referer"] = app_url
-        if app_title is not None:
-            base_headers["X-OpenRouter-Title"] = app_title
-            base_headers["X-Title"] = app_title  # the older name, still read by OpenRouter
-        if headers:
-            base_headers.update(headers)
-        if api_key:  # an empty key sends no Authorization header
-            base_headers["Authorization"] = f"Bearer {api_key}"
-        self._headers = base_headers
-
-    def __repr__(self) -> str:
-        # Never the key: only where requests go and how long they may take.
-        return f"{type(self).__name__}(base_url={self.base_url!r}, timeout={self.timeout!r})"
-
-    def _body(self, model: str, messages: Any, params: dict[str, Any], *, stream: bool) -> bytes:
-        body: dict[str, Any] = {"model": model, "messages": messages, **params}
-        body["stream"] = stream
-        if stream:
-            options = body.get("stream_options")
-            options = dict(options) if isinstance(options, Mapping) else {}
-            options.setdefault("include_usage", True)
-            body["stream_options"] = options
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-    def _request_headers(self, extra: Mapping[str, str] | None, *, stream: bool) -> dict[str, str]:
-        headers = dict(self._headers)
-        headers["Accept"] = "text/event-stream" if stream else "application/json"
-        if extra:
-            headers.update(extra)
-        return headers
-
-    def add_observer(self, observer: StreamObserver) -> None:
-        """Let ``observer`` watch every stream this client opens from now on
-        (``rawsse.otel.instrument`` adds one)."""
-        self.observers = (*self.observers, observer)
-
-    def remove_observer(self, observer: StreamObserver) -> None:
-        """Stop ``observer`` watching new streams (no-op when it is not watching)."""
-        self.observers = tuple(o for o in self.observers if o is not observer)
-
-    def _request_info(
-        self, model: str, messages: Any, params: Mapping[str, Any], stream: bool
-    ) -> RequestInfo:
-        parts = urlsplit(self.base_url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        return RequestInfo(
-            model=model,
-            server_address=parts.hostname or "",
-            server_port=port,
-            stream=stream,
-            params=params,
-            messages=messages,
-        )
-
-    def _core(
-        self,
-        now: float,
-        timeout: Timeouts | None,
-        in_band_error: InBandErrorMode | None,
-        retries: int | None,
-        *,
-        resume: ResumeArg = None,
-        model: str | None = None,
-        messages: Any = None,
-        params: Mapping[str, Any] | None = None,
-        stream: bool = True,
-    ) -> StreamCore:
-        """The core of one request; with ``model``, one that observers watch and,
-        for a stream, one that a resume policy continues."""
-        observers = self.observers if model is not None else ()
-        core = StreamCore(
-            timeouts=timeout if timeout is not None else self.timeout,
-            now=now,
-            retries=self.retries if retries is None else retries,
-            in_band_error=in_band_error if in_band_error is not None else self.in_band_error,
-            on_metrics=self.on_metrics,
-            retry_delay=self.retry_delay,
-            max_retry_delay=self.max_retry_delay,
-            translate=translate_error,
-            request_model=model,
-            observers=observers,
-            request=self._request_info(model, messages, params or {}, stream)
-            if observers and model is not None
-            else None,
-            body_limits=self.body_limits,
-            secret=self._api_key,
-        )
-        policy = resume_policy(resume, self.resume) if stream else None
-        if policy is not None and model is not None:
-            name = model
-
-            def body(messages: list[Any], params: dict[str, Any]) -> bytes:
-                return self._body(name, messages, params, stream=True)
-
-            core.resume_with(ResumeCore(policy, messages=messages, params=dict(params or {})), body)
-        return core
-
-
-def resume_policy(resume: ResumeArg, default: Resume | None) -> Resume | None:
-    """The policy ``resume`` asks for: None means ``default``, True ``Resume()``."""
-    if resume is None:
-        return default
-    if resume is True:
-        return Resume()
-    if resume is False:
-        return None
-    if not isinstance(resume, Resume):
-        raise TypeError(f"resume must be a Resume, True, False or None: {resume!r}")
-    return resume
 
 
 def _status_of(err: BaseException | None) -> ChatStatus:

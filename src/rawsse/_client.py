@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 
 from ._accumulate import ChatResult
-from ._base_client import BaseClient, GiveUp, InBandErrorMode, ResumeArg, StreamCore
+from ._base_client import GiveUp, InBandErrorMode, StreamCore
 from ._body import BodyLimits
 from ._chat_events import ChatEvent, TextDelta
+from ._client_config import BaseClient, ResumeArg
 from ._closing import ClosesOnExit
 from ._constants import DEFAULT_BASE_URL
 from ._httpx_adapter import (

@@ -41,9 +41,8 @@ from rawsse._resume import (
     Resume,
     ResumeCore,
     Stop,
-    join_metrics,
-    sum_usage,
 )
+from rawsse._resume_totals import join_metrics, sum_usage
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 START = StreamStart("gen-1", "m", "P", 7)
