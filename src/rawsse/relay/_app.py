@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 
 from .._async_client import AsyncClient, AsyncStream
-from .._base_client import ResumeArg, resume_policy
+from .._client_config import ResumeArg, resume_policy
 from .._errors import (
     APIConnectionError,
     APIStatusError,

@@ -38,8 +38,8 @@ from typing import Any
 import anyio
 
 from .._async_client import AsyncClient, AsyncStream
-from .._base_client import ResumeArg
 from .._chat_events import ChatEvent, Finish, TextDelta
+from .._client_config import ResumeArg
 from .._errors import RawSSEError
 from .._seam import OverlapJoiner
 from ._encoder import OPENING, RelayEncoder
