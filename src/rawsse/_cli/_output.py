@@ -565,6 +565,31 @@ def speed_arg(text: str) -> float:
         ) from None
 
 
+def port_arg(text: str) -> int:
+    """An argparse type: a TCP port (0 picks a free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port: {text!r} (0-65535; 0 picks a free one)")
+    return port
+
+
+def add_listen_arguments(parser: argparse.ArgumentParser, default_port: int) -> None:
+    """``--host`` and ``--port`` for a command that serves on loopback by default."""
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port",
+        type=port_arg,
+        default=default_port,
+        metavar="P",
+        help=f"port (default {default_port}; 0 picks a free one)",
+    )
+
+
 def count_arg(text: str) -> int:
     """An argparse type: a whole number >= 0."""
     try:

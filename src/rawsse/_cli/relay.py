@@ -29,7 +29,7 @@ from .._errors import CassetteError
 from .._server import FixtureServer
 from ..relay import DEFAULT_MAX_BODY, RelayApp, add_store_arguments, open_store, store_options
 from ..relay._store_spec import REDIS_SCHEMES
-from ._output import EXIT_OK, EXIT_USAGE, Style, number_arg
+from ._output import EXIT_OK, EXIT_USAGE, Style, add_listen_arguments, number_arg
 
 __all__ = ["DEFAULT_PORT", "add_parser", "run", "run_demo_browser"]
 
@@ -59,16 +59,7 @@ def add_parser(subparsers: Any) -> None:
         metavar="URL",
         help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8787/api/v1 (rawsse serve)",
     )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--port",
-        type=_port_arg,
-        default=DEFAULT_PORT,
-        metavar="P",
-        help=f"port (default {DEFAULT_PORT}; 0 picks a free one)",
-    )
+    add_listen_arguments(parser, DEFAULT_PORT)
     parser.add_argument(
         "--models",
         type=_models_arg,
@@ -110,16 +101,6 @@ def _add_relay_options(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help=f"the largest request body (default {DEFAULT_MAX_BODY}; 413 beyond it)",
     )
-
-
-def _port_arg(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"not a port: {text!r} (0-65535; 0 picks a free one)")
-    return port
 
 
 def _seconds_arg(text: str) -> float:

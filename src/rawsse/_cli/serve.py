@@ -21,7 +21,7 @@ from .._server import (
     FixtureServer,
     Seam,
 )
-from ._output import EXIT_OK, EXIT_USAGE, Style, speed_arg
+from ._output import EXIT_OK, EXIT_USAGE, Style, add_listen_arguments, speed_arg
 
 __all__ = ["DEFAULT_PORT", "add_parser", "ambiguity_lines", "curl_line", "run"]
 
@@ -52,16 +52,7 @@ def add_parser(subparsers: Any) -> None:
         nargs="?",
         help="a directory of cassettes (*.jsonl) or one cassette (default: the shipped recordings)",
     )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--port",
-        type=_port_arg,
-        default=DEFAULT_PORT,
-        metavar="P",
-        help=f"port (default {DEFAULT_PORT}; 0 picks a free one)",
-    )
+    add_listen_arguments(parser, DEFAULT_PORT)
     parser.add_argument(
         "--speed",
         type=speed_arg,
@@ -152,16 +143,6 @@ def _connections_arg(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"not a number of connections >= 1: {text!r}")
     return value
-
-
-def _port_arg(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"not a port: {text!r} (0-65535; 0 picks a free one)")
-    return port
 
 
 def curl_line(base_url: str, model: str) -> str:
