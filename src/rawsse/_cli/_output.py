@@ -6,7 +6,6 @@ Commands import from here; this module imports only the library.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import io
 import json
@@ -29,7 +28,6 @@ from .._chat_events import (
     ToolCallDelta,
 )
 from .._errors import APIStatusError, StreamError
-from .._server import parse_speed
 
 if TYPE_CHECKING:
     from .._accumulate import ChatResult
@@ -48,18 +46,16 @@ __all__ = [
     "UsageError",
     "broken_pipe",
     "clip",
-    "count_arg",
     "error_json",
     "event_text",
     "format_cost",
     "header_lines",
     "isatty",
     "json_line",
-    "number_arg",
     "reason",
     "redact_url",
     "result_json",
-    "speed_arg",
+    "std_streams",
     "writable_streams",
 ]
 
@@ -533,6 +529,11 @@ def event_text(event: ChatEvent) -> str:
     return f"{type(event).__name__}({', '.join(parts)})"
 
 
+def std_streams(out: IO[str] | None, err: IO[str] | None) -> tuple[IO[str], IO[str]]:
+    """``out`` and ``err``, with the process's stdout and stderr for those not given."""
+    return (out if out is not None else sys.stdout, err if err is not None else sys.stderr)
+
+
 def broken_pipe() -> int:
     """The reader went away (``| head``): stop quietly, exit 1."""
     # Keep Python from complaining again when it flushes stdout at exit.
@@ -542,60 +543,3 @@ def broken_pipe() -> int:
     except (OSError, ValueError):
         pass
     return EXIT_STREAM
-
-
-# -- argument types ----------------------------------------------------------------------
-
-
-def number_arg(text: str) -> float:
-    """An argparse type: any number."""
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-
-
-def speed_arg(text: str) -> float:
-    """An argparse type: a time scale (a number >= 0, or ``instant``)."""
-    try:
-        return parse_speed(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a speed: {text!r} (a number >= 0, or 'instant')"
-        ) from None
-
-
-def port_arg(text: str) -> int:
-    """An argparse type: a TCP port (0 picks a free one)."""
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"not a port: {text!r} (0-65535; 0 picks a free one)")
-    return port
-
-
-def add_listen_arguments(parser: argparse.ArgumentParser, default_port: int) -> None:
-    """``--host`` and ``--port`` for a command that serves on loopback by default."""
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--port",
-        type=port_arg,
-        default=default_port,
-        metavar="P",
-        help=f"port (default {default_port}; 0 picks a free one)",
-    )
-
-
-def count_arg(text: str) -> int:
-    """An argparse type: a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
-    return value

@@ -34,6 +34,7 @@ from .._errors import (
 from .._metrics_log import MetricsLog
 from .._recording import RecordingTransport, TeeStream
 from .._resume import Resume
+from ._args import Command, count_arg
 from ._output import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -44,7 +45,6 @@ from ._output import (
     Summary,
     UsageError,
     broken_pipe,
-    count_arg,
     error_json,
     header_lines,
     isatty,
@@ -52,28 +52,18 @@ from ._output import (
     reason,
     redact_url,
     result_json,
+    std_streams,
 )
 
 if TYPE_CHECKING:
     from .._accumulate import ChatResult
     from .._metrics import StreamMetrics
 
-__all__ = ["TapTransport", "add_chat_arguments", "add_parser", "run"]
+__all__ = ["COMMAND", "TapTransport", "add_arguments", "add_chat_arguments", "run"]
 
 
-def add_parser(subparsers: Any) -> None:
-    """Register ``chat``."""
-    parser = subparsers.add_parser(
-        "chat",
-        help="stream one chat completion and show what happened",
-        description=(
-            "Stream a chat completion: text as it arrives (reasoning dimmed or prefixed, "
-            "tool calls as they assemble), then one summary line (TTFT, total, tokens, "
-            "tokens/s, cost, provider, finish reason, status). The key comes from "
-            f"${API_KEY_ENV} (OpenRouter's URL) or ${OTHER_KEY_ENV} (any other --base-url)."
-        ),
-        epilog="exit codes: 0 ok, 1 API or stream error, 2 usage error",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``chat``'s arguments."""
     add_chat_arguments(parser)
     parser.add_argument(
         "--record",
@@ -81,7 +71,6 @@ def add_parser(subparsers: Any) -> None:
         help="also record the exchange as a cassette: a file (any name; appended to), or a "
         "directory (one file per exchange; a trailing / or no suffix); folders are created",
     )
-    parser.set_defaults(handler=run, command="chat")
 
 
 class TapTransport(httpx.BaseTransport):
@@ -154,8 +143,7 @@ def run(
     stdin: IO[str] | None = None,
 ) -> int:
     """``rawsse chat`` (and ``rawsse record``, which sets ``args.record``)."""
-    out = out if out is not None else sys.stdout
-    err = err if err is not None else sys.stderr
+    out, err = std_streams(out, err)
     stdin = stdin if stdin is not None else sys.stdin
     style = Style.detect(out, err)
     try:
@@ -372,3 +360,16 @@ def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="show request and response headers (key redacted) on stderr",
     )
+
+
+COMMAND = Command(
+    "chat",
+    help="stream one chat completion and show what happened",
+    description=(
+        "Stream a chat completion: text as it arrives (reasoning dimmed or prefixed, "
+        "tool calls as they assemble), then one summary line (TTFT, total, tokens, "
+        "tokens/s, cost, provider, finish reason, status). The key comes from "
+        f"${API_KEY_ENV} (OpenRouter's URL) or ${OTHER_KEY_ENV} (any other --base-url)."
+    ),
+    epilog="exit codes: 0 ok, 1 API or stream error, 2 usage error",
+)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO
 
 from .._chat import parse_chat_stream
 from .._chat_events import ChatEvent, Done
 from .._completion import completion_from_result, stream_from_completion
 from ..inspect import EventRow, StreamReport
+from ._args import Command, number_arg
 from ._files import read_recording
 from ._output import (
     DASH,
@@ -24,24 +24,14 @@ from ._output import (
     Summary,
     UsageError,
     event_text,
-    number_arg,
+    std_streams,
 )
 
-__all__ = ["add_parser", "exit_code", "run"]
+__all__ = ["COMMAND", "add_arguments", "exit_code", "run"]
 
 
-def add_parser(subparsers: Any) -> None:
-    """Register ``replay``."""
-    parser = subparsers.add_parser(
-        "replay",
-        help="replay a recorded stream as it was seen, with its timing",
-        description=(
-            "Print a recorded stream as the user saw it, with the recorded timing scaled by "
-            "--speed (0: at once), then the summary line; --events prints the typed events, "
-            "one per line, with their times."
-        ),
-        epilog="exit codes: 0 complete, 1 the recording ends in an error or cut, 2 bad file",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``replay``'s arguments."""
     parser.add_argument(
         "file",
         metavar="FILE",
@@ -57,7 +47,6 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--events", action="store_true", help="print the typed chat events, one per line"
     )
-    parser.set_defaults(handler=run, command="replay")
 
 
 def run(
@@ -68,8 +57,7 @@ def run(
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """``rawsse replay``: the stream as it was seen, with its timing scaled by ``--speed``."""
-    out = out if out is not None else sys.stdout
-    err = err if err is not None else sys.stderr
+    out, err = std_streams(out, err)
     style = Style.detect(out, err)
     try:
         if args.speed < 0:
@@ -137,3 +125,15 @@ def _failure_reason(report: StreamReport) -> str | None:
                     return f"the server sent an error in the stream: {a.message}"
                 return a.message
     return f"the stream ended with status {report.status}"
+
+
+COMMAND = Command(
+    "replay",
+    help="replay a recorded stream as it was seen, with its timing",
+    description=(
+        "Print a recorded stream as the user saw it, with the recorded timing scaled by "
+        "--speed (0: at once), then the summary line; --events prints the typed events, "
+        "one per line, with their times."
+    ),
+    epilog="exit codes: 0 complete, 1 the recording ends in an error or cut, 2 bad file",
+)
