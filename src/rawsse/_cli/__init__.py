@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 from .._version import __version__
 from . import bench, chat, demo, inspect, record, relay, replay, serve, stats
-from ._output import EXIT_INTERRUPTED, EXIT_STREAM, writable_streams
+from ._output import ExitCode, writable_streams
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -65,6 +65,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         sys.stderr.write("rawsse: interrupted\n")
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
-        return EXIT_STREAM
+        return ExitCode.STREAM

@@ -15,6 +15,8 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import IntEnum
+from functools import partialmethod
 from typing import IO, TYPE_CHECKING, Any
 
 from .._cassette import REDACTED, redact_headers
@@ -36,10 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DASH",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_STREAM",
-    "EXIT_USAGE",
+    "ExitCode",
     "StreamPrinter",
     "Style",
     "Summary",
@@ -59,10 +58,18 @@ __all__ = [
     "writable_streams",
 ]
 
-EXIT_OK = 0
-EXIT_STREAM = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+
+class ExitCode(IntEnum):
+    """What every command exits with."""
+
+    OK = 0
+    STREAM = 1
+    """An API or stream error (or the reader went away)."""
+    USAGE = 2
+    INTERRUPTED = 130
+    """Ctrl-C."""
+
+
 DASH = "\u2013"
 
 
@@ -90,23 +97,13 @@ class Style:
     def _wrap(self, code: str, text: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.colour and text else text
 
-    def dim(self, text: str) -> str:
-        return self._wrap("2", text)
-
-    def bold(self, text: str) -> str:
-        return self._wrap("1", text)
-
-    def red(self, text: str) -> str:
-        return self._wrap("31", text)
-
-    def yellow(self, text: str) -> str:
-        return self._wrap("33", text)
-
-    def green(self, text: str) -> str:
-        return self._wrap("32", text)
-
-    def cyan(self, text: str) -> str:
-        return self._wrap("36", text)
+    # Each takes the text and returns it painted (SGR codes).
+    dim = partialmethod(_wrap, "2")
+    bold = partialmethod(_wrap, "1")
+    red = partialmethod(_wrap, "31")
+    yellow = partialmethod(_wrap, "33")
+    green = partialmethod(_wrap, "32")
+    cyan = partialmethod(_wrap, "36")
 
     def status(self, status: str) -> str:
         if status == "complete":
@@ -542,4 +539,4 @@ def broken_pipe() -> int:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
-    return EXIT_STREAM
+    return ExitCode.STREAM

@@ -23,7 +23,7 @@ from .._metrics import StreamMetrics
 from .._metrics_log import MetricsLog, metrics_record
 from .._stats import StatsSummariser, StatsSummary, render_table, summary_json
 from ._args import Command, count_arg
-from ._output import EXIT_OK, EXIT_STREAM, EXIT_USAGE, UsageError, broken_pipe, std_streams
+from ._output import ExitCode, UsageError, broken_pipe, std_streams
 
 __all__ = ["COMMAND", "DEFAULT_LOG", "DEFAULT_PROMPT", "add_arguments", "run"]
 
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
         return _bench(args, out, err)
     except UsageError as exc:
         err.write(f"rawsse bench: error: {exc}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except BrokenPipeError:
         return broken_pipe()
 
@@ -144,7 +144,7 @@ def _bench(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         out.write(render_table(summary))
         out.write(_fastest(summary) + f"appended to {args.metrics}\n")
     out.flush()
-    return EXIT_STREAM if summary.records and failed == summary.records else EXIT_OK
+    return ExitCode.STREAM if summary.records and failed == summary.records else ExitCode.OK
 
 
 def _fastest(summary: StatsSummary) -> str:

@@ -36,10 +36,7 @@ from .._recording import RecordingTransport, TeeStream
 from .._resume import Resume
 from ._args import Command, count_arg
 from ._output import (
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_STREAM,
-    EXIT_USAGE,
+    ExitCode,
     StreamPrinter,
     Style,
     Summary,
@@ -150,7 +147,7 @@ def run(
         return _chat(args, out, err, stdin, style)
     except UsageError as exc:
         err.write(f"rawsse {args.command}: error: {exc}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except BrokenPipeError:
         return broken_pipe()
 
@@ -174,19 +171,18 @@ def _chat(
     verbose = args.verbose
     binary = getattr(out, "buffer", None)
 
-    def on_request(request: httpx.Request) -> None:
+    def show_head(mark: str, first: str, headers: httpx.Headers) -> None:
         if verbose:
-            err.write(style.dim(f"> {request.method} {redact_url(str(request.url))}") + "\n")
-            for line in header_lines(request.headers.items(), api_key or key):
-                err.write(style.dim(f"> {line}") + "\n")
+            err.write(style.dim(f"{mark} {first}") + "\n")
+            for line in header_lines(headers.items(), api_key or key):
+                err.write(style.dim(f"{mark} {line}") + "\n")
             err.flush()
 
+    def on_request(request: httpx.Request) -> None:
+        show_head(">", f"{request.method} {redact_url(str(request.url))}", request.headers)
+
     def on_response(response: httpx.Response) -> None:
-        if verbose:
-            err.write(style.dim(f"< HTTP {response.status_code}") + "\n")
-            for line in header_lines(response.headers.items(), api_key or key):
-                err.write(style.dim(f"< {line}") + "\n")
-            err.flush()
+        show_head("<", f"HTTP {response.status_code}", response.headers)
 
     def on_chunk(chunk: bytes) -> None:
         if raw_out:
@@ -292,11 +288,11 @@ def _chat(
         err.write(f"recorded to {saved}\n" if saved else "nothing recorded (no response)\n")
     if interrupted:
         err.write("rawsse: interrupted\n")
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     if failure is not None:
         err.write(style.red("error: ") + reason(failure) + "\n")
-        return EXIT_STREAM
-    return EXIT_OK
+        return ExitCode.STREAM
+    return ExitCode.OK
 
 
 def _open_metrics_log(path: str | None) -> MetricsLog | None:

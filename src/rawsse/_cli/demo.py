@@ -9,7 +9,7 @@ from .._client import Client
 from .._errors import APIError, CassetteError, RawSSEError, StreamInterrupted
 from .._server import FixtureServer
 from ._args import Command, speed_arg
-from ._output import EXIT_OK, EXIT_STREAM, EXIT_USAGE, StreamPrinter, Style, Summary, std_streams
+from ._output import ExitCode, StreamPrinter, Style, Summary, std_streams
 
 __all__ = ["COMMAND", "DEMO_KEY", "DEMO_MODEL", "add_arguments", "run"]
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
         server = FixtureServer(host="127.0.0.1", port=0, speed=args.speed)
     except CassetteError as exc:  # pragma: no cover - the shipped files are tested
         err.write(f"rawsse demo: error: {exc}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     fixture = next((f for f in server.fixtures if args.model in (f.id, f.name)), None)
     if fixture is None:
         err.write(
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
             + ", ".join(server.models)
             + "\n"
         )
-        return EXIT_USAGE
+        return ExitCode.USAGE
     body = fixture.cassette.request.get("body")
     messages: Any = body.get("messages") if isinstance(body, dict) else None
     if not isinstance(messages, list) or not messages:
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
     out.flush()
     if failure is not None:
         err.write(style.red("error: ") + " ".join(str(failure).split()) + "\n")
-        return EXIT_STREAM
+        return ExitCode.STREAM
     out.write(
         style.dim(
             "next: `rawsse serve` serves these recordings for your own client; "
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
         + "\n"
     )
     out.flush()
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _speed_note(speed: float) -> str:

@@ -19,30 +19,15 @@ from ..inspect import (
     sse_lines,
 )
 from ._args import Command, number_arg
-from ._files import Recording, read_recording
-from ._output import (
-    DASH,
-    EXIT_OK,
-    EXIT_USAGE,
-    Style,
-    UsageError,
-    clip,
-    event_text,
-    format_cost,
-    std_streams,
-)
+from ._files import Recording, add_file_argument, read_recording
+from ._output import DASH, ExitCode, Style, UsageError, clip, event_text, format_cost, std_streams
 
 __all__ = ["COMMAND", "add_arguments", "run", "write_inspect_text"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``inspect``'s arguments."""
-    parser.add_argument(
-        "file",
-        metavar="FILE",
-        help="a cassette (FILE#N: exchange N of a file holding several), a raw .sse body, "
-        "or '-': SSE on stdin, timed as it arrives",
-    )
+    add_file_argument(parser, mention_stdin=True)
     parser.add_argument(
         "--json", action="store_true", help="one JSON document: status, events, anomalies, ..."
     )
@@ -97,7 +82,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
             _write_html(report, recording, args.html)
     except UsageError as exc:
         err.write(f"rawsse inspect: error: {exc}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if args.json:
         doc = report.to_dict()
         doc = {"file": recording.path, "kind": recording.kind, **doc}
@@ -108,7 +93,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
         write_inspect_text(report, recording, out, style, width=args.width, rows=not args.summary)
     if args.html and not args.json:
         err.write(f"wrote {args.html}\n")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _write_html(report: StreamReport, recording: Recording, path: str) -> None:

@@ -29,7 +29,7 @@ from .._server import FixtureServer
 from ..relay import DEFAULT_MAX_BODY, RelayApp, add_store_arguments, open_store, store_options
 from ..relay._store_spec import REDIS_SCHEMES
 from ._args import Command, add_listen_arguments, checked_arg
-from ._output import EXIT_OK, EXIT_USAGE, Style, std_streams
+from ._output import ExitCode, Style, std_streams
 
 __all__ = ["COMMAND", "DEFAULT_PORT", "add_arguments", "run", "run_demo_browser"]
 
@@ -114,6 +114,73 @@ def _upstream_models(upstream: str) -> list[str]:
     return models
 
 
+def _serve(
+    make: Callable[[], tuple[RelayApp, AsyncClient]],
+    host: str,
+    port: int,
+    note: str,
+    name: str,
+    out: IO[str],
+    err: IO[str],
+    *,
+    open_page: bool = False,
+) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        err.write(f"{name}: error: {MISSING_UVICORN}\n")
+        return ExitCode.USAGE
+    style = Style.detect(out, err)
+    try:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        hint = " (try --port 0 for a free port)" if port else ""
+        err.write(f"{name}: error: cannot listen on {host}:{port}: {exc.strerror or exc}{hint}\n")
+        return ExitCode.USAGE
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{bound}/"
+    # The URL first, flushed at once: scripts read this line through a pipe.
+    out.write(f"{url}  " + style.dim(note) + "\n")
+    out.flush()
+    out.write(style.dim("Ctrl-C stops the relay.") + "\n")
+    out.flush()
+    if open_page:
+        with contextlib.suppress(webbrowser.Error):  # no browser: the URL is printed
+            webbrowser.open(url)
+
+    async def main() -> None:
+        app, client = make()
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2
+        )
+        try:
+            await uvicorn.Server(config).serve(sockets=[sock])
+        finally:
+            await client.aclose()
+            if app.store is not None:
+                await app.store.aclose()
+
+    # uvicorn stops gracefully on SIGINT or SIGTERM, then raises the signal again for
+    # the handler it found: ours makes SIGTERM a normal stop (exit 0), as Ctrl-C is.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    err.write(f"{name}: stopped\n")
+    return ExitCode.OK
+
+
 def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """``rawsse relay``: serve until Ctrl-C or SIGTERM."""
     out, err = std_streams(out, err)
@@ -126,14 +193,14 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
                 f"rawsse relay: error: cannot list the upstream's models ({exc}); "
                 "name them with --models a,b\n"
             )
-            return EXIT_USAGE
+            return ExitCode.USAGE
     upstream = args.upstream
     if args.store is not None:
         try:
             _check_store(args.store)
         except (ValueError, ImportError) as exc:
             err.write(f"rawsse relay: error: {exc}\n")
-            return EXIT_USAGE
+            return ExitCode.USAGE
 
     def make() -> tuple[RelayApp, AsyncClient]:
         client = AsyncClient(base_url=upstream)
@@ -194,7 +261,7 @@ def run_demo_browser(
         fixtures = FixtureServer(host="127.0.0.1", port=0, speed=args.speed)
     except CassetteError as exc:  # pragma: no cover - the shipped files are tested
         err.write(f"rawsse demo: error: {exc}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     with fixtures:
 
         def make() -> tuple[RelayApp, AsyncClient]:
@@ -204,73 +271,6 @@ def run_demo_browser(
 
         note = f"(rawsse demo: the demo page, relaying the recordings at {fixtures.base_url})"
         return _serve(make, "127.0.0.1", 0, note, "rawsse demo", out, err, open_page=True)
-
-
-def _serve(
-    make: Callable[[], tuple[RelayApp, AsyncClient]],
-    host: str,
-    port: int,
-    note: str,
-    name: str,
-    out: IO[str],
-    err: IO[str],
-    *,
-    open_page: bool = False,
-) -> int:
-    try:
-        import uvicorn
-    except ImportError:
-        err.write(f"{name}: error: {MISSING_UVICORN}\n")
-        return EXIT_USAGE
-    style = Style.detect(out, err)
-    try:
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-    except OSError as exc:
-        hint = " (try --port 0 for a free port)" if port else ""
-        err.write(f"{name}: error: cannot listen on {host}:{port}: {exc.strerror or exc}{hint}\n")
-        return EXIT_USAGE
-    bound = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{bound}/"
-    # The URL first, flushed at once: scripts read this line through a pipe.
-    out.write(f"{url}  " + style.dim(note) + "\n")
-    out.flush()
-    out.write(style.dim("Ctrl-C stops the relay.") + "\n")
-    out.flush()
-    if open_page:
-        with contextlib.suppress(webbrowser.Error):  # no browser: the URL is printed
-            webbrowser.open(url)
-
-    async def main() -> None:
-        app, client = make()
-        config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2
-        )
-        try:
-            await uvicorn.Server(config).serve(sockets=[sock])
-        finally:
-            await client.aclose()
-            if app.store is not None:
-                await app.store.aclose()
-
-    # uvicorn stops gracefully on SIGINT or SIGTERM, then raises the signal again for
-    # the handler it found: ours makes SIGTERM a normal stop (exit 0), as Ctrl-C is.
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sock.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    err.write(f"{name}: stopped\n")
-    return EXIT_OK
 
 
 COMMAND = Command(

@@ -12,13 +12,10 @@ from .._chat_events import ChatEvent, Done
 from .._completion import completion_from_result, stream_from_completion
 from ..inspect import EventRow, StreamReport
 from ._args import Command, number_arg
-from ._files import read_recording
+from ._files import add_file_argument, read_recording
 from ._output import (
     DASH,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_STREAM,
-    EXIT_USAGE,
+    ExitCode,
     StreamPrinter,
     Style,
     Summary,
@@ -32,11 +29,7 @@ __all__ = ["COMMAND", "add_arguments", "exit_code", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``replay``'s arguments."""
-    parser.add_argument(
-        "file",
-        metavar="FILE",
-        help="a cassette (FILE#N: exchange N of a file holding several) or a raw .sse body",
-    )
+    add_file_argument(parser)
     parser.add_argument(
         "--speed",
         type=number_arg,
@@ -65,7 +58,7 @@ def run(
         recording = read_recording(args.file)
     except UsageError as exc:
         err.write(f"rawsse replay: error: {exc}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     inspector = recording.inspector()
     printer = StreamPrinter(out, style, err, labels=recording.choices > 1)
     clock = 0.0
@@ -93,7 +86,7 @@ def run(
     except KeyboardInterrupt:
         printer.finish()
         err.write("rawsse: interrupted\n")
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     report = inspector.close(end=recording.end, error=recording.end_error, t=recording.end_t)
     if not report.streamed:
         # A non-streaming answer has no events on the wire: show its message as the
@@ -111,7 +104,7 @@ def run(
 
 def exit_code(report: StreamReport) -> int:
     """0 when the stream's status is ``complete``, else 1."""
-    return EXIT_OK if report.status == "complete" else EXIT_STREAM
+    return ExitCode.OK if report.status == "complete" else ExitCode.STREAM
 
 
 def _failure_reason(report: StreamReport) -> str | None:

@@ -21,7 +21,7 @@ from .._server import (
     Seam,
 )
 from ._args import Command, add_listen_arguments, checked_arg, speed_arg
-from ._output import EXIT_OK, EXIT_USAGE, Style, std_streams
+from ._output import ExitCode, Style, std_streams
 
 __all__ = ["COMMAND", "DEFAULT_PORT", "add_arguments", "ambiguity_lines", "curl_line", "run"]
 
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
         )
     except (CassetteError, OSError, ValueError) as exc:
         err.write(f"rawsse serve: error: {exc}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     stop = threading.Event()
     previous = _on_sigterm(stop)
     try:
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
                 f"rawsse serve: error: cannot listen on {args.host}:{args.port}: "
                 f"{exc.strerror or exc}{hint}\n"
             )
-            return EXIT_USAGE
+            return ExitCode.USAGE
         try:
             source = "the recordings shipped with rawsse" if args.dir is None else args.dir
             speed = "instant" if args.speed == 0 else f"speed {args.speed:g}x"
@@ -183,7 +183,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
     finally:
         _restore_sigterm(previous)
     err.write("rawsse serve: stopped\n")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def ambiguity_lines(server: FixtureServer) -> list[str]:

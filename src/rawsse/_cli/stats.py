@@ -16,7 +16,7 @@ from typing import IO
 from .._stats import StatsSummariser, parse_since, read_lines, render_table, summary_json
 from .._stats_html import render_stats_html
 from ._args import Command
-from ._output import EXIT_OK, EXIT_USAGE, broken_pipe, std_streams
+from ._output import ExitCode, broken_pipe, std_streams
 
 __all__ = ["COMMAND", "add_arguments", "run"]
 
@@ -65,14 +65,14 @@ def run(
                 read_lines(name, summariser)
     except OSError as exc:
         err.write(f"rawsse stats: error: cannot read {name}: {exc.strerror or exc}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     summary = summariser.summary()
     if args.html is not None:
         try:
             Path(args.html).write_text(render_stats_html(summary), encoding="utf-8")
         except OSError as exc:
             err.write(f"rawsse stats: error: cannot write {args.html}: {exc.strerror or exc}\n")
-            return EXIT_USAGE
+            return ExitCode.USAGE
     try:
         if args.json:
             out.write(json.dumps(summary_json(summary), ensure_ascii=False) + "\n")
@@ -83,7 +83,7 @@ def run(
         return broken_pipe()
     if args.html is not None:
         err.write(f"wrote {args.html}\n")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 COMMAND = Command(
