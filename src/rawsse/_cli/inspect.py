@@ -25,6 +25,11 @@ from ._output import DASH, ExitCode, Style, UsageError, clip, event_text, format
 __all__ = ["COMMAND", "add_arguments", "run", "write_inspect_text"]
 
 
+_ENVELOPE = re.compile(
+    r'"(?:id|object|created|model|provider|system_fingerprint)":(?:"(?:[^"\\]|\\.)*"|-?\d+),?'
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``inspect``'s arguments."""
     add_file_argument(parser, mention_stdin=True)
@@ -49,11 +54,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--summary", action="store_true", help="only the anomalies and the status, no rows"
     )
-
-
-_ENVELOPE = re.compile(
-    r'"(?:id|object|created|model|provider|system_fingerprint)":(?:"(?:[^"\\]|\\.)*"|-?\d+),?'
-)
 
 
 def _compact(data: str) -> str:
