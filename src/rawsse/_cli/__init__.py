@@ -2,7 +2,8 @@
 
 A command is a module with a ``Command`` and two functions:
 
-- ``COMMAND``: its name and its texts for ``--help`` (``_args.Command``);
+- ``COMMAND``: its name and its texts for ``--help`` (``_args.Command``), last in
+  the module;
 - ``add_arguments(parser) -> None`` adds its arguments to its argparse subparser;
 - ``run(args, *, out=None, err=None) -> int`` runs it and returns the exit code.
 
