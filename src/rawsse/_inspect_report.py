@@ -232,14 +232,8 @@ def _mend(value: Any) -> Any:
 
 
 def _usage_dict(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "cached_tokens": usage.cached_tokens,
-        "cost": usage.cost,
-    }
+    """The figures of ``usage``: every field but ``raw`` (the object as sent)."""
+    return {name: value for name, value in usage._asdict().items() if name != "raw"}
 
 
 def event_to_dict(event: ChatEvent) -> dict[str, Any]:

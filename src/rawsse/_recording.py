@@ -7,6 +7,7 @@ untouched: each chunk is only timestamped and kept (a reference, not a copy).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import re
@@ -207,27 +208,29 @@ class TeeStream(httpx.SyncByteStream, httpx.AsyncByteStream):
             if self._on_end is not None:
                 self._on_end(end, exc)
 
-    def __iter__(self) -> Iterator[bytes]:
-        on_chunk = self._on_chunk
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Around the whole read: ``END_EOF`` when it ends, ``END_ERROR`` when it raises."""
         try:
-            for chunk in self._stream:
-                on_chunk(chunk)
-                yield chunk
+            yield
         except Exception as exc:
             self._end(END_ERROR, exc)
             raise
         self._end(END_EOF)
 
+    def __iter__(self) -> Iterator[bytes]:
+        on_chunk = self._on_chunk
+        with self._reading():
+            for chunk in self._stream:
+                on_chunk(chunk)
+                yield chunk
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
         on_chunk = self._on_chunk
-        try:
+        with self._reading():
             async for chunk in self._stream:
                 on_chunk(chunk)
                 yield chunk
-        except Exception as exc:
-            self._end(END_ERROR, exc)
-            raise
-        self._end(END_EOF)
 
     def close(self) -> None:
         close = getattr(self._stream, "close", None)

@@ -12,6 +12,7 @@ from html import escape
 from ._chat_events import is_token
 from ._inspect_report import ChunkRow, EventRow, StreamReport, sse_lines
 from ._sse import Comment
+from ._svg import svg_frame
 from ._unicode import mend_surrogates
 
 __all__ = ["render_html_report"]
@@ -208,12 +209,7 @@ def _timeline(report: StreamReport) -> str:
             token_points.append((x, _y(tokens[0], total_tokens)))
             tokens[0] += n
             token_points.append((x, _y(tokens[0], total_tokens)))
-    svg = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" width="{_W}" '
-        f'height="{_H}" role="img" aria-label="stream timeline" id="timeline">',
-        f'<rect x="{_LEFT}" y="{_TOP}" width="{_PLOT_W}" height="{_PLOT_H}" fill="#fbfbfc" '
-        'stroke="#d0d7de"/>',
-    ]
+    svg = svg_frame(_W, _H, (_LEFT, _TOP, _PLOT_W, _PLOT_H), "stream timeline", "timeline")
     for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
         x = _LEFT + frac * _PLOT_W
         label = f"{frac * span:.2f}" if report.timed else f"{round(frac * span)}"

@@ -61,15 +61,7 @@ class QuantileSketch:
                 for v in exact:
                     self._bin(v)
             return
-        # _bin, inlined: this is the summariser's innermost call.
-        if value <= MIN_VALUE:
-            self._zeros += 1
-            return
-        if value > MAX_VALUE:
-            value = MAX_VALUE
-        i = math.ceil(math.log(value) / self._log_gamma)
-        bins = self._bins
-        bins[i] = bins.get(i, 0) + 1
+        self._bin(value)
 
     def _bin(self, value: float) -> None:
         if value <= MIN_VALUE:

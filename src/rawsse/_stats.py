@@ -355,22 +355,10 @@ class StatsSummariser:
         self.records += 1
         if self._timeline and stamp is not None and t is None:
             t = _epoch(stamp)
-        model = get("model")
-        if type(model) is not str or not model:
-            model = UNKNOWN
-        g = self._models.get(model)
-        if g is None:
-            self._models[model] = g = _Group(self._timeline)
-        served = get("served_model")
-        g.count(get, stamp, t, served if type(served) is str and served else UNKNOWN)
+        model = _name(get("model"))
+        self._group(self._models, model).count(get, stamp, t, _name(get("served_model")))
         if self.by == "provider":
-            provider = get("provider")
-            if type(provider) is not str or not provider:
-                provider = UNKNOWN
-            p = self._providers.get(provider)
-            if p is None:
-                self._providers[provider] = p = _Group(self._timeline)
-            p.count(get, stamp, t, model)
+            self._group(self._providers, _name(get("provider"))).count(get, stamp, t, model)
 
     def _group(self, groups: dict[str, _Group], name: str) -> _Group:
         g = groups.get(name)
@@ -394,6 +382,11 @@ class StatsSummariser:
             filtered=self.filtered,
             since=self.since,
         )
+
+
+def _name(value: object) -> str:
+    """A record's model or provider name; ``UNKNOWN`` when it has none."""
+    return value if type(value) is str and value else UNKNOWN
 
 
 # -- I/O -----------------------------------------------------------------------------

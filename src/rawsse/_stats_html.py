@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from html import escape
 
 from ._stats import GroupSummary, StatsSummary, TimelinePoint, table_rows
+from ._svg import svg_frame
 
 __all__ = ["render_stats_html"]
 
@@ -100,12 +101,9 @@ def _chart(summary: StatsSummary) -> str:
     def y_of(v: float) -> float:
         return _TOP + _PLOT_H - v / top * _PLOT_H
 
-    svg = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" width="{_W}" '
-        f'height="{_H}" role="img" aria-label="time to first token over time" id="ttft">',
-        f'<rect x="{_LEFT}" y="{_TOP}" width="{_PLOT_W}" height="{_PLOT_H}" fill="#fbfbfc" '
-        'stroke="#d0d7de"/>',
-    ]
+    svg = svg_frame(
+        _W, _H, (_LEFT, _TOP, _PLOT_W, _PLOT_H), "time to first token over time", "ttft"
+    )
     for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
         x = _LEFT + frac * _PLOT_W
         y = _TOP + _PLOT_H - frac * _PLOT_H

@@ -173,30 +173,37 @@ class GenAIObserver:
         self.tracer = trace.get_tracer(
             "rawsse", __version__, tracer_provider, schema_url=SCHEMA_URL
         )
-        seconds = list(DURATION_BUCKETS)
-        self.duration = meter.create_histogram(
-            "gen_ai.client.operation.duration",
-            unit="s",
-            description="GenAI operation duration.",
-            explicit_bucket_boundaries_advisory=seconds,
+
+        def histogram(
+            name: str, unit: str, description: str, buckets: Sequence[float]
+        ) -> Histogram:
+            return meter.create_histogram(
+                name,
+                unit=unit,
+                description=description,
+                explicit_bucket_boundaries_advisory=list(buckets),
+            )
+
+        self.duration = histogram(
+            "gen_ai.client.operation.duration", "s", "GenAI operation duration.", DURATION_BUCKETS
         )
-        self.token_usage = meter.create_histogram(
+        self.token_usage = histogram(
             "gen_ai.client.token.usage",
-            unit="{token}",
-            description="Number of input and output tokens used.",
-            explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS),
+            "{token}",
+            "Number of input and output tokens used.",
+            TOKEN_BUCKETS,
         )
-        self.time_to_first_chunk = meter.create_histogram(
+        self.time_to_first_chunk = histogram(
             "gen_ai.client.operation.time_to_first_chunk",
-            unit="s",
-            description="Time to receive the first chunk (rawsse: the first content event).",
-            explicit_bucket_boundaries_advisory=seconds,
+            "s",
+            "Time to receive the first chunk (rawsse: the first content event).",
+            DURATION_BUCKETS,
         )
-        self.time_per_output_chunk = meter.create_histogram(
+        self.time_per_output_chunk = histogram(
             "gen_ai.client.operation.time_per_output_chunk",
-            unit="s",
-            description="Time between chunks of output after the first one.",
-            explicit_bucket_boundaries_advisory=seconds,
+            "s",
+            "Time between chunks of output after the first one.",
+            DURATION_BUCKETS,
         )
 
     def start(self, request: RequestInfo) -> StreamObservation:

@@ -150,12 +150,25 @@ def _recording_key(request: pytest.FixtureRequest, path: Path) -> str | None:
     return key
 
 
-def _recording_client(
-    request: pytest.FixtureRequest, path: Path, make: Callable[[str | None], _C]
+def _client(
+    request: pytest.FixtureRequest,
+    transport: Any,
+    client_class: Callable[..., _C],
+    http: httpx.Client | httpx.AsyncClient,
 ) -> _C:
+    """A ``client_class`` over ``http`` (no retries), with ``REPLAY_KEY`` when
+    ``transport`` replays, else with the key to record with."""
     from ._constants import API_KEY_ENV
     from ._errors import ConfigurationError
 
+    base_url = _base_url(request, transport)
+
+    def make(api_key: str | None) -> _C:
+        return client_class(api_key=api_key, base_url=base_url, http_client=http, retries=0)
+
+    if hasattr(transport, "cassettes"):
+        return make(REPLAY_KEY)
+    path = _path_of(transport)
     try:
         return make(_recording_key(request, path))
     except ConfigurationError:  # OpenRouter's URL and no key anywhere
@@ -253,17 +266,8 @@ def rawsse_client(request: pytest.FixtureRequest, rawsse_transport: Any) -> Iter
 
     from ._client import Client
 
-    recording = not hasattr(rawsse_transport, "cassettes")
     http = httpx.Client(transport=rawsse_transport, timeout=None)
-    base_url = _base_url(request, rawsse_transport)
-
-    def make(api_key: str | None) -> Client:
-        return Client(api_key=api_key, base_url=base_url, http_client=http, retries=0)
-
-    if recording:
-        client = _recording_client(request, _path_of(rawsse_transport), make)
-    else:
-        client = make(REPLAY_KEY)
+    client = _client(request, rawsse_transport, Client, http)
     yield client
     client.close()
     http.close()
@@ -276,18 +280,10 @@ def rawsse_async_client(request: pytest.FixtureRequest, rawsse_async_transport: 
 
     from ._async_client import AsyncClient
 
-    recording = not hasattr(rawsse_async_transport, "cassettes")
     # Neither transport holds a resource that outlives its responses, so the
     # client needs no ``aclose`` (which this sync fixture could not await).
     http = httpx.AsyncClient(transport=rawsse_async_transport, timeout=None)
-    base_url = _base_url(request, rawsse_async_transport)
-
-    def make(api_key: str | None) -> AsyncClient:
-        return AsyncClient(api_key=api_key, base_url=base_url, http_client=http, retries=0)
-
-    if recording:
-        return _recording_client(request, _path_of(rawsse_async_transport), make)
-    return make(REPLAY_KEY)
+    return _client(request, rawsse_async_transport, AsyncClient, http)
 
 
 def _path_of(transport: Any) -> Path:

@@ -667,13 +667,11 @@ def test_no_color_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_live_progress_and_colour_only_on_a_terminal(
     server: ServerThread, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rawsse._cli import chat
+    from rawsse._cli import build_parser
 
     monkeypatch.setenv("TERM", "xterm")
     monkeypatch.setenv("RAWSSE_API_KEY", KEY)
-    parser = argparse.ArgumentParser()
-    chat.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["chat", "--base-url", server.url, "m/x", "hi"])
+    args = build_parser().parse_args(["chat", "--base-url", server.url, "m/x", "hi"])
     server.expect(sse_script(fixture_body("keepalives_between"), splits=[30, 60, 400]))
     out, err = FakeTTY(), FakeTTY()
     assert args.handler(args, out=out, err=err) == 0

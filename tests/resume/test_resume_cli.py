@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import urllib.request
 
@@ -44,11 +43,9 @@ def test_chat_without_resume_stops_at_the_cut(server: ServerThread) -> None:
 
 @pytest.mark.parametrize(("flag", "repeat"), [("repeat:3", "lp."), ("none", ""), ("trim", "")])
 def test_serve_seam_flag_sets_the_servers_quirk(flag: str, repeat: str) -> None:
-    from rawsse._cli.serve import add_parser
+    from rawsse._cli import build_parser
 
-    parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers())
-    args = parser.parse_args(["serve", "--seam", flag])
+    args = build_parser().parse_args(["serve", "--seam", flag])
     with FixtureServer(FIXTURES / "cassettes", speed=0, seam=args.seam) as server:
         body = {
             "model": "m",

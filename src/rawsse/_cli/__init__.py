@@ -1,14 +1,17 @@
 """The ``rawsse`` command line: one module per command, registered in ``COMMANDS``.
 
-A command is a module with two functions:
+A command is a module with a ``Command`` and two functions:
 
-- ``add_parser(subparsers) -> None`` adds its argparse subparser and sets
-  ``handler=run`` (and ``command=<name>``) through ``set_defaults``;
+- ``COMMAND``: its name and its texts for ``--help`` (``_args.Command``), last in
+  the module;
+- ``add_arguments(parser) -> None`` adds its arguments to its argparse subparser;
 - ``run(args, *, out=None, err=None) -> int`` runs it and returns the exit code.
 
-A new command is one new module here plus one entry in ``COMMANDS``.  Imports
-run one way: this entry -> the command modules -> ``_output`` (style, printer,
-summary line, exit codes) and ``_files`` -> the library.
+``build_parser`` makes each subparser and sets ``handler=run`` and
+``command=<name>`` on it.  A new command is one new module here plus one entry
+in ``COMMANDS``.  Imports run one way: this entry -> the command modules ->
+``_args`` (argument types), ``_output`` (style, printer, summary line, exit
+codes) and ``_files`` -> the library.
 
 Exit codes: 0 success, 1 an API or stream error (after the partial text and a
 one-line reason with the server's own message), 2 a usage error, 130 Ctrl-C.
@@ -24,7 +27,7 @@ from collections.abc import Callable, Sequence
 
 from .._version import __version__
 from . import bench, chat, demo, inspect, record, relay, replay, serve, stats
-from ._output import EXIT_INTERRUPTED, EXIT_STREAM, writable_streams
+from ._output import ExitCode, writable_streams
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -48,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rawsse {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
-        command.add_parser(subparsers)
+        sub = command.COMMAND.add_to(subparsers)
+        command.add_arguments(sub)
+        sub.set_defaults(handler=command.run, command=command.COMMAND.name)
     return parser
 
 
@@ -61,6 +66,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         sys.stderr.write("rawsse: interrupted\n")
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
-        return EXIT_STREAM
+        return ExitCode.STREAM

@@ -6,6 +6,7 @@ raw SSE body (untimed); ``-`` is SSE on stdin, each read stamped with its arriva
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
@@ -25,7 +26,7 @@ from ..inspect import (
 )
 from ._output import UsageError, reason
 
-__all__ = ["Recording", "read_recording"]
+__all__ = ["Recording", "add_file_argument", "read_recording"]
 
 _EXCHANGE = re.compile(r"^(.+)#(\d+)$")
 
@@ -62,6 +63,16 @@ class Recording:
         if self.cassette is not None:
             return inspect_cassette(self.cassette, stall_threshold=stall_threshold)
         return inspect_stream(self.chunks, stall_threshold=stall_threshold, end_t=self.end_t)
+
+
+def add_file_argument(parser: argparse.ArgumentParser, *, mention_stdin: bool = False) -> None:
+    """The ``FILE`` argument, for ``read_recording``."""
+    cassette = "a cassette (FILE#N: exchange N of a file holding several)"
+    if mention_stdin:
+        what = f"{cassette}, a raw .sse body, or '-': SSE on stdin, timed as it arrives"
+    else:
+        what = f"{cassette} or a raw .sse body"
+    parser.add_argument("file", metavar="FILE", help=what)
 
 
 def read_recording(path: str) -> Recording:

@@ -6,7 +6,6 @@ Commands import from here; this module imports only the library.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import io
 import json
@@ -16,6 +15,8 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import IntEnum
+from functools import partialmethod
 from typing import IO, TYPE_CHECKING, Any
 
 from .._cassette import REDACTED, redact_headers
@@ -29,7 +30,6 @@ from .._chat_events import (
     ToolCallDelta,
 )
 from .._errors import APIStatusError, StreamError
-from .._server import parse_speed
 
 if TYPE_CHECKING:
     from .._accumulate import ChatResult
@@ -38,35 +38,38 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DASH",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_STREAM",
-    "EXIT_USAGE",
+    "ExitCode",
     "StreamPrinter",
     "Style",
     "Summary",
     "UsageError",
     "broken_pipe",
     "clip",
-    "count_arg",
     "error_json",
     "event_text",
     "format_cost",
     "header_lines",
     "isatty",
     "json_line",
-    "number_arg",
     "reason",
     "redact_url",
     "result_json",
-    "speed_arg",
+    "std_streams",
     "writable_streams",
 ]
 
-EXIT_OK = 0
-EXIT_STREAM = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+
+class ExitCode(IntEnum):
+    """What every command exits with."""
+
+    OK = 0
+    STREAM = 1
+    """An API or stream error (or the reader went away)."""
+    USAGE = 2
+    INTERRUPTED = 130
+    """Ctrl-C."""
+
+
 DASH = "\u2013"
 
 
@@ -94,23 +97,13 @@ class Style:
     def _wrap(self, code: str, text: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.colour and text else text
 
-    def dim(self, text: str) -> str:
-        return self._wrap("2", text)
-
-    def bold(self, text: str) -> str:
-        return self._wrap("1", text)
-
-    def red(self, text: str) -> str:
-        return self._wrap("31", text)
-
-    def yellow(self, text: str) -> str:
-        return self._wrap("33", text)
-
-    def green(self, text: str) -> str:
-        return self._wrap("32", text)
-
-    def cyan(self, text: str) -> str:
-        return self._wrap("36", text)
+    # Each takes the text and returns it painted (SGR codes).
+    dim = partialmethod(_wrap, "2")
+    bold = partialmethod(_wrap, "1")
+    red = partialmethod(_wrap, "31")
+    yellow = partialmethod(_wrap, "33")
+    green = partialmethod(_wrap, "32")
+    cyan = partialmethod(_wrap, "36")
 
     def status(self, status: str) -> str:
         if status == "complete":
@@ -533,6 +526,11 @@ def event_text(event: ChatEvent) -> str:
     return f"{type(event).__name__}({', '.join(parts)})"
 
 
+def std_streams(out: IO[str] | None, err: IO[str] | None) -> tuple[IO[str], IO[str]]:
+    """``out`` and ``err``, with the process's stdout and stderr for those not given."""
+    return (out if out is not None else sys.stdout, err if err is not None else sys.stderr)
+
+
 def broken_pipe() -> int:
     """The reader went away (``| head``): stop quietly, exit 1."""
     # Keep Python from complaining again when it flushes stdout at exit.
@@ -541,61 +539,4 @@ def broken_pipe() -> int:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
-    return EXIT_STREAM
-
-
-# -- argument types ----------------------------------------------------------------------
-
-
-def number_arg(text: str) -> float:
-    """An argparse type: any number."""
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-
-
-def speed_arg(text: str) -> float:
-    """An argparse type: a time scale (a number >= 0, or ``instant``)."""
-    try:
-        return parse_speed(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a speed: {text!r} (a number >= 0, or 'instant')"
-        ) from None
-
-
-def port_arg(text: str) -> int:
-    """An argparse type: a TCP port (0 picks a free one)."""
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"not a port: {text!r} (0-65535; 0 picks a free one)")
-    return port
-
-
-def add_listen_arguments(parser: argparse.ArgumentParser, default_port: int) -> None:
-    """``--host`` and ``--port`` for a command that serves on loopback by default."""
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--port",
-        type=port_arg,
-        default=default_port,
-        metavar="P",
-        help=f"port (default {default_port}; 0 picks a free one)",
-    )
-
-
-def count_arg(text: str) -> int:
-    """An argparse type: a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
-    return value
+    return ExitCode.STREAM

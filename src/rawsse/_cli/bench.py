@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from typing import IO, Any
 
 import anyio
@@ -23,9 +22,10 @@ from .._errors import ConfigurationError, RawSSEError
 from .._metrics import StreamMetrics
 from .._metrics_log import MetricsLog, metrics_record
 from .._stats import StatsSummariser, StatsSummary, render_table, summary_json
-from ._output import EXIT_OK, EXIT_STREAM, EXIT_USAGE, UsageError, broken_pipe, count_arg
+from ._args import Command, count_arg
+from ._output import ExitCode, UsageError, broken_pipe, std_streams
 
-__all__ = ["DEFAULT_LOG", "DEFAULT_PROMPT", "add_parser", "run"]
+__all__ = ["COMMAND", "DEFAULT_LOG", "DEFAULT_PROMPT", "add_arguments", "run"]
 
 DEFAULT_PROMPT = "Write one short sentence about the sea."
 DEFAULT_LOG = "rawsse-metrics.jsonl"
@@ -38,20 +38,8 @@ def _positive(text: str) -> int:
     return value
 
 
-def add_parser(subparsers: Any) -> None:
-    """Register ``bench``."""
-    parser = subparsers.add_parser(
-        "bench",
-        help="run one prompt against several models; log and compare TTFT",
-        description=(
-            "Stream the same prompt from each MODEL --runs times (interleaved, at most "
-            "--concurrency at once), append every stream to the metrics log and print the "
-            "comparison: count, errors, TTFT p50/p95/p99, tokens/s and cost per model. "
-            f"The key comes from ${API_KEY_ENV} (OpenRouter's URL) or ${OTHER_KEY_ENV} (any "
-            "other --base-url); `rawsse serve` needs none."
-        ),
-        epilog="exit codes: 0 ok, 1 every run failed, 2 usage error",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``bench``'s arguments."""
     parser.add_argument("models", metavar="MODEL", nargs="+", help="model slugs to compare")
     parser.add_argument("--prompt", metavar="TEXT", default=DEFAULT_PROMPT, help="the user message")
     parser.add_argument("--runs", type=_positive, default=5, metavar="N", help="runs per model (5)")
@@ -71,23 +59,16 @@ def add_parser(subparsers: Any) -> None:
         help=f"the metrics log to append to (default {DEFAULT_LOG})",
     )
     parser.add_argument("--json", action="store_true", help="print the `stats --json` document")
-    parser.set_defaults(handler=run, command="bench")
 
 
-def run(
-    args: argparse.Namespace,
-    *,
-    out: IO[str] | None = None,
-    err: IO[str] | None = None,
-) -> int:
+def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """``rawsse bench``."""
-    out = out if out is not None else sys.stdout
-    err = err if err is not None else sys.stderr
+    out, err = std_streams(out, err)
     try:
         return _bench(args, out, err)
     except UsageError as exc:
         err.write(f"rawsse bench: error: {exc}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except BrokenPipeError:
         return broken_pipe()
 
@@ -163,7 +144,7 @@ def _bench(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         out.write(render_table(summary))
         out.write(_fastest(summary) + f"appended to {args.metrics}\n")
     out.flush()
-    return EXIT_STREAM if summary.records and failed == summary.records else EXIT_OK
+    return ExitCode.STREAM if summary.records and failed == summary.records else ExitCode.OK
 
 
 def _fastest(summary: StatsSummary) -> str:
@@ -175,3 +156,17 @@ def _fastest(summary: StatsSummary) -> str:
     (best, name), (second, other) = ranked[0], ranked[1]
     ratio = f"{second / best:.2f}x" if best > 0 else "infinitely"
     return f"fastest median TTFT: {name} ({best:.3f} s), {ratio} faster than {other}\n"
+
+
+COMMAND = Command(
+    "bench",
+    help="run one prompt against several models; log and compare TTFT",
+    description=(
+        "Stream the same prompt from each MODEL --runs times (interleaved, at most "
+        "--concurrency at once), append every stream to the metrics log and print the "
+        "comparison: count, errors, TTFT p50/p95/p99, tokens/s and cost per model. "
+        f"The key comes from ${API_KEY_ENV} (OpenRouter's URL) or ${OTHER_KEY_ENV} (any "
+        "other --base-url); `rawsse serve` needs none."
+    ),
+    epilog="exit codes: 0 ok, 1 every run failed, 2 usage error",
+)

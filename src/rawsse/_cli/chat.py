@@ -34,17 +34,14 @@ from .._errors import (
 from .._metrics_log import MetricsLog
 from .._recording import RecordingTransport, TeeStream
 from .._resume import Resume
+from ._args import Command, count_arg
 from ._output import (
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_STREAM,
-    EXIT_USAGE,
+    ExitCode,
     StreamPrinter,
     Style,
     Summary,
     UsageError,
     broken_pipe,
-    count_arg,
     error_json,
     header_lines,
     isatty,
@@ -52,28 +49,18 @@ from ._output import (
     reason,
     redact_url,
     result_json,
+    std_streams,
 )
 
 if TYPE_CHECKING:
     from .._accumulate import ChatResult
     from .._metrics import StreamMetrics
 
-__all__ = ["TapTransport", "add_chat_arguments", "add_parser", "run"]
+__all__ = ["COMMAND", "TapTransport", "add_arguments", "add_chat_arguments", "run"]
 
 
-def add_parser(subparsers: Any) -> None:
-    """Register ``chat``."""
-    parser = subparsers.add_parser(
-        "chat",
-        help="stream one chat completion and show what happened",
-        description=(
-            "Stream a chat completion: text as it arrives (reasoning dimmed or prefixed, "
-            "tool calls as they assemble), then one summary line (TTFT, total, tokens, "
-            "tokens/s, cost, provider, finish reason, status). The key comes from "
-            f"${API_KEY_ENV} (OpenRouter's URL) or ${OTHER_KEY_ENV} (any other --base-url)."
-        ),
-        epilog="exit codes: 0 ok, 1 API or stream error, 2 usage error",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``chat``'s arguments."""
     add_chat_arguments(parser)
     parser.add_argument(
         "--record",
@@ -81,7 +68,6 @@ def add_parser(subparsers: Any) -> None:
         help="also record the exchange as a cassette: a file (any name; appended to), or a "
         "directory (one file per exchange; a trailing / or no suffix); folders are created",
     )
-    parser.set_defaults(handler=run, command="chat")
 
 
 class TapTransport(httpx.BaseTransport):
@@ -154,15 +140,14 @@ def run(
     stdin: IO[str] | None = None,
 ) -> int:
     """``rawsse chat`` (and ``rawsse record``, which sets ``args.record``)."""
-    out = out if out is not None else sys.stdout
-    err = err if err is not None else sys.stderr
+    out, err = std_streams(out, err)
     stdin = stdin if stdin is not None else sys.stdin
     style = Style.detect(out, err)
     try:
         return _chat(args, out, err, stdin, style)
     except UsageError as exc:
         err.write(f"rawsse {args.command}: error: {exc}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except BrokenPipeError:
         return broken_pipe()
 
@@ -186,19 +171,18 @@ def _chat(
     verbose = args.verbose
     binary = getattr(out, "buffer", None)
 
-    def on_request(request: httpx.Request) -> None:
+    def show_head(mark: str, first: str, headers: httpx.Headers) -> None:
         if verbose:
-            err.write(style.dim(f"> {request.method} {redact_url(str(request.url))}") + "\n")
-            for line in header_lines(request.headers.items(), api_key or key):
-                err.write(style.dim(f"> {line}") + "\n")
+            err.write(style.dim(f"{mark} {first}") + "\n")
+            for line in header_lines(headers.items(), api_key or key):
+                err.write(style.dim(f"{mark} {line}") + "\n")
             err.flush()
 
+    def on_request(request: httpx.Request) -> None:
+        show_head(">", f"{request.method} {redact_url(str(request.url))}", request.headers)
+
     def on_response(response: httpx.Response) -> None:
-        if verbose:
-            err.write(style.dim(f"< HTTP {response.status_code}") + "\n")
-            for line in header_lines(response.headers.items(), api_key or key):
-                err.write(style.dim(f"< {line}") + "\n")
-            err.flush()
+        show_head("<", f"HTTP {response.status_code}", response.headers)
 
     def on_chunk(chunk: bytes) -> None:
         if raw_out:
@@ -304,11 +288,11 @@ def _chat(
         err.write(f"recorded to {saved}\n" if saved else "nothing recorded (no response)\n")
     if interrupted:
         err.write("rawsse: interrupted\n")
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     if failure is not None:
         err.write(style.red("error: ") + reason(failure) + "\n")
-        return EXIT_STREAM
-    return EXIT_OK
+        return ExitCode.STREAM
+    return ExitCode.OK
 
 
 def _open_metrics_log(path: str | None) -> MetricsLog | None:
@@ -372,3 +356,16 @@ def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="show request and response headers (key redacted) on stderr",
     )
+
+
+COMMAND = Command(
+    "chat",
+    help="stream one chat completion and show what happened",
+    description=(
+        "Stream a chat completion: text as it arrives (reasoning dimmed or prefixed, "
+        "tool calls as they assemble), then one summary line (TTFT, total, tokens, "
+        "tokens/s, cost, provider, finish reason, status). The key comes from "
+        f"${API_KEY_ENV} (OpenRouter's URL) or ${OTHER_KEY_ENV} (any other --base-url)."
+    ),
+    epilog="exit codes: 0 ok, 1 API or stream error, 2 usage error",
+)

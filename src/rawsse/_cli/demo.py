@@ -3,33 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import IO, Any
 
 from .._client import Client
 from .._errors import APIError, CassetteError, RawSSEError, StreamInterrupted
 from .._server import FixtureServer
-from ._output import EXIT_OK, EXIT_STREAM, EXIT_USAGE, StreamPrinter, Style, Summary, speed_arg
+from ._args import Command, speed_arg
+from ._output import ExitCode, StreamPrinter, Style, Summary, std_streams
 
-__all__ = ["DEMO_KEY", "DEMO_MODEL", "add_parser", "run"]
+__all__ = ["COMMAND", "DEMO_KEY", "DEMO_MODEL", "add_arguments", "run"]
 
 DEMO_MODEL = "rawsse/demo"
 DEMO_KEY = "no-key-needed"
 
 
-def add_parser(subparsers: Any) -> None:
-    """Register ``demo``."""
-    parser = subparsers.add_parser(
-        "demo",
-        help="stream a shipped recording through the real client (no key, no network)",
-        description=(
-            "Start the fixture server on a free loopback port, stream one of the recordings "
-            "shipped with rawsse through rawsse.Client with its recorded timing, print the "
-            "summary line (TTFT, total, tokens, tokens/s, cost, provider, finish reason, "
-            "status) and stop the server."
-        ),
-        epilog="exit codes: 0 ok, 1 the stream failed (e.g. --model rawsse/error-midstream)",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``demo``'s arguments."""
     parser.add_argument(
         "--model",
         default=DEMO_MODEL,
@@ -48,7 +37,6 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="serve the demo chat page instead: fixture server -> relay -> page (prints its URL)",
     )
-    parser.set_defaults(handler=run, command="demo")
 
 
 def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
@@ -57,14 +45,13 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
         from .relay import run_demo_browser
 
         return run_demo_browser(args, out=out, err=err)
-    out = out if out is not None else sys.stdout
-    err = err if err is not None else sys.stderr
+    out, err = std_streams(out, err)
     style = Style.detect(out, err)
     try:
         server = FixtureServer(host="127.0.0.1", port=0, speed=args.speed)
     except CassetteError as exc:  # pragma: no cover - the shipped files are tested
         err.write(f"rawsse demo: error: {exc}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     fixture = next((f for f in server.fixtures if args.model in (f.id, f.name)), None)
     if fixture is None:
         err.write(
@@ -72,7 +59,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
             + ", ".join(server.models)
             + "\n"
         )
-        return EXIT_USAGE
+        return ExitCode.USAGE
     body = fixture.cassette.request.get("body")
     messages: Any = body.get("messages") if isinstance(body, dict) else None
     if not isinstance(messages, list) or not messages:
@@ -127,7 +114,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
     out.flush()
     if failure is not None:
         err.write(style.red("error: ") + " ".join(str(failure).split()) + "\n")
-        return EXIT_STREAM
+        return ExitCode.STREAM
     out.write(
         style.dim(
             "next: `rawsse serve` serves these recordings for your own client; "
@@ -136,10 +123,23 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
         + "\n"
     )
     out.flush()
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _speed_note(speed: float) -> str:
     if speed == 1:
         return ""
     return " skipped" if speed == 0 else f" at {speed:g}x"
+
+
+COMMAND = Command(
+    "demo",
+    help="stream a shipped recording through the real client (no key, no network)",
+    description=(
+        "Start the fixture server on a free loopback port, stream one of the recordings "
+        "shipped with rawsse through rawsse.Client with its recorded timing, print the "
+        "summary line (TTFT, total, tokens, tokens/s, cost, provider, finish reason, "
+        "status) and stop the server."
+    ),
+    epilog="exit codes: 0 ok, 1 the stream failed (e.g. --model rawsse/error-midstream)",
+)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,41 +18,21 @@ from ..inspect import (
     render_html_report,
     sse_lines,
 )
-from ._files import Recording, read_recording
-from ._output import (
-    DASH,
-    EXIT_OK,
-    EXIT_USAGE,
-    Style,
-    UsageError,
-    clip,
-    event_text,
-    format_cost,
-    number_arg,
+from ._args import Command, number_arg
+from ._files import Recording, add_file_argument, read_recording
+from ._output import DASH, ExitCode, Style, UsageError, clip, event_text, format_cost, std_streams
+
+__all__ = ["COMMAND", "add_arguments", "run", "write_inspect_text"]
+
+
+_ENVELOPE = re.compile(
+    r'"(?:id|object|created|model|provider|system_fingerprint)":(?:"(?:[^"\\]|\\.)*"|-?\d+),?'
 )
 
-__all__ = ["add_parser", "run", "write_inspect_text"]
 
-
-def add_parser(subparsers: Any) -> None:
-    """Register ``inspect``."""
-    parser = subparsers.add_parser(
-        "inspect",
-        help="show a recorded stream chunk by chunk, with an anomaly report",
-        description=(
-            "Read a cassette (.jsonl) or a raw SSE body (.sse, no timing) and show one row "
-            "per network chunk and per SSE event (time, bytes, SSE fields, typed chat events), "
-            "then the anomalies (keep-alives, repeated finish, in-band error, no [DONE], "
-            "mixed line ends, stalls, invalid tool arguments, ...) and the final status."
-        ),
-        epilog="exit codes: 0 the file was read (even with anomalies), 2 bad file or usage",
-    )
-    parser.add_argument(
-        "file",
-        metavar="FILE",
-        help="a cassette (FILE#N: exchange N of a file holding several), a raw .sse body, "
-        "or '-': SSE on stdin, timed as it arrives",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``inspect``'s arguments."""
+    add_file_argument(parser, mention_stdin=True)
     parser.add_argument(
         "--json", action="store_true", help="one JSON document: status, events, anomalies, ..."
     )
@@ -75,12 +54,6 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--summary", action="store_true", help="only the anomalies and the status, no rows"
     )
-    parser.set_defaults(handler=run, command="inspect")
-
-
-_ENVELOPE = re.compile(
-    r'"(?:id|object|created|model|provider|system_fingerprint)":(?:"(?:[^"\\]|\\.)*"|-?\d+),?'
-)
 
 
 def _compact(data: str) -> str:
@@ -98,8 +71,7 @@ def _compact(data: str) -> str:
 
 def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """``rawsse inspect``: rows, anomalies and status; ``--json``; ``--html``."""
-    out = out if out is not None else sys.stdout
-    err = err if err is not None else sys.stderr
+    out, err = std_streams(out, err)
     style = Style.detect(out, err)
     try:
         if args.stall_threshold <= 0:
@@ -110,7 +82,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
             _write_html(report, recording, args.html)
     except UsageError as exc:
         err.write(f"rawsse inspect: error: {exc}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if args.json:
         doc = report.to_dict()
         doc = {"file": recording.path, "kind": recording.kind, **doc}
@@ -121,7 +93,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
         write_inspect_text(report, recording, out, style, width=args.width, rows=not args.summary)
     if args.html and not args.json:
         err.write(f"wrote {args.html}\n")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _write_html(report: StreamReport, recording: Recording, path: str) -> None:
@@ -221,3 +193,16 @@ def _report_status_line(report: StreamReport, style: Style) -> str:
         parts.append(f"tokens {usage.prompt_tokens} in / {usage.completion_tokens} out")
         parts.append(f"cost {format_cost(usage.cost)}")
     return " | ".join(parts)
+
+
+COMMAND = Command(
+    "inspect",
+    help="show a recorded stream chunk by chunk, with an anomaly report",
+    description=(
+        "Read a cassette (.jsonl) or a raw SSE body (.sse, no timing) and show one row "
+        "per network chunk and per SSE event (time, bytes, SSE fields, typed chat events), "
+        "then the anomalies (keep-alives, repeated finish, in-band error, no [DONE], "
+        "mixed line ends, stalls, invalid tool arguments, ...) and the final status."
+    ),
+    epilog="exit codes: 0 the file was read (even with anomalies), 2 bad file or usage",
+)

@@ -15,11 +15,10 @@ import asyncio
 import contextlib
 import signal
 import socket
-import sys
 import threading
 import webbrowser
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO
 from urllib.parse import urlsplit
 
 import httpx
@@ -29,9 +28,10 @@ from .._errors import CassetteError
 from .._server import FixtureServer
 from ..relay import DEFAULT_MAX_BODY, RelayApp, add_store_arguments, open_store, store_options
 from ..relay._store_spec import REDIS_SCHEMES
-from ._output import EXIT_OK, EXIT_USAGE, Style, add_listen_arguments, number_arg
+from ._args import Command, add_listen_arguments, checked_arg
+from ._output import ExitCode, Style, std_streams
 
-__all__ = ["DEFAULT_PORT", "add_parser", "run", "run_demo_browser"]
+__all__ = ["COMMAND", "DEFAULT_PORT", "add_arguments", "run", "run_demo_browser"]
 
 DEFAULT_PORT = 8788
 MISSING_UVICORN = (
@@ -40,19 +40,8 @@ MISSING_UVICORN = (
 )
 
 
-def add_parser(subparsers: Any) -> None:
-    """Register ``relay``."""
-    parser = subparsers.add_parser(
-        "relay",
-        help="stream from an upstream to browsers (RelayApp under uvicorn)",
-        description=(
-            "Serve rawsse.relay.RelayApp under uvicorn: POST /chat streams from the upstream "
-            "as the relay event stream, GET /rawsse.js serves the browser client, GET /models "
-            "the allowed models, GET / the demo page with --demo. The first line printed is "
-            "the relay's URL. The key is $OPENROUTER_API_KEY (sent to OpenRouter only)."
-        ),
-        epilog="exit codes: 0 stopped by Ctrl-C or SIGTERM, 2 usage error or address in use",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``relay``'s arguments."""
     parser.add_argument(
         "--upstream",
         required=True,
@@ -76,7 +65,6 @@ def add_parser(subparsers: Any) -> None:
         "'continued' event at the seam",
     )
     add_store_arguments(parser)
-    parser.set_defaults(handler=run, command="relay")
 
 
 def _add_relay_options(parser: argparse.ArgumentParser) -> None:
@@ -103,21 +91,10 @@ def _add_relay_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _seconds_arg(text: str) -> float:
-    value = number_arg(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 seconds: {text!r}")
-    return value
-
-
-def _bytes_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of bytes: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1 byte: {text!r}")
-    return value
+_seconds_arg = checked_arg(float, lambda s: s >= 0, "not a number: {}", "must be >= 0 seconds: {}")
+_bytes_arg = checked_arg(
+    int, lambda n: n >= 1, "not a whole number of bytes: {}", "must be >= 1 byte: {}"
+)
 
 
 def _models_arg(text: str) -> list[str]:
@@ -137,10 +114,76 @@ def _upstream_models(upstream: str) -> list[str]:
     return models
 
 
+def _serve(
+    make: Callable[[], tuple[RelayApp, AsyncClient]],
+    host: str,
+    port: int,
+    note: str,
+    name: str,
+    out: IO[str],
+    err: IO[str],
+    *,
+    open_page: bool = False,
+) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        err.write(f"{name}: error: {MISSING_UVICORN}\n")
+        return ExitCode.USAGE
+    style = Style.detect(out, err)
+    try:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        hint = " (try --port 0 for a free port)" if port else ""
+        err.write(f"{name}: error: cannot listen on {host}:{port}: {exc.strerror or exc}{hint}\n")
+        return ExitCode.USAGE
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{bound}/"
+    # The URL first, flushed at once: scripts read this line through a pipe.
+    out.write(f"{url}  " + style.dim(note) + "\n")
+    out.flush()
+    out.write(style.dim("Ctrl-C stops the relay.") + "\n")
+    out.flush()
+    if open_page:
+        with contextlib.suppress(webbrowser.Error):  # no browser: the URL is printed
+            webbrowser.open(url)
+
+    async def main() -> None:
+        app, client = make()
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2
+        )
+        try:
+            await uvicorn.Server(config).serve(sockets=[sock])
+        finally:
+            await client.aclose()
+            if app.store is not None:
+                await app.store.aclose()
+
+    # uvicorn stops gracefully on SIGINT or SIGTERM, then raises the signal again for
+    # the handler it found: ours makes SIGTERM a normal stop (exit 0), as Ctrl-C is.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    err.write(f"{name}: stopped\n")
+    return ExitCode.OK
+
+
 def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """``rawsse relay``: serve until Ctrl-C or SIGTERM."""
-    out = out if out is not None else sys.stdout
-    err = err if err is not None else sys.stderr
+    out, err = std_streams(out, err)
     models = args.models
     if models is None:
         try:
@@ -150,14 +193,14 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
                 f"rawsse relay: error: cannot list the upstream's models ({exc}); "
                 "name them with --models a,b\n"
             )
-            return EXIT_USAGE
+            return ExitCode.USAGE
     upstream = args.upstream
     if args.store is not None:
         try:
             _check_store(args.store)
         except (ValueError, ImportError) as exc:
             err.write(f"rawsse relay: error: {exc}\n")
-            return EXIT_USAGE
+            return ExitCode.USAGE
 
     def make() -> tuple[RelayApp, AsyncClient]:
         client = AsyncClient(base_url=upstream)
@@ -213,13 +256,12 @@ def run_demo_browser(
     args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | None = None
 ) -> int:
     """``rawsse demo --browser``: fixture server -> relay -> the demo page, no key."""
-    out = out if out is not None else sys.stdout
-    err = err if err is not None else sys.stderr
+    out, err = std_streams(out, err)
     try:
         fixtures = FixtureServer(host="127.0.0.1", port=0, speed=args.speed)
     except CassetteError as exc:  # pragma: no cover - the shipped files are tested
         err.write(f"rawsse demo: error: {exc}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     with fixtures:
 
         def make() -> tuple[RelayApp, AsyncClient]:
@@ -231,68 +273,14 @@ def run_demo_browser(
         return _serve(make, "127.0.0.1", 0, note, "rawsse demo", out, err, open_page=True)
 
 
-def _serve(
-    make: Callable[[], tuple[RelayApp, AsyncClient]],
-    host: str,
-    port: int,
-    note: str,
-    name: str,
-    out: IO[str],
-    err: IO[str],
-    *,
-    open_page: bool = False,
-) -> int:
-    try:
-        import uvicorn
-    except ImportError:
-        err.write(f"{name}: error: {MISSING_UVICORN}\n")
-        return EXIT_USAGE
-    style = Style.detect(out, err)
-    try:
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-    except OSError as exc:
-        hint = " (try --port 0 for a free port)" if port else ""
-        err.write(f"{name}: error: cannot listen on {host}:{port}: {exc.strerror or exc}{hint}\n")
-        return EXIT_USAGE
-    bound = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{bound}/"
-    # The URL first, flushed at once: scripts read this line through a pipe.
-    out.write(f"{url}  " + style.dim(note) + "\n")
-    out.flush()
-    out.write(style.dim("Ctrl-C stops the relay.") + "\n")
-    out.flush()
-    if open_page:
-        with contextlib.suppress(webbrowser.Error):  # no browser: the URL is printed
-            webbrowser.open(url)
-
-    async def main() -> None:
-        app, client = make()
-        config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2
-        )
-        try:
-            await uvicorn.Server(config).serve(sockets=[sock])
-        finally:
-            await client.aclose()
-            if app.store is not None:
-                await app.store.aclose()
-
-    # uvicorn stops gracefully on SIGINT or SIGTERM, then raises the signal again for
-    # the handler it found: ours makes SIGTERM a normal stop (exit 0), as Ctrl-C is.
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sock.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    err.write(f"{name}: stopped\n")
-    return EXIT_OK
+COMMAND = Command(
+    "relay",
+    help="stream from an upstream to browsers (RelayApp under uvicorn)",
+    description=(
+        "Serve rawsse.relay.RelayApp under uvicorn: POST /chat streams from the upstream "
+        "as the relay event stream, GET /rawsse.js serves the browser client, GET /models "
+        "the allowed models, GET / the demo page with --demo. The first line printed is "
+        "the relay's URL. The key is $OPENROUTER_API_KEY (sent to OpenRouter only)."
+    ),
+    epilog="exit codes: 0 stopped by Ctrl-C or SIGTERM, 2 usage error or address in use",
+)

@@ -3,50 +3,33 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO
 
 from .._chat import parse_chat_stream
 from .._chat_events import ChatEvent, Done
 from .._completion import completion_from_result, stream_from_completion
 from ..inspect import EventRow, StreamReport
-from ._files import read_recording
+from ._args import Command, number_arg
+from ._files import add_file_argument, read_recording
 from ._output import (
     DASH,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_STREAM,
-    EXIT_USAGE,
+    ExitCode,
     StreamPrinter,
     Style,
     Summary,
     UsageError,
     event_text,
-    number_arg,
+    std_streams,
 )
 
-__all__ = ["add_parser", "exit_code", "run"]
+__all__ = ["COMMAND", "add_arguments", "exit_code", "run"]
 
 
-def add_parser(subparsers: Any) -> None:
-    """Register ``replay``."""
-    parser = subparsers.add_parser(
-        "replay",
-        help="replay a recorded stream as it was seen, with its timing",
-        description=(
-            "Print a recorded stream as the user saw it, with the recorded timing scaled by "
-            "--speed (0: at once), then the summary line; --events prints the typed events, "
-            "one per line, with their times."
-        ),
-        epilog="exit codes: 0 complete, 1 the recording ends in an error or cut, 2 bad file",
-    )
-    parser.add_argument(
-        "file",
-        metavar="FILE",
-        help="a cassette (FILE#N: exchange N of a file holding several) or a raw .sse body",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``replay``'s arguments."""
+    add_file_argument(parser)
     parser.add_argument(
         "--speed",
         type=number_arg,
@@ -57,7 +40,6 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--events", action="store_true", help="print the typed chat events, one per line"
     )
-    parser.set_defaults(handler=run, command="replay")
 
 
 def run(
@@ -68,8 +50,7 @@ def run(
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """``rawsse replay``: the stream as it was seen, with its timing scaled by ``--speed``."""
-    out = out if out is not None else sys.stdout
-    err = err if err is not None else sys.stderr
+    out, err = std_streams(out, err)
     style = Style.detect(out, err)
     try:
         if args.speed < 0:
@@ -77,7 +58,7 @@ def run(
         recording = read_recording(args.file)
     except UsageError as exc:
         err.write(f"rawsse replay: error: {exc}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     inspector = recording.inspector()
     printer = StreamPrinter(out, style, err, labels=recording.choices > 1)
     clock = 0.0
@@ -105,7 +86,7 @@ def run(
     except KeyboardInterrupt:
         printer.finish()
         err.write("rawsse: interrupted\n")
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     report = inspector.close(end=recording.end, error=recording.end_error, t=recording.end_t)
     if not report.streamed:
         # A non-streaming answer has no events on the wire: show its message as the
@@ -123,7 +104,7 @@ def run(
 
 def exit_code(report: StreamReport) -> int:
     """0 when the stream's status is ``complete``, else 1."""
-    return EXIT_OK if report.status == "complete" else EXIT_STREAM
+    return ExitCode.OK if report.status == "complete" else ExitCode.STREAM
 
 
 def _failure_reason(report: StreamReport) -> str | None:
@@ -137,3 +118,15 @@ def _failure_reason(report: StreamReport) -> str | None:
                     return f"the server sent an error in the stream: {a.message}"
                 return a.message
     return f"the stream ended with status {report.status}"
+
+
+COMMAND = Command(
+    "replay",
+    help="replay a recorded stream as it was seen, with its timing",
+    description=(
+        "Print a recorded stream as the user saw it, with the recorded timing scaled by "
+        "--speed (0: at once), then the summary line; --events prints the typed events, "
+        "one per line, with their times."
+    ),
+    epilog="exit codes: 0 complete, 1 the recording ends in an error or cut, 2 bad file",
+)

@@ -6,7 +6,6 @@ import argparse
 import json
 import math
 import signal
-import sys
 import threading
 from typing import IO, Any
 
@@ -21,31 +20,16 @@ from .._server import (
     FixtureServer,
     Seam,
 )
-from ._output import EXIT_OK, EXIT_USAGE, Style, add_listen_arguments, speed_arg
+from ._args import Command, add_listen_arguments, checked_arg, speed_arg
+from ._output import ExitCode, Style, std_streams
 
-__all__ = ["DEFAULT_PORT", "add_parser", "ambiguity_lines", "curl_line", "run"]
+__all__ = ["COMMAND", "DEFAULT_PORT", "add_arguments", "ambiguity_lines", "curl_line", "run"]
 
 DEFAULT_PORT = 8787
 
 
-def add_parser(subparsers: Any) -> None:
-    """Register ``serve``."""
-    parser = subparsers.add_parser(
-        "serve",
-        help="serve cassettes as an OpenAI-compatible API on loopback",
-        description=(
-            f"Serve cassettes as POST {CHAT_PATH} (the cassette chosen by the request's "
-            f'"model" or the X-Rawsse-Cassette header), GET {API_PREFIX}/models and '
-            f"GET {API_PREFIX}/models/ID, streaming with the recorded timing. Every cassette "
-            "has a unique id; the startup lines name model ids several cassettes share. "
-            "The first line printed is the base URL. "
-            "Faults per request: X-Rawsse-Cut-After: N, X-Rawsse-Stall: N,S, X-Rawsse-Speed: X; "
-            "for resuming: X-Rawsse-Seam, X-Rawsse-Length-After: N, X-Rawsse-Error-At: N,CODE, "
-            "X-Rawsse-Once: TOKEN. A request ending in an assistant message that starts a "
-            "recorded answer gets the rest of it."
-        ),
-        epilog="exit codes: 0 stopped by Ctrl-C or SIGTERM, 2 bad DIR or address in use",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``serve``'s arguments."""
     parser.add_argument(
         "dir",
         metavar="DIR",
@@ -115,7 +99,6 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="let pages from every origin read the answers (any website you visit, too)",
     )
-    parser.set_defaults(handler=run, command="serve")
 
 
 def _seam_arg(text: str) -> Seam:
@@ -125,24 +108,8 @@ def _seam_arg(text: str) -> Seam:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _seconds_arg(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"not a number of seconds > 0: {text!r}")
-    return value
-
-
-def _connections_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"not a number of connections >= 1: {text!r}")
-    return value
+_seconds_arg = checked_arg(float, lambda s: 0 < s < math.inf, "not a number of seconds > 0: {}")
+_connections_arg = checked_arg(int, lambda n: n >= 1, "not a number of connections >= 1: {}")
 
 
 def curl_line(base_url: str, model: str) -> str:
@@ -158,8 +125,7 @@ def curl_line(base_url: str, model: str) -> str:
 
 def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """``rawsse serve [DIR]``: serve cassettes until Ctrl-C (or SIGTERM); exit 0."""
-    out = out if out is not None else sys.stdout
-    err = err if err is not None else sys.stderr
+    out, err = std_streams(out, err)
     style = Style.detect(out, err)
     try:
         server = FixtureServer(
@@ -177,7 +143,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
         )
     except (CassetteError, OSError, ValueError) as exc:
         err.write(f"rawsse serve: error: {exc}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     stop = threading.Event()
     previous = _on_sigterm(stop)
     try:
@@ -189,7 +155,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
                 f"rawsse serve: error: cannot listen on {args.host}:{args.port}: "
                 f"{exc.strerror or exc}{hint}\n"
             )
-            return EXIT_USAGE
+            return ExitCode.USAGE
         try:
             source = "the recordings shipped with rawsse" if args.dir is None else args.dir
             speed = "instant" if args.speed == 0 else f"speed {args.speed:g}x"
@@ -217,7 +183,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
     finally:
         _restore_sigterm(previous)
     err.write("rawsse serve: stopped\n")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def ambiguity_lines(server: FixtureServer) -> list[str]:
@@ -242,3 +208,21 @@ def _on_sigterm(stop: threading.Event) -> Any:
 def _restore_sigterm(previous: Any) -> None:
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
+
+
+COMMAND = Command(
+    "serve",
+    help="serve cassettes as an OpenAI-compatible API on loopback",
+    description=(
+        f"Serve cassettes as POST {CHAT_PATH} (the cassette chosen by the request's "
+        f'"model" or the X-Rawsse-Cassette header), GET {API_PREFIX}/models and '
+        f"GET {API_PREFIX}/models/ID, streaming with the recorded timing. Every cassette "
+        "has a unique id; the startup lines name model ids several cassettes share. "
+        "The first line printed is the base URL. "
+        "Faults per request: X-Rawsse-Cut-After: N, X-Rawsse-Stall: N,S, X-Rawsse-Speed: X; "
+        "for resuming: X-Rawsse-Seam, X-Rawsse-Length-After: N, X-Rawsse-Error-At: N,CODE, "
+        "X-Rawsse-Once: TOKEN. A request ending in an assistant message that starts a "
+        "recorded answer gets the rest of it."
+    ),
+    epilog="exit codes: 0 stopped by Ctrl-C or SIGTERM, 2 bad DIR or address in use",
+)

@@ -11,13 +11,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from .._stats import StatsSummariser, parse_since, read_lines, render_table, summary_json
 from .._stats_html import render_stats_html
-from ._output import EXIT_OK, EXIT_USAGE, broken_pipe
+from ._args import Command
+from ._output import ExitCode, broken_pipe, std_streams
 
-__all__ = ["add_parser", "run"]
+__all__ = ["COMMAND", "add_arguments", "run"]
 
 
 def _since(text: str) -> float:
@@ -27,19 +28,8 @@ def _since(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_parser(subparsers: Any) -> None:
-    """Register ``stats``."""
-    parser = subparsers.add_parser(
-        "stats",
-        help="summarise metrics logs: TTFT per model, errors, tokens/s, cost",
-        description=(
-            "Summarise metrics logs (written by rawsse.MetricsLog, `rawsse chat --metrics` "
-            "and `rawsse bench`): per requested model, the count, errors, TTFT p50/p95/p99, "
-            "tokens/s and cost, with the served model as a column of its own. Quantiles are "
-            "exact up to 1,024 streams a model, then within 1%."
-        ),
-        epilog="exit codes: 0 ok, 2 usage error (including a file that cannot be read)",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``stats``'s arguments."""
     parser.add_argument("files", metavar="FILE", nargs="+", help="metrics log ('-': stdin)")
     parser.add_argument(
         "--by", choices=["model", "provider"], default="model", help="group rows by (default model)"
@@ -53,7 +43,6 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--html", metavar="OUT", help="also write an HTML page with TTFT over time")
-    parser.set_defaults(handler=run, command="stats")
 
 
 def run(
@@ -64,8 +53,7 @@ def run(
     stdin: IO[bytes] | None = None,
 ) -> int:
     """``rawsse stats``."""
-    out = out if out is not None else sys.stdout
-    err = err if err is not None else sys.stderr
+    out, err = std_streams(out, err)
     summariser = StatsSummariser(by=args.by, since=args.since, timeline=args.html is not None)
     name = ""
     try:
@@ -77,14 +65,14 @@ def run(
                 read_lines(name, summariser)
     except OSError as exc:
         err.write(f"rawsse stats: error: cannot read {name}: {exc.strerror or exc}\n")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     summary = summariser.summary()
     if args.html is not None:
         try:
             Path(args.html).write_text(render_stats_html(summary), encoding="utf-8")
         except OSError as exc:
             err.write(f"rawsse stats: error: cannot write {args.html}: {exc.strerror or exc}\n")
-            return EXIT_USAGE
+            return ExitCode.USAGE
     try:
         if args.json:
             out.write(json.dumps(summary_json(summary), ensure_ascii=False) + "\n")
@@ -95,4 +83,17 @@ def run(
         return broken_pipe()
     if args.html is not None:
         err.write(f"wrote {args.html}\n")
-    return EXIT_OK
+    return ExitCode.OK
+
+
+COMMAND = Command(
+    "stats",
+    help="summarise metrics logs: TTFT per model, errors, tokens/s, cost",
+    description=(
+        "Summarise metrics logs (written by rawsse.MetricsLog, `rawsse chat --metrics` "
+        "and `rawsse bench`): per requested model, the count, errors, TTFT p50/p95/p99, "
+        "tokens/s and cost, with the served model as a column of its own. Quantiles are "
+        "exact up to 1,024 streams a model, then within 1%."
+    ),
+    epilog="exit codes: 0 ok, 2 usage error (including a file that cannot be read)",
+)
