@@ -102,6 +102,13 @@ class ChatDecoder:
         "surrogates_replaced",
     )
 
+    done: bool
+    """True once ``data: [DONE]`` arrived."""
+    ignored_after_done: int
+    """How many SSE events and comments arrived after ``[DONE]`` (and were ignored)."""
+    surrogates_replaced: int
+    """How many unpaired UTF-16 surrogates became U+FFFD in delta text."""
+
     def __init__(
         self,
         *,
@@ -115,13 +122,10 @@ class ChatDecoder:
         self._roles: dict[int, str] = {}  # the last role reported per choice
         self._started = False
         self.done = False
-        """True once ``data: [DONE]`` arrived."""
         self.ignored_after_done = 0
-        """How many SSE events and comments arrived after ``[DONE]`` (and were ignored)."""
         # A trailing high surrogate per text field, held until that field's next delta.
         self._held: Held = {}
         self.surrogates_replaced = 0
-        """How many unpaired UTF-16 surrogates became U+FFFD in delta text."""
 
     def feed(self, data: bytes) -> list[ChatEvent]:
         """Decode the next bytes of the stream; return the events they complete."""
