@@ -62,8 +62,8 @@ _loads = json.loads
 # trailing whitespace, an error) goes through json.loads itself, so the
 # accepted language and the messages are exactly json.loads's.
 _scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-# "\\ud" or "\\uD": the start of a surrogate's escape.  One regex search costs a
-# quarter of two ``in`` tests on a payload with wide characters.
+# "\\ud" or "\\uD": how a surrogate's escape begins.  One regex search costs a fifth
+# of two ``in`` tests on a payload with wide characters.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD]").search
 
 # Keys each level models.  One superset test against the common keys tells
