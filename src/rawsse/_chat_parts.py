@@ -299,14 +299,29 @@ def read_error(index: int | None, error: Any, chunk: dict[str, Any], data: str) 
     return _new(InBandError, (index, code, message, metadata, raw))
 
 
-def bounded(value: object, data: str) -> None:
+def bounded(value: dict[str, Any] | list[Any], data: str) -> None:
     """Refuse a value an event would carry verbatim if it nests deeper than the bound.
 
-    json.dumps, repr or == of such a value could recurse too far.  Counting the
-    brackets of the payload (outside the hot path) settles most cases at once.
+    json.dumps, repr or == of such a value could recurse too far.  Most values
+    (unmodelled strings and numbers, usage, reasoning entries) nest two levels
+    at most, which a look at their items settles; counting the brackets of the
+    payload settles most of the rest.
     """
+    for item in value.values() if type(value) is dict else value:
+        if (type(item) is dict or type(item) is list) and not _flat(item):
+            break
+    else:
+        return
     if _too_deep(value, data):
         raise malformed(data, f"a value is nested deeper than {_MAX_DEPTH} levels")
+
+
+def _flat(value: dict[str, Any] | list[Any]) -> bool:
+    """Whether ``value`` holds no array or object."""
+    for item in value.values() if type(value) is dict else value:
+        if type(item) is dict or type(item) is list:
+            return False
+    return True
 
 
 def _too_deep(value: object, data: str) -> bool:
