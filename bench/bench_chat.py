@@ -8,6 +8,11 @@ kept, and every contender's text (and finish reason) must be identical before
 any figure is printed.
 
     python bench/bench_chat.py [--rounds 5] [--mb 10] [--sdk-mb 1] [--shape openrouter|openai]
+                               [--baseline REV]
+
+Times are CPU time of this process (``time.process_time``): every contender is
+single-threaded and CPU-bound, and CPU time is the figure that other work on a
+shared machine disturbs least.
 
 Contenders:
 
@@ -22,19 +27,31 @@ Contenders:
   (the C scanner inside ``json.loads``) directly, as rawsse does — the honest
   ceiling for rawsse, which skips ``json.loads``'s Python wrapper;
 * openai SDK: ``client.chat.completions.create(stream=True)`` through its own
-  HTTP client (httpx2) with a mock transport that streams the same chunks.
+  HTTP client (httpx2) with a mock transport that streams the same chunks;
+* with ``--baseline REV``: rawsse's ChatDecoder (and + ChatAccumulator) as of git
+  revision REV, loaded side by side from ``git archive``, to measure a change
+  against an earlier version in the same interleaved rounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
+import importlib
+import io
 import json
 import platform
 import random
+import shutil
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import rawsse
@@ -102,9 +119,9 @@ def make_body(target_mb: float, seed: int = 7, shape: str = "openrouter") -> byt
     return b"".join(parts)
 
 
-def run_decoder(chunks: list[bytes]) -> tuple[int, str, str | None]:
-    decoder = rawsse.ChatDecoder()
-    text_delta, finish = rawsse.TextDelta, rawsse.Finish
+def run_decoder(chunks: list[bytes], lib: ModuleType = rawsse) -> tuple[int, str, str | None]:
+    decoder = lib.ChatDecoder()
+    text_delta, finish = lib.TextDelta, lib.Finish
     pieces: list[str] = []
     reason = None
     count = 0
@@ -120,9 +137,9 @@ def run_decoder(chunks: list[bytes]) -> tuple[int, str, str | None]:
     return count, "".join(pieces), reason
 
 
-def run_accumulator(chunks: list[bytes]) -> tuple[int, str, str | None]:
-    decoder = rawsse.ChatDecoder()
-    accumulator = rawsse.ChatAccumulator()
+def run_accumulator(chunks: list[bytes], lib: ModuleType = rawsse) -> tuple[int, str, str | None]:
+    decoder = lib.ChatDecoder()
+    accumulator = lib.ChatAccumulator()
     add = accumulator.add
     count = 0
     for chunk in chunks:
@@ -226,11 +243,26 @@ CONTENDERS: dict[str, Contender] = {
 SLOW = {"openai SDK Stream"}
 
 
+def load_baseline(rev: str) -> ModuleType:
+    """rawsse's package as of git revision ``rev``, imported as ``rawsse_baseline``."""
+    repo = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "archive", rev, "src/rawsse"], cwd=repo, capture_output=True, check=True
+    ).stdout
+    root = Path(tempfile.mkdtemp(prefix="rawsse-baseline-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(root, filter="data")
+    (root / "src" / "rawsse").rename(root / "rawsse_baseline")
+    sys.path.insert(0, str(root))
+    return importlib.import_module("rawsse_baseline")
+
+
 def timed(fn: Contender, chunks: list[bytes]) -> float:
     gc.collect()
-    start = time.perf_counter()
+    start = time.process_time()
     fn(chunks)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -244,31 +276,44 @@ def main(argv: list[str] | None = None) -> None:
         default="openrouter",
         help="openai: every chunk also carries unmodelled fields (one Extra event each)",
     )
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also time rawsse as of this git revision"
+    )
     args = parser.parse_args(argv)
+    contenders = dict(CONTENDERS)
+    if args.baseline:
+        old = load_baseline(args.baseline)
+        contenders = {
+            f"rawsse {args.baseline} ChatDecoder": lambda c: run_decoder(c, old),
+            f"rawsse {args.baseline} ChatDecoder + ChatAccumulator": (
+                lambda c: run_accumulator(c, old)
+            ),
+            **contenders,
+        }
 
     body = make_body(args.mb, shape=args.shape)
     small = make_body(args.sdk_mb, shape=args.shape)
     chunks = [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)]
     small_chunks = [small[i : i + CHUNK] for i in range(0, len(small), CHUNK)]
-    bodies = {name: small_chunks if name in SLOW else chunks for name in CONTENDERS}
+    bodies = {name: small_chunks if name in SLOW else chunks for name in contenders}
     data_events = body.count(b"\ndata: ") + body.startswith(b"data: ") - 1  # without [DONE]
     small_events = small.count(b"\ndata: ") + small.startswith(b"data: ") - 1
 
     # Same text and finish reason from everyone, on both bodies.
     for label, which in (("large", chunks), ("small", small_chunks)):
         reference = run_floor(which)[1:]
-        for name, fn in CONTENDERS.items():
+        for name, fn in contenders.items():
             if name in SLOW and which is chunks:
                 continue
             if fn(which)[1:] != reference:
                 sys.exit(f"{name} produced a different text or finish reason ({label} body)")
 
-    best = dict.fromkeys(CONTENDERS, float("inf"))
-    names = list(CONTENDERS)
+    best = dict.fromkeys(contenders, float("inf"))
+    names = list(contenders)
     for round_ in range(args.rounds):
         order = names[round_ % len(names) :] + names[: round_ % len(names)]
         for name in order:
-            best[name] = min(best[name], timed(CONTENDERS[name], bodies[name]))
+            best[name] = min(best[name], timed(contenders[name], bodies[name]))
 
     def rate(name: str) -> float:
         """Chunks (data events) per second."""
@@ -282,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"Chat decoding, {len(body) / 1e6:.1f} MB {args.shape}-shaped body "
         f"({data_events:,} chunks) in {CHUNK} B "
-        f"pieces, best of {args.rounds} interleaved rounds; the openai SDK on a "
+        f"pieces, best of {args.rounds} interleaved rounds (CPU time); the openai SDK on a "
         f"{len(small) / 1e6:.1f} MB body; Python {platform.python_version()}, "
         f"{platform.machine()}, openai {_version('openai')}"
     )

@@ -346,6 +346,11 @@ class ChatAccumulator:
 
     def add(self, event: ChatEvent) -> None:
         """Apply one event."""
+        if type(event) is TextDelta:  # most events: no class-pattern dispatch, no call
+            choice = self._choices.get(event[0])
+            if choice is not None:
+                choice.content.append(event[1])
+                return
         match event:  # most frequent first
             case TextDelta():
                 self._choice(event.index).content.append(event.text)
