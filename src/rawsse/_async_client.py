@@ -390,8 +390,7 @@ class AsyncStream(AsyncClosesOnExit):
                 if core.finished:
                     await self._close_response()
                 return events
-            core.clocks.read_start = anyio.current_time()
-            deadline = core.clocks.deadline()
+            deadline = core.read_deadline(anyio.current_time())
             try:
                 if deadline is None:
                     chunk = await raw.__anext__()
@@ -402,13 +401,16 @@ class AsyncStream(AsyncClosesOnExit):
                     if chunk is None:
                         raise core.timeout_error(anyio.current_time())
             except StopAsyncIteration:
+                chunk = None
+            except BaseException as exc:
+                if not core.ends_body(exc):
+                    await self._failed(exc)
+                    continue
+                chunk = None
+            if chunk is None:
                 events = core.end_of_body(anyio.current_time())
                 await self._close_response()
                 return events
-            except BaseException as exc:
-                await self._failed(exc)
-                continue
-            assert chunk is not None
             events = core.feed(chunk, anyio.current_time())
             if core.finished:
                 await self._close_response()

@@ -83,6 +83,12 @@ PIECES_PER_FEED = 4
 quarter of a second for blank lines, the slowest input), so a compressed read is
 decoded over several calls, with the clocks checked between."""
 
+DONE_GRACE = 0.25
+"""Seconds the shells read on after ``[DONE]``: long enough for a server's prompt
+close (the body then ends ``eof``, and a recording keeps every byte), short enough
+that a server holding the connection open is not waited for.  The stream is
+complete either way; the connection is then closed."""
+
 
 def _status_of(err: BaseException | None) -> ChatStatus:
     """The final status of a request that ended with ``err``."""
@@ -195,6 +201,8 @@ class StreamCore:
         self._keepalives = 0
         self._reads = 0
         self._bytes = 0
+        self.done_at: float | None = None
+        """When ``[DONE]`` arrived: the body is then read only until ``DONE_GRACE`` later."""
 
     # -- attempts -------------------------------------------------------------
 
@@ -290,7 +298,7 @@ class StreamCore:
     def backlog(self) -> bool:
         """Compressed bytes are still waiting: call ``feed(b"", now)`` before reading more."""
         body = self.content
-        return body is not None and body.backlog
+        return body is not None and body.backlog and self.done_at is None
 
     def feed(self, chunk: bytes, now: float) -> list[ChatEvent]:
         """Decode one body chunk; return the events to yield (``pending`` may be set).
@@ -305,6 +313,8 @@ class StreamCore:
             self._bytes += len(chunk)
         if self._ttfb is None:
             self._ttfb = now - clocks.attempt_start
+        if self.done_at is not None:  # bytes after [DONE]: counted, never decoded
+            return []
         events: list[ChatEvent] = []
         try:
             body = self.content
@@ -322,6 +332,8 @@ class StreamCore:
             self.pending = exc
         except BodyError as exc:
             self.pending = exc
+        if self.decoder.done:
+            self.done_at = now
         if not events:
             if self.pending is None:
                 self._check_clocks(now)
@@ -379,6 +391,19 @@ class StreamCore:
             self.pending = resume.pending
         return events
 
+    def read_deadline(self, now: float) -> float | None:
+        """The shell begins a read at ``now``: the moment it must end (``DONE_GRACE``
+        after ``[DONE]``; else the clocks' deadline)."""
+        self.clocks.read_start = now
+        if self.done_at is not None:
+            return self.done_at + DONE_GRACE
+        return self.clocks.deadline()
+
+    def ends_body(self, exc: BaseException) -> bool:
+        """True when a failed read ends the body instead: after ``[DONE]``, the grace's
+        timeout or a broken connection (not a cancellation) is its end."""
+        return self.done_at is not None and isinstance(exc, Exception)
+
     def _check_clocks(self, now: float) -> None:
         found = self.clocks.expired(now, idle=False)
         if found is not None:
@@ -407,7 +432,7 @@ class StreamCore:
         events: list[ChatEvent] = []
         try:
             content = self.content
-            if content is not None:
+            if content is not None and self.done_at is None:
                 # ``backlog`` is empty here: the shells drain it before reading on.
                 events += self.decoder.feed(content.read() + content.flush())
             events += self.decoder.close()

@@ -375,15 +375,16 @@ class Stream(ClosesOnExit):
                 if core.finished:
                     self._close_response()
                 return events
-            core.clocks.read_start = time.monotonic()
-            deadline = core.clocks.deadline()
+            deadline = core.read_deadline(time.monotonic())
             try:
                 DEADLINE.set(deadline)
                 chunk = next(self._raw, None)
-                now = time.monotonic()
             except BaseException as exc:
-                self._failed(exc)
-                continue
+                if not core.ends_body(exc):
+                    self._failed(exc)
+                    continue
+                chunk = None
+            now = time.monotonic()
             if chunk is None:
                 events = core.end_of_body(now)
                 self._close_response()
