@@ -18,7 +18,7 @@ import httpx
 from ._accumulate import ChatResult
 from ._base_client import StreamCore
 from ._chat_events import ChatEvent, TextDelta
-from ._client_config import BaseClient
+from ._client_config import BaseClient, Call
 from ._closing import AsyncClosesOnExit
 from ._httpx_adapter import abody_chunks, aread_capped, async_http_client, unwind
 from ._stream_shell import StreamShell
@@ -213,9 +213,12 @@ class AsyncClient(AsyncClosesOnExit, BaseClient[httpx.AsyncClient, AsyncStream, 
     _new_http = staticmethod(async_http_client)
     _stream_type = AsyncStream
 
-    async def _final(self, stream: AsyncStream) -> ChatResult:
-        async with stream:
-            return await stream.final()
+    async def _complete(self, call: Call, stream: bool) -> ChatResult:
+        core, request = self._prepare(call, stream)
+        if not stream:
+            return await self._plain(core, request)
+        async with AsyncStream(self._http, request, core) as opened:
+            return await opened.final()
 
     async def _plain(self, core: StreamCore, request: httpx.Request) -> ChatResult:
         try:

@@ -16,7 +16,7 @@ import httpx
 from ._accumulate import ChatResult
 from ._base_client import StreamCore
 from ._chat_events import ChatEvent, TextDelta
-from ._client_config import BaseClient
+from ._client_config import BaseClient, Call
 from ._closing import ClosesOnExit
 from ._httpx_adapter import DEADLINE, body_chunks, read_capped, sync_http_client
 from ._stream_shell import StreamShell
@@ -178,9 +178,12 @@ class Client(ClosesOnExit, BaseClient[httpx.Client, Stream, ChatResult]):
     _new_http = staticmethod(sync_http_client)
     _stream_type = Stream
 
-    def _final(self, stream: Stream) -> ChatResult:
-        with stream:
-            return stream.final()
+    def _complete(self, call: Call, stream: bool) -> ChatResult:
+        core, request = self._prepare(call, stream)
+        if not stream:
+            return self._plain(core, request)
+        with Stream(self._http, request, core) as opened:
+            return opened.final()
 
     def _plain(self, core: StreamCore, request: httpx.Request) -> ChatResult:
         try:

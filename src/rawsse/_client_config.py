@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeAlias, TypeVar
 from urllib.parse import urlsplit
@@ -27,7 +28,7 @@ from ._resume import Resume, ResumeCore
 from ._timeouts import Timeouts
 from ._version import __version__
 
-__all__ = ["BaseClient", "ResumeArg", "clean_key", "resume_policy"]
+__all__ = ["BaseClient", "Call", "ResumeArg", "clean_key", "resume_policy"]
 
 ResumeArg: TypeAlias = "Resume | bool | None"
 """A ``Resume`` policy, ``True`` for ``Resume()``, ``False``/``None`` for none."""
@@ -81,6 +82,20 @@ def _base_headers(
     return base_headers
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """The arguments of one ``stream()`` or ``complete()`` call."""
+
+    model: str
+    messages: Any
+    timeout: Timeouts | None
+    in_band_error: InBandErrorMode | None
+    retries: int | None
+    extra_headers: Mapping[str, str] | None
+    resume: ResumeArg
+    params: dict[str, Any]
+
+
 HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
 StreamT = TypeVar("StreamT")
 ResultT = TypeVar("ResultT")
@@ -89,9 +104,8 @@ ResultT = TypeVar("ResultT")
 class BaseClient(Generic[HttpT, StreamT, ResultT]):
     """Everything of ``Client`` and ``AsyncClient`` that is not I/O: the settings, the
     requests, the ``StreamCore`` of each.  The shells give the clock (``_now``), their
-    pool (``_new_http``), their stream class (``_stream``) and the I/O of a
-    ``stream=False`` request (``_plain``); ``ResultT`` is ``complete``'s return type
-    (an awaitable for ``AsyncClient``)."""
+    pool (``_new_http``), their stream class (``_stream_type``) and ``_complete``;
+    ``ResultT`` is ``complete``'s return type (a coroutine for ``AsyncClient``)."""
 
     _idle_read = True
     """httpx's read timeout is the idle limit (False: the shell's deadline covers it)."""
@@ -157,10 +171,8 @@ class BaseClient(Generic[HttpT, StreamT, ResultT]):
     """The shell's own pool (recording to ``record_to``)."""
     _stream_type: Callable[[HttpT, httpx.Request, StreamCore], StreamT]
 
-    def _final(self, stream: StreamT) -> ResultT:
-        raise NotImplementedError
-
-    def _plain(self, core: StreamCore, request: httpx.Request) -> ResultT:
+    def _complete(self, call: Call, stream: bool) -> ResultT:
+        """``complete``: read the whole stream, or (``stream=False``) send one plain request."""
         raise NotImplementedError
 
     # -- public -------------------------------------------------------------------------
@@ -184,9 +196,8 @@ class BaseClient(Generic[HttpT, StreamT, ResultT]):
         max_tokens, ...); ``stream_options.include_usage`` is on unless set.
         ``resume`` overrides the client's policy for this stream (False: none).
         """
-        core, request = self._prepare(
-            model, messages, timeout, in_band_error, retries, extra_headers, resume, params
-        )
+        call = Call(model, messages, timeout, in_band_error, retries, extra_headers, resume, params)
+        core, request = self._prepare(call)
         return self._stream_type(self._http, request, core)
 
     def complete(
@@ -207,44 +218,29 @@ class BaseClient(Generic[HttpT, StreamT, ResultT]):
         Streams under the hood (with every stream protection) unless
         ``stream=False``, which sends one plain request (for batch work).
         """
-        core, request = self._prepare(
-            model, messages, timeout, in_band_error, retries, extra_headers, resume, params, stream
-        )
-        if stream:
-            return self._final(self._stream_type(self._http, request, core))
-        return self._plain(core, request)
+        call = Call(model, messages, timeout, in_band_error, retries, extra_headers, resume, params)
+        return self._complete(call, stream)
 
-    def _prepare(
-        self,
-        model: str,
-        messages: Any,
-        timeout: Timeouts | None,
-        in_band_error: InBandErrorMode | None,
-        retries: int | None,
-        extra_headers: Mapping[str, str] | None,
-        resume: ResumeArg,
-        params: dict[str, Any],
-        stream: bool = True,
-    ) -> tuple[StreamCore, httpx.Request]:
-        """The core and the request of one call (a stream, or with ``stream=False`` a
+    def _prepare(self, call: Call, stream: bool = True) -> tuple[StreamCore, httpx.Request]:
+        """The core and the request of ``call`` (a stream, or with ``stream=False`` a
         plain answer)."""
         core = self._core(
             self._now(),
-            timeout,
-            in_band_error,
-            retries,
-            resume=resume,
-            model=model,
-            messages=messages,
-            params=params,
+            call.timeout,
+            call.in_band_error,
+            call.retries,
+            resume=call.resume,
+            model=call.model,
+            messages=call.messages,
+            params=call.params,
             stream=stream,
         )
         t = core.timeouts
         request = self._http.build_request(
             "POST",
             self._url,
-            content=self._body(model, messages, params, stream=stream),
-            headers=self._request_headers(extra_headers, stream=stream),
+            content=self._body(call.model, call.messages, call.params, stream=stream),
+            headers=self._request_headers(call.extra_headers, stream=stream),
             timeout=httpx_timeout(t, read=self._idle_read) if stream else plain_timeout(t),
         )
         return core, request
