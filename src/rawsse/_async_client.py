@@ -1,8 +1,8 @@
 """``AsyncClient``/``AsyncStream``: the thin async I/O shell, on asyncio and trio.
 
-The twin of ``_client``: all decisions live in ``_base_client``; these classes
-move bytes, sleep between retries, raise, and enforce deadlines with one anyio
-cancel scope per read.
+The twin of ``_client``: all decisions live in ``_base_client``, the settings and
+requests in ``_client_config``; these classes send, read, sleep between retries
+and close, and enforce deadlines with one anyio cancel scope per read.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 It decodes the body (``Content-Encoding`` in bounded steps, ``_body``) through
 ``ChatDecoder`` into ``ChatAccumulator``, runs the clocks, decides after each
-failure whether to retry or give up (``decide``, the one place for that) and
-produces the metrics.  It never touches httpx (``_httpx_adapter`` does); the
-shells in ``_client`` move bytes, sleep and raise; ``_client_config`` builds requests.
+failure whether to retry or give up (``decide``, the one place for that; the
+rules are ``_retry``'s) and produces the metrics.  It never touches httpx
+(``_httpx_adapter`` does); the shells in ``_client`` and ``_async_client`` send,
+read, sleep and close; ``_client_config`` builds requests.
 """
 
 from __future__ import annotations

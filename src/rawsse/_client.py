@@ -1,8 +1,9 @@
 """``Client``/``Stream``: the thin sync I/O shell (``_async_client`` is its twin).
 
-All decisions live in ``_base_client``; these classes move bytes, sleep between
-retries, raise, and enforce deadlines without threads, by bounding every socket
-read of their own connection pool by the stream's next deadline.
+All decisions live in ``_base_client`` (and ``_retry``), the settings and
+requests in ``_client_config``, the shared shell state in ``_stream_shell``; these
+classes send, read, sleep between retries and close, and enforce deadlines without
+threads, by bounding every socket read of their own pool by the stream's next deadline.
 """
 
 from __future__ import annotations

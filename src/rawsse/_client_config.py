@@ -1,8 +1,10 @@
-"""``BaseClient``: the settings and request building of ``Client`` and ``AsyncClient``.
+"""``BaseClient``: the settings, public methods and request building of ``Client``
+and ``AsyncClient``.
 
 Apart from ``_base_client`` (the sans-I/O ``StreamCore`` of one stream) because it
 changes for other reasons: the key, the headers and the body of a request, and
-which policies a new ``StreamCore`` gets.
+which policies a new ``StreamCore`` gets.  The shells add their clock, pool,
+stream class and ``_complete``.
 """
 
 from __future__ import annotations
