@@ -1,14 +1,13 @@
 """``AsyncClient``/``AsyncStream``: the thin async I/O shell, on asyncio and trio.
 
-The twin of ``_client``: all decisions live in ``_base_client``; these classes
-move bytes, sleep between retries, raise, and enforce deadlines with one anyio
-cancel scope per read.
+The twin of ``_client``: all decisions live in ``_base_client``, the settings and
+requests in ``_client_config``; these classes send, read, sleep between retries
+and close, and enforce deadlines with one anyio cancel scope per read.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
-from pathlib import Path
+from collections.abc import AsyncIterator, Coroutine
 from time import monotonic
 from typing import Any
 
@@ -17,211 +16,19 @@ import anyio.lowlevel
 import httpx
 
 from ._accumulate import ChatResult
-from ._base_client import GiveUp, InBandErrorMode, StreamCore
-from ._body import BodyLimits
+from ._base_client import StreamCore
 from ._chat_events import ChatEvent, TextDelta
-from ._client_config import BaseClient, ResumeArg
+from ._client_config import BaseClient, Call
 from ._closing import AsyncClosesOnExit
-from ._constants import DEFAULT_BASE_URL
-from ._httpx_adapter import (
-    abody_chunks,
-    aread_capped,
-    async_http_client,
-    encoding_of,
-    httpx_timeout,
-    plain_timeout,
-    unwind,
-    with_body,
-)
-from ._metrics import StreamMetrics
-from ._timeouts import Timeouts
+from ._httpx_adapter import abody_chunks, aread_capped, async_http_client, unwind
+from ._stream_shell import StreamShell
 
 __all__ = ["AsyncClient", "AsyncStream"]
 
-
-class AsyncClient(AsyncClosesOnExit, BaseClient):
-    """The asynchronous client (asyncio or trio); see ``Client`` for the arguments.
-
-    ``http_client`` brings your own ``httpx.AsyncClient``; every limit still
-    applies (the deadlines are anyio cancel scopes).  The default pool allows
-    2,048 connections, since each open stream holds one for its whole life (1,000
-    concurrent streams through one client need 1,000), and keeps 256 idle ones.
-    """
-
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str = DEFAULT_BASE_URL,
-        app_url: str | None = None,
-        app_title: str | None = None,
-        timeout: Timeouts | None = None,
-        retries: int = 2,
-        http_client: httpx.AsyncClient | None = None,
-        headers: Mapping[str, str] | None = None,
-        in_band_error: InBandErrorMode = "raise",
-        on_metrics: Callable[[StreamMetrics], object] | None = None,
-        retry_delay: float = 0.5,
-        max_retry_delay: float = 8.0,
-        record_to: str | Path | None = None,
-        resume: ResumeArg = None,
-        body_limits: BodyLimits | None = None,
-    ) -> None:
-        super().__init__(
-            api_key=api_key,
-            base_url=base_url,
-            app_url=app_url,
-            app_title=app_title,
-            timeout=timeout,
-            retries=retries,
-            headers=headers,
-            in_band_error=in_band_error,
-            on_metrics=on_metrics,
-            retry_delay=retry_delay,
-            max_retry_delay=max_retry_delay,
-            resume=resume,
-            body_limits=body_limits,
-        )
-        self._owns_http = http_client is None
-        if not self._owns_http and record_to is not None:
-            raise ValueError("record_to cannot wrap a caller's http_client; record with yours")
-        self._http = http_client if http_client is not None else async_http_client(record_to)
-
-    def stream(
-        self,
-        *,
-        model: str,
-        messages: Any,
-        timeout: Timeouts | None = None,
-        in_band_error: InBandErrorMode | None = None,
-        retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        resume: ResumeArg = None,
-        **params: Any,
-    ) -> AsyncStream:
-        """A stream of typed chat events; use it with ``async with``."""
-        core = self._core(
-            anyio.current_time(),
-            timeout,
-            in_band_error,
-            retries,
-            resume=resume,
-            model=model,
-            messages=messages,
-            params=params,
-        )
-        request = self._http.build_request(
-            "POST",
-            self._url,
-            content=self._body(model, messages, params, stream=True),
-            headers=self._request_headers(extra_headers, stream=True),
-            timeout=httpx_timeout(core.timeouts, read=False),
-        )
-        return AsyncStream(self._http, request, core)
-
-    async def complete(
-        self,
-        *,
-        model: str,
-        messages: Any,
-        stream: bool = True,
-        timeout: Timeouts | None = None,  # noqa: ASYNC109 - a Timeouts policy, not a deadline
-        in_band_error: InBandErrorMode | None = None,
-        retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        resume: ResumeArg = None,
-        **params: Any,
-    ) -> ChatResult:
-        """The whole answer as a ``ChatResult`` (see ``Client.complete``)."""
-        if not stream:
-            return await self._complete_plain(
-                model, messages, timeout, retries, extra_headers, params
-            )
-        async with self.stream(
-            model=model,
-            messages=messages,
-            timeout=timeout,
-            in_band_error=in_band_error,
-            retries=retries,
-            extra_headers=extra_headers,
-            resume=resume,
-            **params,
-        ) as s:
-            return await s.final()
-
-    async def _complete_plain(
-        self,
-        model: str,
-        messages: Any,
-        timeout: Timeouts | None,  # noqa: ASYNC109
-        retries: int | None,
-        extra_headers: Mapping[str, str] | None,
-        params: dict[str, Any],
-    ) -> ChatResult:
-        core = self._core(
-            anyio.current_time(),
-            timeout,
-            None,
-            retries,
-            model=model,
-            messages=messages,
-            params=params,
-            stream=False,
-        )
-        t = core.timeouts
-        request = self._http.build_request(
-            "POST",
-            self._url,
-            content=self._body(model, messages, params, stream=False),
-            headers=self._request_headers(extra_headers, stream=False),
-            timeout=plain_timeout(t),
-        )
-        try:
-            while True:
-                core.begin_attempt(anyio.current_time())
-                try:
-                    response = await self._http.send(request, stream=True)
-                    try:
-                        limits = core.body_limits
-                        if response.is_success:
-                            body = await aread_capped(
-                                response,
-                                limits.completion_body,
-                                inflation=limits.inflation,
-                                strict=True,
-                                overdue=lambda: core.total_overdue(anyio.current_time()),
-                            )
-                            result = core.plain_result(response.status_code, response.headers, body)
-                            core.plain_end(anyio.current_time(), result)
-                            return result
-                        body = await aread_capped(
-                            response, limits.error_body, inflation=limits.inflation
-                        )
-                    finally:
-                        with anyio.CancelScope(shield=True):
-                            await response.aclose()
-                    raise core.head_error(response.status_code, response.headers, body)
-                except Exception as exc:
-                    decision = core.decide(exc, anyio.current_time(), finish=False)
-                    if isinstance(decision, GiveUp):
-                        raise decision.error from decision.cause
-                    await anyio.sleep(decision.delay)
-        except BaseException as exc:
-            core.plain_end(anyio.current_time(), error=exc)  # observers hear of the failure too
-            raise
-
-    async def aclose(self) -> None:
-        """Close the connection pool (only when the client created it)."""
-        if self._owns_http:
-            await self._http.aclose()
-
-    close = aclose
-
-    async def __aenter__(self) -> AsyncClient:
-        return self
+_Result = Coroutine[Any, Any, ChatResult]
 
 
-class AsyncStream(AsyncClosesOnExit):
+class AsyncStream(AsyncClosesOnExit, StreamShell[httpx.AsyncClient, AsyncIterator[bytes]]):
     """One streaming response: ``async for`` it for ``ChatEvent``s (see ``Stream``).
 
     Leaving the ``async with`` block, ``await close()``, task cancellation or a
@@ -229,13 +36,7 @@ class AsyncStream(AsyncClosesOnExit):
     """
 
     def __init__(self, http: httpx.AsyncClient, request: httpx.Request, core: StreamCore) -> None:
-        self._http = http
-        self._request = request
-        self._core = core
-        self._response: httpx.Response | None = None  # open, being read
-        self._last_response: httpx.Response | None = None  # kept for status and headers
-        self._raw: AsyncIterator[bytes] | None = None
-        self._opened = False
+        super().__init__(http, request, core)
         self._batch: list[ChatEvent] = []
         self._pos = 0
         self._limit: float | None = None
@@ -286,23 +87,7 @@ class AsyncStream(AsyncClosesOnExit):
         """Read what is left and return the ``ChatResult`` (again, if already read)."""
         async for _ in self:
             pass
-        if self._core.error is not None:
-            raise self._core.error
-        return self._core.result
-
-    @property
-    def result(self) -> ChatResult:
-        """The result so far (final once the stream ended)."""
-        return self._core.result
-
-    @property
-    def metrics(self) -> StreamMetrics:
-        return self._core.metrics(anyio.current_time())
-
-    @property
-    def response(self) -> httpx.Response | None:
-        """The HTTP response of the current attempt (status, headers)."""
-        return self._last_response
+        return self._core.outcome()
 
     async def close(self) -> None:
         """Stop: close the connection and mark an unfinished result ``cancelled``."""
@@ -312,6 +97,8 @@ class AsyncStream(AsyncClosesOnExit):
     aclose = close
 
     # -- shell ----------------------------------------------------------------
+
+    _now = staticmethod(anyio.current_time)
 
     async def _open(self) -> None:
         if not self._opened:
@@ -329,24 +116,15 @@ class AsyncStream(AsyncClosesOnExit):
             await response.aclose()
 
     async def _connect(self) -> None:
-        core = self._core
         while True:
-            core.begin_attempt(anyio.current_time())
-            body = core.take_body()
-            if body is not None:  # a continuation (see ``Resume``)
-                self._request = with_body(self._request, body)
+            request = self._attempt()
             try:
-                response = await self._bounded(self._http.send(self._request, stream=True))
-                self._response = self._last_response = response
-                if core.check_head(response.status_code, response.headers, encoding_of(response)):
+                response = await self._bounded(self._http.send(request, stream=True))
+                if self._is_stream(response):
                     self._raw = abody_chunks(response)  # decoded by the core, step by step
                     return
-                limits = core.body_limits
-                body = await self._bounded(
-                    aread_capped(response, limits.error_body, inflation=limits.inflation)
-                )
-                await self._close_response()
-                raise core.head_error(response.status_code, response.headers, body)
+                body = await self._bounded(aread_capped(response, self._core))
+                raise self._head_error(response, body)
             except BaseException as exc:
                 await self._failed(exc)
 
@@ -360,59 +138,106 @@ class AsyncStream(AsyncClosesOnExit):
         raise self._core.timeout_error(anyio.current_time())
 
     async def _failed(self, exc: BaseException) -> None:
-        core = self._core
-        now = anyio.current_time()
         await self._close_response()
-        decision = core.decide(exc, now)
-        if isinstance(decision, GiveUp):
-            raise decision.error from decision.cause
-        await anyio.sleep(decision.delay)
+        await anyio.sleep(self._core.backoff(exc, anyio.current_time()))
 
     async def _next_batch(self) -> list[ChatEvent] | None:
         core = self._core
         while True:
             if core.pending is not None:
                 await self._failed(core.take_pending())
-                continue
-            if core.announce:
-                return core.take_announce()
-            if core.finished:
-                if core.error is not None:
-                    raise core.error
-                return None
-            raw = self._raw
-            if raw is None:
+            elif core.announce or core.finished:
+                return core.take_ready()
+            elif self._raw is None:
                 await self._connect()
-                continue
-            if core.backlog:
-                await anyio.lowlevel.checkpoint()  # a long inflation yields to other tasks
-                events = core.feed(b"", anyio.current_time())
-                if core.finished:
-                    await self._close_response()
-                return events
-            core.clocks.read_start = anyio.current_time()
-            deadline = core.clocks.deadline()
+            else:
+                events = await self._read(self._raw)
+                if events is not None:
+                    return events
+
+    async def _read(self, raw: AsyncIterator[bytes]) -> list[ChatEvent] | None:
+        """The events of one read (of the ``backlog`` first); None after a failure."""
+        core = self._core
+        chunk: bytes | None = b""
+        if core.backlog:
+            await anyio.lowlevel.checkpoint()  # a long inflation yields to other tasks
+        else:
             try:
-                if deadline is None:
-                    chunk = await raw.__anext__()
-                else:
-                    chunk = None
-                    with anyio.CancelScope(deadline=deadline):
-                        chunk = await raw.__anext__()
-                    if chunk is None:
-                        raise core.timeout_error(anyio.current_time())
-            except StopAsyncIteration:
-                events = core.end_of_body(anyio.current_time())
-                await self._close_response()
-                return events
+                chunk = await self._next_chunk(raw, core.read_deadline(anyio.current_time()))
             except BaseException as exc:
-                await self._failed(exc)
-                continue
-            assert chunk is not None
-            events = core.feed(chunk, anyio.current_time())
-            if core.finished:
-                await self._close_response()
-            return events
+                if not core.ends_body(exc):
+                    await self._failed(exc)
+                    return None
+                chunk = None
+        events = core.take(chunk, anyio.current_time())
+        if chunk is None or core.finished:  # the body ended, or the stream did
+            await self._close_response()
+        return events
+
+    async def _next_chunk(self, raw: AsyncIterator[bytes], deadline: float | None) -> bytes | None:
+        """The next read of the body by ``deadline`` (None at its end)."""
+        try:
+            if deadline is None:
+                return await raw.__anext__()
+            with anyio.CancelScope(deadline=deadline):
+                return await raw.__anext__()
+        except StopAsyncIteration:
+            return None
+        raise self._core.timeout_error(anyio.current_time())
+
+
+class AsyncClient(AsyncClosesOnExit, BaseClient[httpx.AsyncClient, AsyncStream, _Result]):
+    """The asynchronous client (asyncio or trio); see ``Client`` for the arguments.
+
+    ``http_client`` brings your own ``httpx.AsyncClient``; every limit still
+    applies (the deadlines are anyio cancel scopes).  The default pool allows
+    2,048 connections, since each open stream holds one for its whole life (1,000
+    concurrent streams through one client need 1,000), and keeps 256 idle ones.
+    """
+
+    _idle_read = False  # a cancel scope per read saves httpcore a second one
+
+    async def aclose(self) -> None:
+        """Close the connection pool (only when the client created it)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    close = aclose
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    # -- shell ----------------------------------------------------------------
+
+    _now = staticmethod(anyio.current_time)
+    _new_http = staticmethod(async_http_client)
+    _stream_type = AsyncStream
+
+    async def _complete(self, call: Call, stream: bool) -> ChatResult:
+        core, request = self._prepare(call, stream)
+        if not stream:
+            return await self._plain(core, request)
+        async with AsyncStream(self._http, request, core) as opened:
+            return await opened.final()
+
+    async def _plain(self, core: StreamCore, request: httpx.Request) -> ChatResult:
+        try:
+            while True:
+                core.begin_attempt(anyio.current_time())
+                try:
+                    response = await self._http.send(request, stream=True)
+                    try:
+                        body = await aread_capped(response, core, anyio.current_time)
+                    finally:
+                        with anyio.CancelScope(shield=True):
+                            await response.aclose()
+                    now = anyio.current_time()
+                    return core.plain_result(response.status_code, response.headers, body, now)
+                except Exception as exc:
+                    await anyio.sleep(core.backoff(exc, anyio.current_time(), finish=False))
+        except BaseException as exc:
+            core.plain_end(anyio.current_time(), error=exc)  # observers hear of the failure too
+            raise
 
 
 class _AsyncTexts:

@@ -2,79 +2,50 @@
 
 It decodes the body (``Content-Encoding`` in bounded steps, ``_body``) through
 ``ChatDecoder`` into ``ChatAccumulator``, runs the clocks, decides after each
-failure whether to retry or give up (``decide``, the one place for that) and
-produces the metrics.  It never touches httpx (``_httpx_adapter`` does); the
-shells in ``_client`` move bytes, sleep and raise; ``_client_config`` builds requests.
+failure whether to retry or give up (``decide``, the one place for that; the
+rules are ``_retry``'s) and produces the metrics.  It never touches httpx
+(``_httpx_adapter`` does); the shells in ``_client`` and ``_async_client`` send,
+read, sleep and close; ``_client_config`` builds requests.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal
 
 from ._accumulate import ChatAccumulator, ChatResult, ChatStatus
 from ._body import BodyLimits, ContentDecoder
 from ._chat import ChatDecoder
 from ._chat_events import CONTENT_EVENTS, ChatEvent, Done, InBandError, KeepAlive
-from ._completion import result_from_completion
+from ._completion import result_from_completion, unexpected_content
 from ._constants import END_EOF
 from ._errors import (
-    APIConnectionError,
-    APIStatusError,
     BodyError,
-    ConnectTimeout,
-    FirstTokenTimeout,
+    DecodeError,
     IdleTimeout,
     IncompleteStreamError,
-    MalformedChunk,
     RawSSEError,
-    SSEProtocolError,
     StreamError,
     StreamInterrupted,
     StreamTimeout,
     TotalTimeout,
-    UnexpectedContentType,
 )
-from ._http_errors import MAX_BODY_CHARS, parse_retry_after, status_error
+from ._http_errors import status_error
 from ._metrics import StreamMetrics, logger, percentile, tokens_per_second
 from ._observe import RequestInfo, StreamObservation, StreamObserver, StreamOutcome
 from ._resume import Continue, ResumeCore, Stop
 from ._resume_totals import join_metrics
+from ._retry import Decision, GiveUp, Retry, retry_delay, status_of, timeout_error
 from ._timeouts import Clocks, Timeouts
 
 __all__ = ["Decision", "GiveUp", "InBandErrorMode", "Retry", "StreamCore", "Translate"]
-
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503})
-MAX_RETRY_AFTER = 60.0  # a server asking for a longer wait is not retried; the error says why
 
 InBandErrorMode = Literal["raise", "yield"]
 
 Translate = Callable[[Exception, "StreamCore", float], "RawSSEError | None"]
 """Turns a transport's exception into rawsse's error (None: foreign, re-raised as is)."""
 
-
-@dataclass(frozen=True, slots=True)
-class Retry:
-    """Try again after ``delay`` seconds (0 for a continuation: ``StreamCore.take_body``
-    then gives the new request body, and ``announce`` the ``Continued`` event)."""
-
-    delay: float
-
-
-@dataclass(frozen=True, slots=True)
-class GiveUp:
-    """Stop: ``raise error from cause``."""
-
-    error: BaseException
-    cause: BaseException | None = None
-    """The foreign exception ``error`` translates, if it does."""
-
-
-Decision: TypeAlias = "Retry | GiveUp"
-"""What ``StreamCore.decide`` says after a failed attempt."""
 
 _CONTENT = frozenset(CONTENT_EVENTS)
 
@@ -83,14 +54,11 @@ PIECES_PER_FEED = 4
 quarter of a second for blank lines, the slowest input), so a compressed read is
 decoded over several calls, with the clocks checked between."""
 
-
-def _status_of(err: BaseException | None) -> ChatStatus:
-    """The final status of a request that ended with ``err``."""
-    if isinstance(err, StreamTimeout):
-        return ChatStatus.TIMED_OUT
-    if isinstance(err, IncompleteStreamError):
-        return ChatStatus.TRUNCATED
-    return ChatStatus.ERROR
+DONE_GRACE = 0.25
+"""Seconds the shells read on after ``[DONE]``: long enough for a server's prompt
+close (the body then ends ``eof``, and a recording keeps every byte), short enough
+that a server holding the connection open is not waited for.  The stream is
+complete either way; the connection is then closed."""
 
 
 def _is_event_stream(content_type: str) -> bool:
@@ -128,6 +96,7 @@ class StreamCore:
         body_limits: BodyLimits | None = None,
         secret: str | None = None,
     ) -> None:
+        self.clocks = Clocks(timeouts, now)
         self.timeouts = timeouts
         self.request_model = request_model
         self._observers = observers
@@ -137,7 +106,6 @@ class StreamCore:
         self.secret = secret or None
         """The API key: ``translate`` scrubs it from every message it builds."""
         self._translate = translate
-        self.clocks = Clocks(timeouts, now)
         self.retries = retries
         self.raise_in_band = in_band_error == "raise"
         self.on_metrics = on_metrics
@@ -195,6 +163,8 @@ class StreamCore:
         self._keepalives = 0
         self._reads = 0
         self._bytes = 0
+        self.done_at: float | None = None
+        """When ``[DONE]`` arrived: the body is then read only until ``DONE_GRACE`` later."""
 
     # -- attempts -------------------------------------------------------------
 
@@ -225,25 +195,24 @@ class StreamCore:
 
     def head_error(self, status: int, headers: Mapping[str, str], body: bytes) -> RawSSEError:
         if 200 <= status < 300:
-            content_type = headers.get("content-type", "")
-            text = body[:MAX_BODY_CHARS].decode("utf-8", "replace")
-            return UnexpectedContentType(
-                f"expected a text/event-stream answer, got HTTP {status} with "
-                f"Content-Type {content_type or '(none)'!r}: {text[:200]!r}",
-                status=status,
-                content_type=content_type,
-                body=text,
-            )
+            return unexpected_content("a text/event-stream answer", status, headers, body)
         return status_error(status, dict(headers.items()), body)
 
-    def plain_result(self, status: int, headers: Mapping[str, str], body: bytes) -> ChatResult:
-        """The result of a ``stream=False`` answer read with ``read_capped(strict=True)``."""
+    def plain_result(
+        self, status: int, headers: Mapping[str, str], body: bytes, now: float
+    ) -> ChatResult:
+        """The result of a ``stream=False`` answer (its body read up to one byte past
+        ``completion_body``); an error status raises its error."""
+        if not 200 <= status < 300:
+            raise self.head_error(status, headers, body)
         cap = self.body_limits.completion_body
         if len(body) > cap:
             raise BodyError(
                 f"the answer is longer than {cap} bytes; see BodyLimits.completion_body"
             )
-        return result_from_completion(status, headers, body)
+        result = result_from_completion(status, headers, body)
+        self.plain_end(now, result)
+        return result
 
     def total_overdue(self, now: float) -> TotalTimeout | None:
         """For a ``stream=False`` request: ``TotalTimeout`` once ``total`` has passed."""
@@ -255,30 +224,15 @@ class StreamCore:
     def retry_after(self, err: RawSSEError, now: float) -> float | None:
         """Seconds to wait before the next attempt, or None when ``err`` is final.
 
-        Retries happen only before the first content event, for connection
-        failures, 408/429/500/502/503 and the idle and first-token timeouts.
+        Retries happen only before the first content event, within ``retries``
+        and ``total``, for the errors ``retry_delay`` retries.
         """
         if self.content_seen or self.attempts - self._part_first_attempt >= self.retries:
             return None
-        hinted: float | None = None
-        if isinstance(err, APIStatusError):
-            if err.status not in RETRY_STATUSES:
-                return None
-            hinted = getattr(err, "retry_after", None)
-            if hinted is None:
-                hinted = parse_retry_after(err.headers.get("retry-after"))
-        elif not isinstance(err, (APIConnectionError, ConnectTimeout, IdleTimeout)) and not (
-            isinstance(err, FirstTokenTimeout)
-        ):
+        tries = self.attempts - self._part_first_attempt
+        delay = retry_delay(err, tries, self.retry_delay, self.max_retry_delay)
+        if delay is None:
             return None
-        if hinted is not None:
-            if hinted > MAX_RETRY_AFTER:
-                return None
-            delay = hinted
-        else:
-            tries = self.attempts - self._part_first_attempt
-            backoff = min(self.max_retry_delay, self.retry_delay * 2**tries)
-            delay = backoff * random.uniform(0.5, 1.0)  # jitter, not crypto
         total = self.timeouts.total
         if total is not None and now + delay >= self.clocks.start + total:
             return None
@@ -290,7 +244,7 @@ class StreamCore:
     def backlog(self) -> bool:
         """Compressed bytes are still waiting: call ``feed(b"", now)`` before reading more."""
         body = self.content
-        return body is not None and body.backlog
+        return body is not None and body.backlog and self.done_at is None
 
     def feed(self, chunk: bytes, now: float) -> list[ChatEvent]:
         """Decode one body chunk; return the events to yield (``pending`` may be set).
@@ -305,6 +259,8 @@ class StreamCore:
             self._bytes += len(chunk)
         if self._ttfb is None:
             self._ttfb = now - clocks.attempt_start
+        if self.done_at is not None:  # bytes after [DONE]: counted, never decoded
+            return []
         events: list[ChatEvent] = []
         try:
             body = self.content
@@ -317,16 +273,18 @@ class StreamCore:
                     if not piece:
                         break
                     events += self.decoder.feed(piece)
-        except (MalformedChunk, SSEProtocolError) as exc:
+        except DecodeError as exc:
             events += exc.events
             self.pending = exc
         except BodyError as exc:
             self.pending = exc
+        if self.decoder.done:
+            self.done_at = now
         if not events:
             if self.pending is None:
                 self._check_clocks(now)
             if self.pending is not None and self.resume is None:
-                self._stop(_status_of(self.pending), now)
+                self._stop(status_of(self.pending), now)
             return events
         add = self.accumulator.add
         content = _CONTENT
@@ -354,20 +312,14 @@ class StreamCore:
         if cut >= 0:
             error = events[cut]
             assert isinstance(error, InBandError)
-            self.pending = StreamError(
-                f"the server sent an error in the stream: {error.message}"
-                + (f" (code {error.code})" if error.code is not None else ""),
-                code=error.code,
-                metadata=error.metadata,
-                raw=error.raw,
-            )
+            self.pending = StreamError.from_event(error)
             events = events[:cut]
         if self.pending is None and events and type(events[-1]) is not Done:
             self._check_clocks(now)
         if self.resume is not None:
             return self._resumed(events)
         if self.pending is not None:
-            self._stop(_status_of(self.pending), now)
+            self._stop(status_of(self.pending), now)
         return events
 
     def _resumed(self, events: list[ChatEvent]) -> list[ChatEvent]:
@@ -378,6 +330,24 @@ class StreamCore:
         if resume.pending is not None and self.pending is None:
             self.pending = resume.pending
         return events
+
+    def take(self, chunk: bytes | None, now: float) -> list[ChatEvent]:
+        """The events of one read: ``chunk`` (``b""`` drains the ``backlog``), or None
+        at the end of the body."""
+        return self.end_of_body(now) if chunk is None else self.feed(chunk, now)
+
+    def read_deadline(self, now: float) -> float | None:
+        """The shell begins a read at ``now``: the moment it must end (``DONE_GRACE``
+        after ``[DONE]``; else the clocks' deadline)."""
+        self.clocks.read_start = now
+        if self.done_at is not None:
+            return self.done_at + DONE_GRACE
+        return self.clocks.deadline()
+
+    def ends_body(self, exc: BaseException) -> bool:
+        """True when a failed read ends the body instead: after ``[DONE]``, the grace's
+        timeout or a broken connection (not a cancellation) is its end."""
+        return self.done_at is not None and isinstance(exc, Exception)
 
     def _check_clocks(self, now: float) -> None:
         found = self.clocks.expired(now, idle=False)
@@ -407,11 +377,11 @@ class StreamCore:
         events: list[ChatEvent] = []
         try:
             content = self.content
-            if content is not None:
+            if content is not None and self.done_at is None:
                 # ``backlog`` is empty here: the shells drain it before reading on.
                 events += self.decoder.feed(content.read() + content.flush())
             events += self.decoder.close()
-        except (MalformedChunk, SSEProtocolError) as exc:
+        except DecodeError as exc:
             events += exc.events
             self.pending = exc
         except BodyError as exc:
@@ -421,7 +391,7 @@ class StreamCore:
         if self.resume is not None:
             return self._resumed_end(events, now)
         if self.pending is not None:
-            self._stop(_status_of(self.pending), now)
+            self._stop(status_of(self.pending), now)
             return events
         # ``stream_status``: [DONE], or every choice finished and usage arrived
         # (some OpenAI-compatible servers end without [DONE], or with an unterminated one).
@@ -519,7 +489,7 @@ class StreamCore:
         if resume is not None and resume.policy.reason_for(err, content=resume.content):
             decision = resume.decide(err, now=now, deadline=self._deadline())
             if isinstance(decision, Continue):
-                self._continue(decision, now, _status_of(err), err)
+                self._continue(decision, now, status_of(err), err)
                 return Retry(0.0)
             return self._give_up(decision.error, exc, now)
         delay = self.retry_after(err, now)
@@ -535,6 +505,14 @@ class StreamCore:
             self.fail(err, now)
         return GiveUp(err, None if err is exc else exc)
 
+    def backoff(self, exc: BaseException, now: float, *, finish: bool = True) -> float:
+        """``decide`` for a shell: the seconds to sleep before the next attempt; a
+        ``GiveUp`` is raised here (``raise error from cause``)."""
+        decision = self.decide(exc, now, finish=finish)
+        if isinstance(decision, GiveUp):
+            raise decision.error from decision.cause
+        return decision.delay
+
     def _give_up(self, err: RawSSEError | None, exc: BaseException, now: float) -> GiveUp:
         assert err is not None
         self.fail(err, now)
@@ -548,21 +526,14 @@ class StreamCore:
         return self._timeout(found if found is not None else (IdleTimeout, self.timeouts.idle))
 
     def _timeout(self, found: tuple[type[StreamTimeout], float | None]) -> StreamTimeout:
-        kind, limit = found
-        what = {
-            "TotalTimeout": "the request took longer than",
-            "IdleTimeout": "no bytes arrived for",
-            "FirstTokenTimeout": "no content arrived within",
-            "StallTimeout": "no content arrived (only keep-alives) for",
-        }.get(kind.__name__, "timed out after")
-        return kind(f"{what} {limit} s", timeout=limit)
+        return timeout_error(*found)
 
     def fail(self, err: BaseException, now: float) -> None:
         """End the stream with ``err``; set its ``partial`` and the final status."""
         self.error = err  # before _stop: the metrics and observers report it
         if not self.finished:
-            self._stop(_status_of(err), now)
-        if isinstance(err, (StreamInterrupted, MalformedChunk, SSEProtocolError)):
+            self._stop(status_of(err), now)
+        if isinstance(err, (StreamInterrupted, DecodeError)):
             err.partial = self._final
 
     def plain_end(
@@ -576,7 +547,7 @@ class StreamCore:
         self._end = now
         if result is None:
             cancelled = not isinstance(error, Exception)  # cancellation, KeyboardInterrupt
-            status = ChatStatus.CANCELLED if cancelled else _status_of(error)
+            status = ChatStatus.CANCELLED if cancelled else status_of(error)
             result = dataclasses.replace(self.accumulator.result(), status=status)
             if not cancelled:
                 self.error = error
@@ -589,6 +560,21 @@ class StreamCore:
         """The caller stopped early (break, close, task cancellation)."""
         if not self.finished:
             self._stop(ChatStatus.CANCELLED, now)
+
+    def take_ready(self) -> list[ChatEvent] | None:
+        """What a shell hands out when ``announce`` is set or the stream ``finished``:
+        the ``Continued`` events, or None at the end (its error raised again)."""
+        if self.announce:
+            return self.take_announce()
+        if self.error is not None:
+            raise self.error
+        return None
+
+    def outcome(self) -> ChatResult:
+        """The result of the ended stream (``final()``); its error is raised again."""
+        if self.error is not None:
+            raise self.error
+        return self.result
 
     def take_pending(self) -> RawSSEError:
         """The pending error, for ``decide`` (which ends the stream or continues it)."""

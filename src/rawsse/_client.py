@@ -1,247 +1,37 @@
 """``Client``/``Stream``: the thin sync I/O shell (``_async_client`` is its twin).
 
-All decisions live in ``_base_client``; these classes move bytes, sleep between
-retries, raise, and enforce deadlines without threads, by bounding every socket
-read of their own connection pool by the stream's next deadline.
+All decisions live in ``_base_client`` (and ``_retry``), the settings and
+requests in ``_client_config``, the shared shell state in ``_stream_shell``; these
+classes send, read, sleep between retries and close, and enforce deadlines without
+threads, by bounding every socket read of their own pool by the stream's next deadline.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
 import httpx
 
 from ._accumulate import ChatResult
-from ._base_client import GiveUp, InBandErrorMode, StreamCore
-from ._body import BodyLimits
+from ._base_client import StreamCore
 from ._chat_events import ChatEvent, TextDelta
-from ._client_config import BaseClient, ResumeArg
+from ._client_config import BaseClient, Call
 from ._closing import ClosesOnExit
-from ._constants import DEFAULT_BASE_URL
-from ._httpx_adapter import (
-    DEADLINE,
-    body_chunks,
-    encoding_of,
-    httpx_timeout,
-    plain_timeout,
-    read_capped,
-    sync_http_client,
-    with_body,
-)
-from ._metrics import StreamMetrics
-from ._timeouts import Timeouts
+from ._httpx_adapter import DEADLINE, body_chunks, read_capped, sync_http_client
+from ._stream_shell import StreamShell
 
 __all__ = ["Client", "Stream"]
 
 
-class Client(ClosesOnExit, BaseClient):
-    """A synchronous client for OpenRouter or any OpenAI-compatible endpoint.
-
-    ``api_key`` defaults to ``$OPENROUTER_API_KEY`` (required only by OpenRouter's
-    own URL); ``timeout`` is a ``Timeouts``; ``retries`` counts retries before the
-    first content event; ``http_client`` brings your own ``httpx.Client`` (the
-    first-token, stall and total limits are then checked as bytes arrive, the idle
-    limit by httpx's read timeout); ``record_to`` records each exchange as a
-    cassette: one file each in a directory, or all appended in order to one file
-    (see ``RecordingTransport``); ``resume`` (a ``Resume``, or True for ``Resume()``)
-    continues every stream that breaks, in a new request (see ``Resume``).
-    ``body_limits`` bounds what is read of a body (``BodyLimits``).
-    """
-
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str = DEFAULT_BASE_URL,
-        app_url: str | None = None,
-        app_title: str | None = None,
-        timeout: Timeouts | None = None,
-        retries: int = 2,
-        http_client: httpx.Client | None = None,
-        headers: Mapping[str, str] | None = None,
-        in_band_error: InBandErrorMode = "raise",
-        on_metrics: Callable[[StreamMetrics], object] | None = None,
-        retry_delay: float = 0.5,
-        max_retry_delay: float = 8.0,
-        record_to: str | Path | None = None,
-        resume: ResumeArg = None,
-        body_limits: BodyLimits | None = None,
-    ) -> None:
-        super().__init__(
-            api_key=api_key,
-            base_url=base_url,
-            app_url=app_url,
-            app_title=app_title,
-            timeout=timeout,
-            retries=retries,
-            headers=headers,
-            in_band_error=in_band_error,
-            on_metrics=on_metrics,
-            retry_delay=retry_delay,
-            max_retry_delay=max_retry_delay,
-            resume=resume,
-            body_limits=body_limits,
-        )
-        self._owns_http = http_client is None
-        self._http = http_client if http_client is not None else sync_http_client(record_to)
-        if not self._owns_http and record_to is not None:
-            raise ValueError("record_to cannot wrap a caller's http_client; record with yours")
-
-    def stream(
-        self,
-        *,
-        model: str,
-        messages: Any,
-        timeout: Timeouts | None = None,
-        in_band_error: InBandErrorMode | None = None,
-        retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        resume: ResumeArg = None,
-        **params: Any,
-    ) -> Stream:
-        """A stream of typed chat events; use it as a context manager.
-
-        ``params`` go into the request body (tools, reasoning, provider, models,
-        max_tokens, ...); ``stream_options.include_usage`` is on unless set.
-        ``resume`` overrides the client's policy for this stream (False: none).
-        """
-        core = self._core(
-            time.monotonic(),
-            timeout,
-            in_band_error,
-            retries,
-            resume=resume,
-            model=model,
-            messages=messages,
-            params=params,
-        )
-        request = self._http.build_request(
-            "POST",
-            self._url,
-            content=self._body(model, messages, params, stream=True),
-            headers=self._request_headers(extra_headers, stream=True),
-            timeout=httpx_timeout(core.timeouts),
-        )
-        return Stream(self._http, request, core)
-
-    def complete(
-        self,
-        *,
-        model: str,
-        messages: Any,
-        stream: bool = True,
-        timeout: Timeouts | None = None,
-        in_band_error: InBandErrorMode | None = None,
-        retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        resume: ResumeArg = None,
-        **params: Any,
-    ) -> ChatResult:
-        """The whole answer as a ``ChatResult``.
-
-        Streams under the hood (with every stream protection) unless
-        ``stream=False``, which sends one plain request (for batch work).
-        """
-        if not stream:
-            return self._complete_plain(model, messages, timeout, retries, extra_headers, params)
-        with self.stream(
-            model=model,
-            messages=messages,
-            timeout=timeout,
-            in_band_error=in_band_error,
-            retries=retries,
-            extra_headers=extra_headers,
-            resume=resume,
-            **params,
-        ) as s:
-            return s.final()
-
-    def _complete_plain(
-        self,
-        model: str,
-        messages: Any,
-        timeout: Timeouts | None,
-        retries: int | None,
-        extra_headers: Mapping[str, str] | None,
-        params: dict[str, Any],
-    ) -> ChatResult:
-        core = self._core(
-            time.monotonic(),
-            timeout,
-            None,
-            retries,
-            model=model,
-            messages=messages,
-            params=params,
-            stream=False,
-        )
-        t = core.timeouts
-        request = self._http.build_request(
-            "POST",
-            self._url,
-            content=self._body(model, messages, params, stream=False),
-            headers=self._request_headers(extra_headers, stream=False),
-            timeout=plain_timeout(t),
-        )
-        try:
-            while True:
-                core.begin_attempt(time.monotonic())
-                try:
-                    response = self._http.send(request, stream=True)
-                    try:
-                        limits = core.body_limits
-                        if response.is_success:
-                            body = read_capped(
-                                response,
-                                limits.completion_body,
-                                inflation=limits.inflation,
-                                strict=True,
-                                overdue=lambda: core.total_overdue(time.monotonic()),
-                            )
-                            result = core.plain_result(response.status_code, response.headers, body)
-                            core.plain_end(time.monotonic(), result)
-                            return result
-                        body = read_capped(response, limits.error_body, inflation=limits.inflation)
-                    finally:
-                        response.close()
-                    raise core.head_error(response.status_code, response.headers, body)
-                except Exception as exc:
-                    decision = core.decide(exc, time.monotonic(), finish=False)
-                    if isinstance(decision, GiveUp):
-                        raise decision.error from decision.cause
-                    time.sleep(decision.delay)
-        except BaseException as exc:
-            core.plain_end(time.monotonic(), error=exc)  # observers hear of the failure too
-            raise
-
-    def close(self) -> None:
-        """Close the connection pool (only when the client created it)."""
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-
-class Stream(ClosesOnExit):
+class Stream(ClosesOnExit, StreamShell[httpx.Client, Iterator[bytes]]):
     """One streaming response: iterate it for ``ChatEvent``s.
 
     Iterating raises rawsse's errors where they happen, after every event before
     them.  ``break`` (or leaving the ``with`` block, or ``close()``) closes the
     connection at once and marks the result ``cancelled``.
     """
-
-    def __init__(self, http: httpx.Client, request: httpx.Request, core: StreamCore) -> None:
-        self._http = http
-        self._request = request
-        self._core = core
-        self._response: httpx.Response | None = None  # open, being read
-        self._last_response: httpx.Response | None = None  # kept for status and headers
-        self._raw: Iterator[bytes] | None = None
-        self._opened = False
 
     # -- public ---------------------------------------------------------------
 
@@ -280,23 +70,7 @@ class Stream(ClosesOnExit):
         """Read what is left and return the ``ChatResult`` (again, if already read)."""
         for _ in self:
             pass
-        if self._core.error is not None:
-            raise self._core.error
-        return self._core.result
-
-    @property
-    def result(self) -> ChatResult:
-        """The result so far (final once the stream ended)."""
-        return self._core.result
-
-    @property
-    def metrics(self) -> StreamMetrics:
-        return self._core.metrics(time.monotonic())
-
-    @property
-    def response(self) -> httpx.Response | None:
-        """The HTTP response of the current attempt (status, headers)."""
-        return self._last_response
+        return self._core.outcome()
 
     def close(self) -> None:
         """Stop: close the connection and mark an unfinished result ``cancelled``."""
@@ -304,6 +78,8 @@ class Stream(ClosesOnExit):
         self._close_response()
 
     # -- shell ----------------------------------------------------------------
+
+    _now = staticmethod(time.monotonic)
 
     def _open(self) -> None:
         if not self._opened:
@@ -319,23 +95,15 @@ class Stream(ClosesOnExit):
             response.close()
 
     def _connect(self) -> None:
-        core = self._core
         while True:
-            core.begin_attempt(time.monotonic())
-            body = core.take_body()
-            if body is not None:  # a continuation (see ``Resume``)
-                self._request = with_body(self._request, body)
+            request = self._attempt()
             try:
-                DEADLINE.set(core.clocks.deadline())
-                response = self._http.send(self._request, stream=True)
-                self._response = self._last_response = response
-                if core.check_head(response.status_code, response.headers, encoding_of(response)):
+                DEADLINE.set(self._core.clocks.deadline())
+                response = self._http.send(request, stream=True)
+                if self._is_stream(response):
                     self._raw = body_chunks(response)  # decoded by the core, step by step
                     return
-                limits = core.body_limits
-                body = read_capped(response, limits.error_body, inflation=limits.inflation)
-                self._close_response()
-                raise core.head_error(response.status_code, response.headers, body)
+                raise self._head_error(response, read_capped(response, self._core))
             except BaseException as exc:
                 self._failed(exc)
 
@@ -347,48 +115,89 @@ class Stream(ClosesOnExit):
 
     def _failed(self, exc: BaseException) -> None:
         """Handle a failure: return to retry (after the backoff) or raise."""
-        core = self._core
-        now = time.monotonic()
         self._close_response()
-        decision = core.decide(exc, now)
-        if isinstance(decision, GiveUp):
-            raise decision.error from decision.cause
-        time.sleep(decision.delay)
+        time.sleep(self._core.backoff(exc, time.monotonic()))
 
     def _next_batch(self) -> list[ChatEvent] | None:
         core = self._core
         while True:
             if core.pending is not None:
                 self._failed(core.take_pending())
-                continue
-            if core.announce:
-                return core.take_announce()
-            if core.finished:
-                if core.error is not None:
-                    raise core.error
-                return None
-            if self._raw is None:
+            elif core.announce or core.finished:
+                return core.take_ready()
+            elif self._raw is None:
                 self._connect()
-                continue
-            if core.backlog:
-                events = core.feed(b"", time.monotonic())
-                if core.finished:
-                    self._close_response()
-                return events
-            core.clocks.read_start = time.monotonic()
-            deadline = core.clocks.deadline()
+            else:
+                events = self._read(self._raw)
+                if events is not None:
+                    return events
+
+    def _read(self, raw: Iterator[bytes]) -> list[ChatEvent] | None:
+        """The events of one read (of the ``backlog`` first); None after a failure."""
+        core = self._core
+        chunk: bytes | None = b""
+        if not core.backlog:
             try:
-                DEADLINE.set(deadline)
-                chunk = next(self._raw, None)
-                now = time.monotonic()
+                DEADLINE.set(core.read_deadline(time.monotonic()))
+                chunk = next(raw, None)
             except BaseException as exc:
-                self._failed(exc)
-                continue
-            if chunk is None:
-                events = core.end_of_body(now)
-                self._close_response()
-                return events
-            events = core.feed(chunk, now)
-            if core.finished:
-                self._close_response()
-            return events
+                if not core.ends_body(exc):
+                    self._failed(exc)
+                    return None
+                chunk = None
+        events = core.take(chunk, time.monotonic())
+        if chunk is None or core.finished:  # the body ended, or the stream did
+            self._close_response()
+        return events
+
+
+class Client(ClosesOnExit, BaseClient[httpx.Client, Stream, ChatResult]):
+    """A synchronous client for OpenRouter or any OpenAI-compatible endpoint.
+
+    ``api_key`` defaults to ``$OPENROUTER_API_KEY`` (required only by OpenRouter's
+    own URL); ``timeout`` is a ``Timeouts``; ``retries`` counts retries before the
+    first content event; ``http_client`` brings your own ``httpx.Client`` (the
+    first-token, stall and total limits are then checked as bytes arrive, the idle
+    limit by httpx's read timeout); ``record_to`` records each exchange as a
+    cassette: one file each in a directory, or all appended in order to one file
+    (see ``RecordingTransport``); ``resume`` (a ``Resume``, or True for ``Resume()``)
+    continues every stream that breaks, in a new request (see ``Resume``).
+    ``body_limits`` bounds what is read of a body (``BodyLimits``).
+    """
+
+    def close(self) -> None:
+        """Close the connection pool (only when the client created it)."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    # -- shell ----------------------------------------------------------------
+
+    _now = staticmethod(time.monotonic)
+    _new_http = staticmethod(sync_http_client)
+    _stream_type = Stream
+
+    def _complete(self, call: Call, stream: bool) -> ChatResult:
+        core, request = self._prepare(call, stream)
+        if not stream:
+            return self._plain(core, request)
+        with Stream(self._http, request, core) as opened:
+            return opened.final()
+
+    def _plain(self, core: StreamCore, request: httpx.Request) -> ChatResult:
+        try:
+            while True:
+                core.begin_attempt(time.monotonic())
+                try:
+                    with contextlib.closing(self._http.send(request, stream=True)) as response:
+                        body = read_capped(response, core, time.monotonic)
+                    return core.plain_result(
+                        response.status_code, response.headers, body, time.monotonic()
+                    )
+                except Exception as exc:
+                    time.sleep(core.backoff(exc, time.monotonic(), finish=False))
+        except BaseException as exc:
+            core.plain_end(time.monotonic(), error=exc)  # observers hear of the failure too
+            raise

@@ -1,8 +1,10 @@
-"""``BaseClient``: the settings and request building of ``Client`` and ``AsyncClient``.
+"""``BaseClient``: the settings, public methods and request building of ``Client``
+and ``AsyncClient``.
 
 Apart from ``_base_client`` (the sans-I/O ``StreamCore`` of one stream) because it
 changes for other reasons: the key, the headers and the body of a request, and
-which policies a new ``StreamCore`` gets.
+which policies a new ``StreamCore`` gets.  The shells add their clock, pool,
+stream class and ``_complete``.
 """
 
 from __future__ import annotations
@@ -10,21 +12,25 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, TypeAlias
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeAlias, TypeVar
 from urllib.parse import urlsplit
+
+import httpx
 
 from ._base_client import InBandErrorMode, StreamCore
 from ._body import BodyLimits
-from ._constants import API_KEY_ENV, is_openrouter
+from ._constants import API_KEY_ENV, DEFAULT_BASE_URL, is_openrouter
 from ._errors import ConfigurationError
-from ._httpx_adapter import translate_error
+from ._httpx_adapter import httpx_timeout, plain_timeout, translate_error
 from ._metrics import StreamMetrics
 from ._observe import RequestInfo, StreamObserver
 from ._resume import Resume, ResumeCore
 from ._timeouts import Timeouts
 from ._version import __version__
 
-__all__ = ["BaseClient", "ResumeArg", "clean_key", "resume_policy"]
+__all__ = ["BaseClient", "Call", "ResumeArg", "clean_key", "resume_policy"]
 
 ResumeArg: TypeAlias = "Resume | bool | None"
 """A ``Resume`` policy, ``True`` for ``Resume()``, ``False``/``None`` for none."""
@@ -52,23 +58,76 @@ def clean_key(key: str | None) -> str | None:
     return key
 
 
-class BaseClient:
-    """Settings and request building shared by ``Client`` and ``AsyncClient``."""
+def _base_headers(
+    app_url: str | None,
+    app_title: str | None,
+    headers: Mapping[str, str] | None,
+    api_key: str | None,
+) -> dict[str, str]:
+    """The headers of every request (the key last: ``headers`` cannot replace it)."""
+    base_headers = {
+        "Content-Type": "application/json",
+        "User-Agent": f"rawsse/{_version()}",
+        # What ``ContentDecoder`` decodes, in bounded steps (httpx would also offer
+        # br and zstd when installed, and inflate each read whole).
+        "Accept-Encoding": "gzip, deflate",
+    }
+    if app_url is not None:
+        base_headers["HTTP-Referer"] = app_url
+    if app_title is not None:
+        base_headers["X-OpenRouter-Title"] = app_title
+        base_headers["X-Title"] = app_title  # the older name, still read by OpenRouter
+    if headers:
+        base_headers.update(headers)
+    if api_key:  # an empty key sends no Authorization header
+        base_headers["Authorization"] = f"Bearer {api_key}"
+    return base_headers
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """The arguments of one ``stream()`` or ``complete()`` call."""
+
+    model: str
+    messages: Any
+    timeout: Timeouts | None
+    in_band_error: InBandErrorMode | None
+    retries: int | None
+    extra_headers: Mapping[str, str] | None
+    resume: ResumeArg
+    params: dict[str, Any]
+
+
+HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
+StreamT = TypeVar("StreamT")
+ResultT = TypeVar("ResultT")
+
+
+class BaseClient(Generic[HttpT, StreamT, ResultT]):
+    """Everything of ``Client`` and ``AsyncClient`` that is not I/O: the settings, the
+    requests, the ``StreamCore`` of each.  The shells give the clock (``_now``), their
+    pool (``_new_http``), their stream class (``_stream_type``) and ``_complete``;
+    ``ResultT`` is ``complete``'s return type (a coroutine for ``AsyncClient``)."""
+
+    _idle_read = True
+    """httpx's read timeout is the idle limit (False: the shell's deadline covers it)."""
 
     def __init__(
         self,
         *,
-        api_key: str | None,
-        base_url: str,
-        app_url: str | None,
-        app_title: str | None,
-        timeout: Timeouts | None,
-        retries: int,
-        headers: Mapping[str, str] | None,
-        in_band_error: InBandErrorMode,
-        on_metrics: Callable[[StreamMetrics], object] | None,
-        retry_delay: float,
-        max_retry_delay: float,
+        api_key: str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        app_url: str | None = None,
+        app_title: str | None = None,
+        timeout: Timeouts | None = None,
+        retries: int = 2,
+        http_client: HttpT | None = None,
+        headers: Mapping[str, str] | None = None,
+        in_band_error: InBandErrorMode = "raise",
+        on_metrics: Callable[[StreamMetrics], object] | None = None,
+        retry_delay: float = 0.5,
+        max_retry_delay: float = 8.0,
+        record_to: str | Path | None = None,
         resume: ResumeArg = None,
         body_limits: BodyLimits | None = None,
     ) -> None:
@@ -87,6 +146,8 @@ class BaseClient:
             raise ValueError(f"retries must be >= 0: {retries!r}")
         if in_band_error not in ("raise", "yield"):
             raise ValueError(f"in_band_error must be 'raise' or 'yield': {in_band_error!r}")
+        if http_client is not None and record_to is not None:
+            raise ValueError("record_to cannot wrap a caller's http_client; record with yours")
         self._api_key = api_key
         self.timeout = timeout if timeout is not None else Timeouts()
         self.body_limits = body_limits if body_limits is not None else BodyLimits()
@@ -100,23 +161,91 @@ class BaseClient:
         self._url = self.base_url + "/chat/completions"
         self.observers: tuple[StreamObserver, ...] = ()
         """What watches every stream (``add_observer``); empty costs nothing."""
-        base_headers = {
-            "Content-Type": "application/json",
-            "User-Agent": f"rawsse/{_version()}",
-            # What ``ContentDecoder`` decodes, in bounded steps (httpx would also offer
-            # br and zstd when installed, and inflate each read whole).
-            "Accept-Encoding": "gzip, deflate",
-        }
-        if app_url is not None:
-            base_headers["HTTP-Referer"] = app_url
-        if app_title is not None:
-            base_headers["X-OpenRouter-Title"] = app_title
-            base_headers["X-Title"] = app_title  # the older name, still read by OpenRouter
-        if headers:
-            base_headers.update(headers)
-        if api_key:  # an empty key sends no Authorization header
-            base_headers["Authorization"] = f"Bearer {api_key}"
-        self._headers = base_headers
+        self._headers = _base_headers(app_url, app_title, headers, api_key)
+        self._owns_http = http_client is None
+        self._http: HttpT = http_client if http_client is not None else self._new_http(record_to)
+
+    # -- the shell's part ---------------------------------------------------------------
+
+    _now: Callable[[], float]
+    """The shell's clock."""
+    _new_http: Callable[[str | Path | None], HttpT]
+    """The shell's own pool (recording to ``record_to``)."""
+    _stream_type: Callable[[HttpT, httpx.Request, StreamCore], StreamT]
+
+    def _complete(self, call: Call, stream: bool) -> ResultT:
+        """``complete``: read the whole stream, or (``stream=False``) send one plain request."""
+        raise NotImplementedError
+
+    # -- public -------------------------------------------------------------------------
+
+    def stream(
+        self,
+        *,
+        model: str,
+        messages: Any,
+        timeout: Timeouts | None = None,
+        in_band_error: InBandErrorMode | None = None,
+        retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        resume: ResumeArg = None,
+        **params: Any,
+    ) -> StreamT:
+        """A stream of typed chat events; use it as a context manager (``async with``
+        for ``AsyncClient``).
+
+        ``params`` go into the request body (tools, reasoning, provider, models,
+        max_tokens, ...); ``stream_options.include_usage`` is on unless set.
+        ``resume`` overrides the client's policy for this stream (False: none).
+        """
+        call = Call(model, messages, timeout, in_band_error, retries, extra_headers, resume, params)
+        core, request = self._prepare(call)
+        return self._stream_type(self._http, request, core)
+
+    def complete(
+        self,
+        *,
+        model: str,
+        messages: Any,
+        stream: bool = True,
+        timeout: Timeouts | None = None,
+        in_band_error: InBandErrorMode | None = None,
+        retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        resume: ResumeArg = None,
+        **params: Any,
+    ) -> ResultT:
+        """The whole answer as a ``ChatResult`` (awaited, for ``AsyncClient``).
+
+        Streams under the hood (with every stream protection) unless
+        ``stream=False``, which sends one plain request (for batch work).
+        """
+        call = Call(model, messages, timeout, in_band_error, retries, extra_headers, resume, params)
+        return self._complete(call, stream)
+
+    def _prepare(self, call: Call, stream: bool = True) -> tuple[StreamCore, httpx.Request]:
+        """The core and the request of ``call`` (a stream, or with ``stream=False`` a
+        plain answer)."""
+        core = self._core(
+            self._now(),
+            call.timeout,
+            call.in_band_error,
+            call.retries,
+            resume=call.resume,
+            model=call.model,
+            messages=call.messages,
+            params=call.params,
+            stream=stream,
+        )
+        t = core.timeouts
+        request = self._http.build_request(
+            "POST",
+            self._url,
+            content=self._body(call.model, call.messages, call.params, stream=stream),
+            headers=self._request_headers(call.extra_headers, stream=stream),
+            timeout=httpx_timeout(t, read=self._idle_read) if stream else plain_timeout(t),
+        )
+        return core, request
 
     def __repr__(self) -> str:
         # Never the key: only where requests go and how long they may take.

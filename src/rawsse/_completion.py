@@ -25,6 +25,7 @@ __all__ = [
     "completion_from_result",
     "result_from_completion",
     "stream_from_completion",
+    "unexpected_content",
 ]
 
 
@@ -36,20 +37,12 @@ def result_from_completion(status: int, headers: Mapping[str, str], body: bytes)
     (lone surrogates become U+FFFD there).  JSON nested deeper than 64 levels,
     ``NaN`` and ``Infinity`` are not a completion: ``UnexpectedContentType``.
     """
-    content_type = headers.get("content-type", "")
     try:
         data = loads_bounded(body)
     except ValueError:
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("choices", []), list):
-        text = body[:MAX_BODY_CHARS].decode("utf-8", "replace")
-        raise UnexpectedContentType(
-            f"expected a JSON chat completion, got HTTP {status} with Content-Type "
-            f"{content_type or '(none)'!r}: {text[:200]!r}",
-            status=status,
-            content_type=content_type,
-            body=text,
-        )
+        raise unexpected_content("a JSON chat completion", status, headers, body)
     chunk = {k: v for k, v in data.items() if k != "choices"}
     choices = []
     for position, choice in enumerate(data.get("choices") or []):
@@ -57,15 +50,7 @@ def result_from_completion(status: int, headers: Mapping[str, str], body: bytes)
             continue
         converted = {k: v for k, v in choice.items() if k != "message"}
         converted.setdefault("index", position)
-        message = choice.get("message")
-        delta = dict(message) if isinstance(message, dict) else {}
-        calls = delta.get("tool_calls")
-        if isinstance(calls, list):
-            delta["tool_calls"] = [
-                {"index": i, **call} if isinstance(call, dict) and "index" not in call else call
-                for i, call in enumerate(calls)
-            ]
-        converted["delta"] = delta
+        converted["delta"] = _delta_of(choice.get("message"))
         choices.append(converted)
     chunk["choices"] = choices
     decoder = ChatDecoder()
@@ -75,6 +60,33 @@ def result_from_completion(status: int, headers: Mapping[str, str], body: bytes)
     for event in decoder.feed(b"data: " + payload + b"\n\ndata: [DONE]\n\n"):
         accumulator.add(event)
     return accumulator.result()
+
+
+def unexpected_content(
+    expected: str, status: int, headers: Mapping[str, str], body: bytes
+) -> UnexpectedContentType:
+    """The error for an answer that is not the ``expected`` kind (its start quoted)."""
+    content_type = headers.get("content-type", "")
+    text = body[:MAX_BODY_CHARS].decode("utf-8", "replace")
+    return UnexpectedContentType(
+        f"expected {expected}, got HTTP {status} with "
+        f"Content-Type {content_type or '(none)'!r}: {text[:200]!r}",
+        status=status,
+        content_type=content_type,
+        body=text,
+    )
+
+
+def _delta_of(message: object) -> dict[str, Any]:
+    """A completion's ``message`` as the stream's ``delta``: each tool call with its ``index``."""
+    delta = dict(message) if isinstance(message, dict) else {}
+    calls = delta.get("tool_calls")
+    if isinstance(calls, list):
+        delta["tool_calls"] = [
+            {"index": i, **call} if isinstance(call, dict) and "index" not in call else call
+            for i, call in enumerate(calls)
+        ]
+    return delta
 
 
 def completion_from_result(result: ChatResult) -> dict[str, Any]:
@@ -177,14 +189,7 @@ def stream_from_completion(doc: Mapping[str, Any]) -> bytes:
         if not isinstance(choice, dict):
             continue
         index = choice.get("index", position)
-        message = choice.get("message")
-        delta = dict(message) if isinstance(message, dict) else {}
-        calls = delta.get("tool_calls")
-        if isinstance(calls, list):
-            delta["tool_calls"] = [
-                {"index": i, **call} if isinstance(call, dict) and "index" not in call else call
-                for i, call in enumerate(calls)
-            ]
+        delta = _delta_of(choice.get("message"))
         chunks.append({**envelope, "choices": [{"index": index, "delta": delta}]})
         rest = {k: v for k, v in choice.items() if k not in ("index", "message")}
         finishes.append({**envelope, "choices": [{"index": index, "delta": {}, **rest}]})

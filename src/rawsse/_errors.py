@@ -1,8 +1,9 @@
 """Every error rawsse raises.  One base class; the tree::
 
     RawSSEError
-    ├── SSEProtocolError            a bound of the SSE decoder was violated
-    ├── MalformedChunk              a data payload that is not a valid chat chunk
+    ├── DecodeError                 carries the ``events`` decoded before it
+    │   ├── SSEProtocolError        a bound of the SSE decoder was violated
+    │   └── MalformedChunk          a data payload that is not a valid chat chunk
     ├── ConfigurationError          the client cannot be built as asked (e.g. no API key)
     ├── CassetteError               a cassette file is damaged, newer, or missing
     ├── APIError                    anything that went wrong talking to the server
@@ -31,7 +32,7 @@
             ├── StallTimeout
             └── TotalTimeout
 
-``MalformedChunk`` also carries ``partial``.  Every ``partial`` is the
+``DecodeError`` also carries ``partial``.  Every ``partial`` is the
 ``ChatResult`` received so far, so catching ``RawSSEError`` loses nothing.
 """
 
@@ -41,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._accumulate import ChatResult
-    from ._chat_events import ChatEvent
+    from ._chat_events import ChatEvent, InBandError
 
 __all__ = [
     "APIConnectionError",
@@ -55,6 +56,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectTimeout",
     "ContinuationError",
+    "DecodeError",
     "FirstTokenTimeout",
     "IdleTimeout",
     "IncompleteStreamError",
@@ -81,13 +83,13 @@ class RawSSEError(Exception):
     """Base class of every error rawsse raises."""
 
 
-class SSEProtocolError(RawSSEError):
-    """The byte stream broke a bound of the SSE decoder (a line or event too large).
+class DecodeError(RawSSEError):
+    """The bytes could not be decoded (the base of ``SSEProtocolError`` and
+    ``MalformedChunk``).
 
-    ``events`` are the events decoded from the same call before the violation
-    (SSE events and comments from ``SSEDecoder``, chat events from
-    ``ChatDecoder``), so none is lost; ``partial`` the result so far, where the
-    raiser has one (``parse_chat_stream`` and the clients set it).
+    ``events`` are the events decoded from the same call before the failure, so
+    none is lost; ``partial`` the result so far, where the raiser has one
+    (``parse_chat_stream`` and the clients set it).
     """
 
     def __init__(
@@ -103,13 +105,22 @@ class SSEProtocolError(RawSSEError):
         self.partial = partial
 
 
-class MalformedChunk(RawSSEError):
+class SSEProtocolError(DecodeError):
+    """The byte stream broke a bound of the SSE decoder (a line or event too large).
+
+    ``events``: the SSE events and comments (from ``SSEDecoder``) or the chat events
+    (from ``ChatDecoder``) decoded before the violation.
+    """
+
+
+class MalformedChunk(DecodeError):
     """A data payload that is not a valid chat-completion chunk.
 
     ``payload`` is the raw data string that failed; ``events`` the chat events
-    decoded from the same ``feed`` before it (so none is lost); ``partial`` the
-    result so far, where the raiser has one.
+    decoded from the same ``feed`` before it.
     """
+
+    events: list[ChatEvent]
 
     def __init__(
         self,
@@ -119,11 +130,8 @@ class MalformedChunk(RawSSEError):
         events: list[ChatEvent] | None = None,
         partial: ChatResult | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, events=events, partial=partial)
         self.payload = payload
-        self.events: list[ChatEvent] = events if events is not None else []
-        self.partial = partial
 
 
 class ConfigurationError(RawSSEError):
@@ -252,6 +260,14 @@ class StreamError(StreamInterrupted):
         self.code = code
         self.metadata = metadata
         self.raw = raw
+
+    @classmethod
+    def from_event(cls, event: InBandError) -> StreamError:
+        """The error for an ``InBandError`` event that ends a stream."""
+        code = event.code
+        suffix = "" if code is None else f" (code {code})"
+        message = f"the server sent an error in the stream: {event.message}{suffix}"
+        return cls(message, code=code, metadata=event.metadata, raw=event.raw)
 
 
 class IncompleteStreamError(StreamInterrupted):

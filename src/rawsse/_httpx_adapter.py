@@ -36,10 +36,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DEADLINE",
     "DEFAULT_LIMITS",
+    "CappedBody",
     "abody_chunks",
     "aread_capped",
     "async_http_client",
     "body_chunks",
+    "capped_body",
     "encoding_of",
     "httpx_timeout",
     "plain_timeout",
@@ -113,31 +115,6 @@ def translate_error(exc: Exception, core: StreamCore, now: float) -> RawSSEError
     return None
 
 
-def _capped(content: ContentDecoder, raw: bytes, out: bytearray, cap: int, *, strict: bool) -> bool:
-    """Decode ``raw`` into ``out`` up to ``cap`` bytes; True once ``cap`` is reached."""
-    content.feed(raw)
-    try:
-        while len(out) < cap:
-            piece = content.read(cap - len(out))
-            if not piece:
-                return False
-            out += piece
-    except BodyError:
-        if strict:
-            raise
-        return True  # an error body keeps what decoded before the damage
-    return True
-
-
-def _flush(content: ContentDecoder, *, strict: bool) -> bytes:
-    try:
-        return content.flush()
-    except BodyError:
-        if strict:
-            raise
-        return b""
-
-
 def encoding_of(response: httpx.Response) -> str:
     """The ``Content-Encoding`` rawsse must decode: none when httpx already read (and
     decoded) the body, as a ``MockTransport`` response with ``content=`` is."""
@@ -154,41 +131,92 @@ def abody_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
     return response.aiter_bytes() if response.is_stream_consumed else response.aiter_raw()
 
 
-def _decoder(response: httpx.Response, *, inflation: float | None, strict: bool) -> ContentDecoder:
-    try:
-        return ContentDecoder(encoding_of(response), inflation=inflation)
-    except BodyError:
-        if strict:
-            raise
-        return ContentDecoder("", inflation=None)  # an unknown encoding: its raw bytes
-
-
-def read_capped(
-    response: httpx.Response,
-    cap: int,
-    *,
-    inflation: float | None,
-    strict: bool = False,
-    overdue: Callable[[], RawSSEError | None] | None = None,
-) -> bytes:
-    """At most ``cap`` decoded bytes of ``response``'s body (``cap + 1`` with
-    ``strict``, so the caller can tell a longer body); the rest is never read.
+class CappedBody:
+    """At most ``cap`` decoded bytes of one body (``cap + 1`` with ``strict``, so the
+    caller can tell a longer body); the rest is never read.
 
     Without ``strict`` (error bodies), damaged or unknown encodings end the body
     quietly; ``overdue`` is asked after each read whether a deadline passed.
     """
-    content = _decoder(response, inflation=inflation, strict=strict)
-    limit = cap + 1 if strict else cap
-    out = bytearray()
-    for raw in body_chunks(response):
-        if _capped(content, raw, out, limit, strict=strict):
-            break
-        err = overdue() if overdue is not None else None
+
+    def __init__(
+        self,
+        response: httpx.Response,
+        cap: int,
+        *,
+        inflation: float | None,
+        strict: bool = False,
+        overdue: Callable[[], RawSSEError | None] | None = None,
+    ) -> None:
+        try:
+            self._content = ContentDecoder(encoding_of(response), inflation=inflation)
+        except BodyError:
+            if strict:
+                raise
+            self._content = ContentDecoder("", inflation=None)  # unknown: its raw bytes
+        self._limit = cap + 1 if strict else cap
+        self._strict = strict
+        self._overdue = overdue
+        self._out = bytearray()
+
+    def full(self, raw: bytes) -> bool:
+        """Take one read of the body; True once the cap is reached (read no more)."""
+        content, out = self._content, self._out
+        content.feed(raw)
+        try:
+            while len(out) < self._limit:
+                piece = content.read(self._limit - len(out))
+                if not piece:
+                    break
+                out += piece
+            else:
+                return True
+        except BodyError:
+            if self._strict:
+                raise
+            return True  # an error body keeps what decoded before the damage
+        err = self._overdue() if self._overdue is not None else None
         if err is not None:
             raise err
-    else:
-        out += _flush(content, strict=strict)
-    return bytes(out[:limit])
+        return False
+
+    def body(self, *, ended: bool) -> bytes:
+        """What was read; ``ended``: the body ended (its encoding is flushed)."""
+        if ended:
+            try:
+                self._out += self._content.flush()
+            except BodyError:
+                if self._strict:
+                    raise
+        return bytes(self._out[: self._limit])
+
+
+def capped_body(
+    response: httpx.Response, core: StreamCore, now: Callable[[], float] | None = None
+) -> CappedBody:
+    """How much of ``response`` is read (``core.body_limits``): an error body, or with
+    ``now`` (the shell's clock) a ``stream=False`` answer, bounded by ``total`` too."""
+    limits = core.body_limits
+    if now is None or not response.is_success:
+        return CappedBody(response, limits.error_body, inflation=limits.inflation)
+    return CappedBody(
+        response,
+        limits.completion_body,
+        inflation=limits.inflation,
+        strict=True,
+        overdue=lambda: core.total_overdue(now()),
+    )
+
+
+def read_capped(
+    response: httpx.Response, core: StreamCore, now: Callable[[], float] | None = None
+) -> bytes:
+    """The body of ``response`` as ``capped_body`` bounds it."""
+    capped = capped_body(response, core, now)
+    for raw in body_chunks(response):
+        if capped.full(raw):
+            return capped.body(ended=False)
+    return capped.body(ended=True)
 
 
 async def unwind(raw: AsyncIterator[bytes]) -> None:
@@ -209,31 +237,19 @@ async def unwind(raw: AsyncIterator[bytes]) -> None:
 
 
 async def aread_capped(
-    response: httpx.Response,
-    cap: int,
-    *,
-    inflation: float | None,
-    strict: bool = False,
-    overdue: Callable[[], RawSSEError | None] | None = None,
+    response: httpx.Response, core: StreamCore, now: Callable[[], float] | None = None
 ) -> bytes:
     """``read_capped`` for an async response."""
-    content = _decoder(response, inflation=inflation, strict=strict)
-    limit = cap + 1 if strict else cap
-    out = bytearray()
+    capped = capped_body(response, core, now)
     chunks = abody_chunks(response)
     try:
         async for raw in chunks:
-            if _capped(content, raw, out, limit, strict=strict):
-                break
-            err = overdue() if overdue is not None else None
-            if err is not None:
-                raise err
-        else:
-            out += _flush(content, strict=strict)
+            if capped.full(raw):
+                return capped.body(ended=False)
+        return capped.body(ended=True)
     finally:
         with anyio.CancelScope(shield=True):
             await unwind(chunks)
-    return bytes(out[:limit])
 
 
 # The deadline (``time.monotonic``) of the sync stream reading on this thread.

@@ -46,9 +46,9 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from types import TracebackType
 from typing import Any
 
+from ._closing import ClosesOnExit
 from ._metrics import StreamMetrics
 
 __all__ = ["FIELDS", "MAX_FIELD", "VERSION", "MetricsLog", "format_time", "metrics_record"]
@@ -143,7 +143,7 @@ def encode_record(record: Mapping[str, Any]) -> bytes:
     return line.encode("utf-8") + b"\n"
 
 
-class MetricsLog:
+class MetricsLog(ClosesOnExit):
     """An ``on_metrics`` sink that appends one JSON line per stream to ``path``.
 
     Pass it as ``Client(on_metrics=rawsse.MetricsLog("metrics.jsonl"))``.  Safe to
@@ -189,14 +189,6 @@ class MetricsLog:
 
     def __enter__(self) -> MetricsLog:
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"MetricsLog({self.path!r})"

@@ -1,22 +1,16 @@
-"""``[DONE]`` should end the stream: a server that keeps the connection open after it
-should not be waited for, on sync, asyncio and trio, over real TCP.
+"""``[DONE]`` ends the stream: a server that keeps the connection open after it is
+not waited for, on sync, asyncio and trio, over real TCP.
 
-Known gap: the client reads on to the end of the body (so a recording keeps every byte
-and ends ``eof``), and a server silent after ``[DONE]`` ends the stream with
-``IdleTimeout``.  Closing at ``[DONE]`` would cut recordings short; the fix is a grace
-period after ``[DONE]`` that ends the stream as complete."""
+The client reads on for ``DONE_GRACE`` only (so a server that closes promptly still
+has its every byte recorded, ending ``eof``), then closes the connection and ends
+the stream as complete (see ``test_client_done_grace``)."""
 
 from __future__ import annotations
-
-import pytest
 
 from rawsse import ChatStatus, Timeouts
 from tests.server import DONE, USAGE, Script, Send, ServerThread, Sleep, chunk, drive
 
 
-@pytest.mark.xfail(
-    reason="known gap: a silent server after [DONE] ends in IdleTimeout", strict=True
-)
 def test_a_connection_held_open_after_done_ends_the_stream_at_once(
     server: ServerThread, mode: str
 ) -> None:
