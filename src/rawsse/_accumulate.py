@@ -304,9 +304,11 @@ def stream_status(
     how the body ended, when known (``eof``, ``error``, ``closed``, ``missing``).
 
     - ``error`` whenever the server reported an error;
+    - ``complete`` after ``[DONE]``, however the body ended after it (the
+      clients close it a short grace after ``[DONE]``: nothing is lost);
     - ``cancelled`` when the consumer closed the body first;
     - ``truncated`` when the body was cut (``error``, ``missing``);
-    - ``complete`` after ``[DONE]``, or when every choice finished *and* usage
+    - ``complete`` when every choice finished *and* usage
       arrived: OpenAI-style servers send usage last, right before ``[DONE]``, so
       a body that stops after the finish reason but before usage and ``[DONE]``
       was cut before its end (its token counts and cost are lost) and is
@@ -315,11 +317,13 @@ def stream_status(
     """
     if error:
         return ChatStatus.ERROR
+    if done:
+        return ChatStatus.COMPLETE
     if end == END_CLOSED:
         return ChatStatus.CANCELLED
     if end in (END_ERROR, END_MISSING):
         return ChatStatus.TRUNCATED
-    if done or (finished and usage):
+    if finished and usage:
         return ChatStatus.COMPLETE
     return ChatStatus.TRUNCATED
 

@@ -95,9 +95,14 @@ def test_finish_without_usage_or_done_is_truncated() -> None:
         ({"done": False, "finished": True, "usage": False}, "truncated"),
         ({"done": False, "finished": False, "usage": True}, "truncated"),
         ({"done": True, "finished": True, "usage": True, "error": True}, "error"),
-        ({"done": True, "finished": True, "usage": True, "end": "closed"}, "cancelled"),
-        ({"done": True, "finished": True, "usage": True, "end": "error"}, "truncated"),
-        ({"done": True, "finished": True, "usage": True, "end": "missing"}, "truncated"),
+        # after [DONE] nothing is lost, however the body ended (the clients close
+        # it a short grace after [DONE])
+        ({"done": True, "finished": True, "usage": True, "end": "closed"}, "complete"),
+        ({"done": True, "finished": True, "usage": True, "end": "error"}, "complete"),
+        ({"done": True, "finished": True, "usage": True, "end": "missing"}, "complete"),
+        ({"done": False, "finished": True, "usage": True, "end": "closed"}, "cancelled"),
+        ({"done": False, "finished": True, "usage": True, "end": "error"}, "truncated"),
+        ({"done": False, "finished": True, "usage": True, "end": "missing"}, "truncated"),
         ({"done": True, "finished": True, "usage": True, "end": "eof"}, "complete"),
     ],
 )

@@ -13,6 +13,7 @@ from rawsse import ChatStatus, Done, StreamMetrics, TextDelta, Timeouts
 from rawsse._base_client import DONE_GRACE, StreamCore
 from rawsse._cassette import load_cassette
 from rawsse._httpx_adapter import translate_error
+from rawsse.inspect import inspect_cassette
 from tests import server as fx
 from tests.server import ServerThread
 
@@ -59,6 +60,8 @@ def test_a_server_silent_after_done_is_closed_at_the_grace_and_recorded(
         assert (cassette.end, (cassette.error or "").split(":")[0]) == ("error", "ReadTimeout")
     else:
         assert (cassette.end, cassette.error) == ("closed", None)
+    # and the recording still reads as the complete stream it was
+    assert inspect_cassette(cassette).status == "complete"
 
 
 def test_bytes_after_done_within_the_grace_are_recorded_and_ignored(
