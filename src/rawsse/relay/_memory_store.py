@@ -23,6 +23,7 @@ import anyio
 from ._store import (
     LeaseLost,
     Renewal,
+    StoreBase,
     StoredEvent,
     StoreFull,
     StreamInfo,
@@ -71,7 +72,7 @@ class _Stream:
         self.changed = anyio.Event()
 
 
-class MemoryStore:
+class MemoryStore(StoreBase):
     """Resumable streams in this process's memory (the embedded default)."""
 
     def __init__(
@@ -94,16 +95,6 @@ class MemoryStore:
         """Finished stream ids, oldest finished first: eviction and expiry order."""
         self._bytes = 0
         self._operations = 0
-
-    @property
-    def lease_ttl(self) -> float:
-        """Seconds an unrenewed lease lasts."""
-        return self._lease_ttl
-
-    @property
-    def operations(self) -> int:
-        """Store calls so far."""
-        return self._operations
 
     @property
     def size(self) -> int:

@@ -11,15 +11,21 @@ Keys of one stream (``{id}`` is a hash tag, so a cluster keeps them on one node)
 ``cancel`` sets the stream's flag and publishes its id on ``<prefix>cancel``; one
 subscription per store wakes the producers waiting in ``wait_cancelled``.
 
-Every write is one Lua script checked against the lease, so a producer that
-lost its lease cannot write; the writes waiting at one moment go in one pipeline
-(group commit: under load one round trip carries many streams' appends).
+Every change (create, append, lease upkeep, cancel) is one Lua script, and
+writes are checked against the lease, so a producer that lost its lease cannot
+write.  The scripts waiting at one moment go in one pipeline on one connection,
+bounded in time as a whole (group commit: under load one round trip carries
+many streams' appends and lease renewals, and a thousand streams need a handful
+of connections, not one each).
 ``XADD`` caps each stream near ``max_events`` (``MAXLEN ~``).  Live keys expire
 ``live_ttl`` after the last write or lease renewal; the terminal event re-arms
 them all to ``ttl``.  Followers ``XREAD BLOCK`` from their position.
 
 Redis down, restarting or slow: every call raises ``StoreUnavailable`` within
-``timeout`` seconds (plus ``block`` for blocking reads); it never hangs.  The
+``timeout`` seconds (plus ``block`` for blocking reads); it never hangs.  A
+pipeline of changes counts only the time this process was running: on a busy
+machine a process can be descheduled (or collect garbage) for seconds, which is
+not Redis failing, and must not turn a thousand streams unresumable.  The
 ``redis`` package's client is asyncio-only, so this store is too.
 """
 
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +45,7 @@ from .._errors import ConfigurationError
 from ._store import (
     LeaseLost,
     Renewal,
+    StoreBase,
     StoredEvent,
     StoreUnavailable,
     StreamInfo,
@@ -49,8 +57,10 @@ __all__ = ["RedisStore"]
 
 log = logging.getLogger("rawsse.relay")
 
-# KEYS m e l; ARGV holder, final, live_ms, done_ms, maxlen, lease_ms, then seq name data
-# per event.  A lapsed lease nobody took is taken back: only another holder fences.
+# KEYS m e l; ARGV holder, final, live_ms, done_ms, maxlen, lease_ms, events: a JSON array
+# of [seq, name, data] (one argument, not three per event: packing arguments costs the
+# relay more than the JSON).  A lapsed lease nobody took is taken back: only another
+# holder fences.
 _WRITE = """
 local state = redis.call('HGET', KEYS[1], 's')
 if not state then return -2 end
@@ -62,17 +72,17 @@ if owner ~= ARGV[1] then
 end
 local last = tonumber(redis.call('HGET', KEYS[1], 'n'))
 local final = ARGV[2] == '1'
-local n = #ARGV
-for i = 7, n, 3 do
-  local seq = tonumber(ARGV[i])
+local events = cjson.decode(ARGV[7])
+local n = #events
+for i = 1, n do
+  local seq, name, data = events[i][1], events[i][2], events[i][3]
   if seq > last then
     if seq ~= last + 1 then return -4 end
-    if final and i + 2 == n then
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '0-' .. seq,
-                 'e', ARGV[i + 1], 'd', ARGV[i + 2], 't', '1')
+    local id = string.format('0-%d', seq)
+    if final and i == n then
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], id, 'e', name, 'd', data, 't', '1')
     else
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '0-' .. seq,
-                 'e', ARGV[i + 1], 'd', ARGV[i + 2])
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], id, 'e', name, 'd', data)
     end
     last = seq
   end
@@ -88,6 +98,15 @@ else
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
 return last
+"""
+
+# KEYS m l; ARGV holder, live_ms, lease_ms, request[, owner]
+_CREATE = """
+redis.call('HSET', KEYS[1], 'r', ARGV[4], 's', 'live', 'n', 0)
+if ARGV[5] then redis.call('HSET', KEYS[1], 'o', ARGV[5]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+return 1
 """
 
 # KEYS m e l; ARGV holder, lease_ms, live_ms
@@ -126,6 +145,9 @@ redis.call('PUBLISH', ARGV[1], ARGV[2])
 return 1
 """
 
+_TICK = 0.1
+"""Seconds between a waiting pipeline's checks of its time budget."""
+
 _WRITE_ERRORS = {
     -1: (LeaseLost, "the lease is held by another producer"),
     -2: (StreamNotFound, "unknown or expired stream"),
@@ -133,7 +155,12 @@ _WRITE_ERRORS = {
 }
 
 
-class RedisStore:
+_Arg = str | int | bytes
+_Call = tuple[Any, list[str], list[_Arg], asyncio.Future[Any]]
+"""A queued script call: the script, its keys and arguments, and where its reply goes."""
+
+
+class RedisStore(StoreBase):
     """Resumable streams in Redis Streams, shared by every relay instance using the same URL."""
 
     def __init__(
@@ -151,10 +178,11 @@ class RedisStore:
     ) -> None:
         """Connect lazily to ``url`` (``redis://HOST:PORT/DB``, ``rediss://``, ``unix://``).
 
-        ``timeout`` bounds every call (and connecting); blocking reads wait at
-        most ``block`` seconds per round trip on top of it.  Each follower reading
-        the store holds one of ``max_connections`` while it waits; other calls
-        share the rest.
+        ``timeout`` bounds every round trip (and connecting); a change queued
+        behind a round trip in flight waits for that one first, and blocking
+        reads wait at most ``block`` seconds per round trip on top of it.  Each
+        follower reading the store holds one of ``max_connections`` while it
+        waits; all the changes share one at a time.
         """
         try:
             from redis.asyncio import from_url
@@ -177,49 +205,34 @@ class RedisStore:
         self._channel = key_prefix + "cancel"
         self._waiters: dict[str, anyio.Event] = {}
         self._listener: asyncio.Task[None] | None = None
-        self._pending: list[tuple[list[str], list[str | int], asyncio.Future[Any]]] = []
+        self._pending: list[_Call] = []
         self._flusher: asyncio.Task[None] | None = None
         self._operations = 0
         self._errors: tuple[type[Exception], ...] = (RedisError, OSError)
         self._no_script = NoScriptError
-        # One immediate retry on a dropped connection (a pooled one a restart closed); no
-        # retry on timeouts, which would double the wait.
+        # One immediate retry on a dropped connection (a pooled one a restart closed).  No
+        # socket timeout: every call is bounded here (``_guard``, ``_round_trip``).
         options: dict[str, Any] = {
-            "socket_timeout": timeout + block,
             "socket_connect_timeout": timeout,
             "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         }
         # Typed loosely on purpose: the package's reply types differ between its versions.
         self._client: Any = from_url(url, max_connections=max_connections, **options)
+        self._create = self._client.register_script(_CREATE)
         self._write = self._client.register_script(_WRITE)
         self._acquire = self._client.register_script(_ACQUIRE)
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
         self._cancel = self._client.register_script(_CANCEL)
 
-    @property
-    def lease_ttl(self) -> float:
-        """Seconds an unrenewed lease lasts."""
-        return self._lease_ttl
-
-    @property
-    def operations(self) -> int:
-        """Round trips to Redis so far (a script or pipeline counts once)."""
-        return self._operations
-
     async def create(self, request: bytes, *, owner: str | None, holder: str) -> str:
         """Start a stream whose lease ``holder`` holds; return its new id."""
         stream_id = new_stream_id()
         m, _, lease, _ = self._keys(stream_id)
-        fields: dict[str, bytes | str | int] = {"r": request, "s": "live", "n": 0}
+        args: list[_Arg] = [holder, _ms(self.live_ttl), _ms(self._lease_ttl), request]
         if owner is not None:
-            fields["o"] = owner
-        with self._guard(stream_id):
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.hset(m, mapping=fields)
-                pipe.pexpire(m, _ms(self.live_ttl))
-                pipe.set(lease, holder, px=_ms(self._lease_ttl))
-                await pipe.execute()
+            args.append(owner)
+        await self._run(self._create, stream_id, [m, lease], args)
         return stream_id
 
     async def info(self, stream_id: str) -> StreamInfo:
@@ -311,30 +324,25 @@ class RedisStore:
 
     async def acquire_lease(self, stream_id: str, holder: str) -> bool:
         """Take the lease if it is free or expired (``SET NX PX``)."""
-        m, e, lease, _ = self._keys(stream_id)
-        args: list[str | int] = [holder, _ms(self._lease_ttl), _ms(self.live_ttl)]
-        with self._guard(stream_id):
-            return bool(await self._acquire(keys=[m, e, lease], args=args))
+        keys = list(self._keys(stream_id)[:3])
+        return bool(await self._run(self._acquire, stream_id, keys, self._lease_args(holder)))
 
     async def renew_lease(self, stream_id: str, holder: str) -> Renewal:
         """Extend ``holder``'s lease if it holds it; and the stream's flags (one script)."""
-        m, e, lease, a = self._keys(stream_id)
-        args: list[str | int] = [holder, _ms(self._lease_ttl), _ms(self.live_ttl)]
-        with self._guard(stream_id):
-            held, cancelled, followed = await self._renew(keys=[m, e, lease, a], args=args)
+        keys = list(self._keys(stream_id))
+        reply = await self._run(self._renew, stream_id, keys, self._lease_args(holder))
+        held, cancelled, followed = reply
         return Renewal(held=held == 1, cancelled=cancelled == 1, followed=followed == 1)
 
     async def release_lease(self, stream_id: str, holder: str) -> None:
         """Give the lease up now (only if ``holder`` holds it)."""
         _, _, lease, _ = self._keys(stream_id)
-        with self._guard(stream_id):
-            await self._release(keys=[lease], args=[holder])
+        await self._run(self._release, stream_id, [lease], [holder])
 
     async def cancel(self, stream_id: str) -> None:
         """Ask the producer to stop: sets the flag and publishes the id."""
         m, _, _, _ = self._keys(stream_id)
-        with self._guard(stream_id):
-            found = await self._cancel(keys=[m], args=[self._channel, stream_id])
+        found = await self._run(self._cancel, stream_id, [m], [self._channel, stream_id])
         if not found:
             raise StreamNotFound("unknown or expired stream", stream_id=stream_id)
 
@@ -392,78 +400,140 @@ class RedisStore:
         base = f"{self._prefix}{{{stream_id}}}:"
         return base + "m", base + "e", base + "l", base + "a"
 
+    def _lease_args(self, holder: str) -> list[_Arg]:
+        return [holder, _ms(self._lease_ttl), _ms(self.live_ttl)]
+
     async def _store(
         self, stream_id: str, holder: str, events: Sequence[StoredEvent], *, final: bool
     ) -> None:
-        args: list[str | int] = [
+        args: list[_Arg] = [
             holder,
             "1" if final else "0",
             _ms(self.live_ttl),
             _ms(self.ttl),
             self.max_events,
             _ms(self._lease_ttl),
+            json.dumps([(e.seq, e.name, e.data) for e in events], ensure_ascii=False),
         ]
-        for event in events:
-            args += (event.seq, event.name, event.data)
-        keys = list(self._keys(stream_id)[:3])
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((keys, args, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush())
-        with self._guard(stream_id, count=False):
-            result = await future
+        result = await self._run(self._write, stream_id, list(self._keys(stream_id)[:3]), args)
         if result == -4:
             raise ValueError(f"events {[e.seq for e in events]} are not consecutive")
         if result in _WRITE_ERRORS:
             error, message = _WRITE_ERRORS[result]
             raise error(message, stream_id=stream_id)
 
+    async def _run(self, script: Any, stream_id: str, keys: list[str], args: list[_Arg]) -> Any:
+        """Queue one script for the next pipeline and wait for its reply.
+
+        No cancel scope of its own: the round trip that carries it is bounded
+        by ``timeout`` (``_flush``), which settles every call it carries.
+        """
+        loop = _running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((script, keys, args, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush())
+        try:
+            return await future
+        except self._errors as exc:
+            raise _unavailable(exc, stream_id) from exc
+
     async def _flush(self) -> None:
-        """Send the writes waiting, all in one pipeline, until none wait (group commit):
-        under load one round trip carries the appends of many streams."""
-        while self._pending:
-            batch, self._pending = self._pending, []
-            self._operations += 1
+        """Send the scripts waiting, all in one pipeline, until none wait (group commit):
+        under load one round trip carries the changes of many streams."""
+        batch: list[_Call] = []
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                self._operations += 1
+                try:
+                    results = await self._round_trip(batch)
+                except Exception as exc:
+                    results = [exc] * len(batch)
+                for (_, _, _, future), result in zip(batch, results, strict=True):
+                    if future.done():
+                        continue  # its caller gave up
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+                batch = []
+        finally:
+            # Stopped mid-flight (``aclose``): nobody waits for a reply that will not come.
+            for _, _, _, future in batch + self._pending:
+                if not future.done():
+                    future.set_exception(ConnectionError("the store was closed"))
+
+    async def _round_trip(self, batch: list[_Call]) -> list[Any]:
+        """The pipeline's replies; ``TimeoutError`` once it has taken ``timeout`` seconds
+        of this process running.  Each tick of waiting counts at most ``2 * _TICK``, so a
+        stall of the whole process counts as one tick, and a dead Redis still fails in
+        ``timeout`` seconds on an idle machine."""
+        replies: list[Any] = []
+        failed: list[Exception] = []
+        done = anyio.Event()
+
+        async def run() -> None:
             try:
-                with anyio.fail_after(self.timeout):
-                    async with self._client.pipeline(transaction=False) as pipe:
-                        for keys, args, _ in batch:
-                            pipe.evalsha(self._write.sha, len(keys), *keys, *args)
-                        results = await pipe.execute(raise_on_error=False)
-                    for index, result in enumerate(results):
-                        if isinstance(result, self._no_script):
-                            # Redis lost its scripts (a restart): load it, then write alone.
-                            keys, args, _ = batch[index]
-                            results[index] = await self._write(keys=keys, args=args)
-            except Exception as exc:
-                results = [exc] * len(batch)
-            for (_, _, future), result in zip(batch, results, strict=True):
-                if future.done():
-                    continue  # its caller gave up
-                if isinstance(result, Exception):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
+                replies.extend(await self._pipeline(batch))
+            except Exception as exc:  # raised from here, not wrapped in a group
+                failed.append(exc)
+            finally:
+                done.set()
+
+        waited = 0.0
+        async with anyio.create_task_group() as group:
+            group.start_soon(run)
+            while not done.is_set():
+                started = anyio.current_time()
+                with anyio.move_on_after(_TICK):
+                    await done.wait()
+                waited += min(anyio.current_time() - started, 2 * _TICK)
+                if waited >= self.timeout and not done.is_set():
+                    group.cancel_scope.cancel()  # the connection is closed, not reused
+                    break
+        if failed:
+            raise failed[0]
+        if len(replies) != len(batch):
+            raise TimeoutError
+        return replies
+
+    async def _pipeline(self, batch: list[_Call]) -> list[Any]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for script, keys, args, _ in batch:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        for index, result in enumerate(results):
+            if isinstance(result, self._no_script):
+                # Redis lost its scripts (a restart): load it, then run it alone.
+                script, keys, args, _ = batch[index]
+                results[index] = await script(keys=keys, args=args)
+        return results
 
     @contextmanager
-    def _guard(
-        self, stream_id: str | None, wait: float = 0.0, *, count: bool = True
-    ) -> Iterator[None]:
+    def _guard(self, stream_id: str | None, wait: float = 0.0) -> Iterator[None]:
         """Count one round trip, bound it in time, and translate the client's errors."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            raise ConfigurationError("RedisStore runs on asyncio only") from None
-        if count:
-            self._operations += 1
+        _running_loop()
+        self._operations += 1
         try:
             with anyio.fail_after(self.timeout + wait):
                 yield
-        except TimeoutError as exc:
-            raise StoreUnavailable("Redis did not answer in time", stream_id=stream_id) from exc
         except self._errors as exc:
-            message = f"Redis is unavailable: {type(exc).__name__}: {exc}"
-            raise StoreUnavailable(message, stream_id=stream_id) from exc
+            raise _unavailable(exc, stream_id) from exc
+
+
+def _running_loop() -> asyncio.AbstractEventLoop:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise ConfigurationError("RedisStore runs on asyncio only") from None
+
+
+def _unavailable(exc: BaseException, stream_id: str | None) -> StoreUnavailable:
+    if isinstance(exc, TimeoutError):
+        return StoreUnavailable("Redis did not answer in time", stream_id=stream_id)
+    message = f"Redis is unavailable: {type(exc).__name__}: {exc}"
+    return StoreUnavailable(message, stream_id=stream_id)
 
 
 def _ms(seconds: float) -> int:

@@ -44,6 +44,7 @@ from .._frozen import Frozen
 __all__ = [
     "LeaseLost",
     "Renewal",
+    "StoreBase",
     "StoreError",
     "StoreFull",
     "StoreUnavailable",
@@ -208,6 +209,23 @@ class StreamStore(Protocol):
     async def aclose(self) -> None:
         """Release the store's connections."""
         ...
+
+
+class StoreBase:
+    """What every store reports about itself; a base for ``StreamStore`` classes."""
+
+    _lease_ttl: float
+    _operations: int
+
+    @property
+    def lease_ttl(self) -> float:
+        """Seconds an unrenewed lease lasts."""
+        return self._lease_ttl
+
+    @property
+    def operations(self) -> int:
+        """Requests made to the store's backend so far (round trips, for cost figures)."""
+        return self._operations
 
 
 def new_stream_id() -> str:
