@@ -21,7 +21,7 @@ import pytest
 from rawsse import AsyncClient
 from rawsse.relay import MemoryStore, RedisStore, RelayApp, StreamStore
 
-from .redis_server import RedisServer, require_redis_server
+from .redis_server import RedisServer, redis_server
 from .relay_helpers import FixtureServer, parse_events, serve_asgi
 from .test_relay_browser import (
     CHROMIUM,
@@ -32,6 +32,9 @@ from .test_relay_browser import (
     screenshot,
     shown,
 )
+from .test_relay_browser import browser as browser
+
+__all__ = ["browser", "redis_server"]  # the fixtures, imported for pytest to find
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 if not CHROMIUM.exists():
@@ -56,16 +59,6 @@ def upstream(
         yield server
 
 
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    require_redis_server()
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 @pytest.fixture(params=["memory", "redis"])
 def store_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -75,7 +68,7 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 def make_store(request: pytest.FixtureRequest, store_kind: str) -> Callable[[], StreamStore]:
     if store_kind == "memory":
         return MemoryStore
-    server: RedisServer = request.getfixturevalue("redis")
+    server: RedisServer = request.getfixturevalue("redis_server")
     return lambda: RedisStore(server.url, timeout=2.0, block=0.5)
 
 
@@ -96,17 +89,6 @@ def relay_url(upstream: FixtureServer, make_store: Callable[[], StreamStore]) ->
 
     with serve_asgi(make, on_stop=stop) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
 
 
 def completions(log: io.StringIO) -> int:

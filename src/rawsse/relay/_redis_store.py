@@ -42,16 +42,8 @@ from typing import Any
 import anyio
 
 from .._errors import ConfigurationError
-from ._store import (
-    LeaseLost,
-    Renewal,
-    StoreBase,
-    StoredEvent,
-    StoreUnavailable,
-    StreamInfo,
-    StreamNotFound,
-    new_stream_id,
-)
+from ._store import Renewal, StoreBase, StoredEvent, StreamInfo, new_stream_id
+from ._store_errors import LeaseLost, StoreUnavailable, StreamNotFound
 
 __all__ = ["RedisStore"]
 
@@ -194,20 +186,17 @@ class RedisStore(StoreBase):
             raise ConfigurationError(
                 "RedisStore needs the redis package: pip install 'rawsse[redis]'"
             ) from exc
-        self.ttl = ttl
-        self.live_ttl = live_ttl
+        super().__init__(ttl=ttl, live_ttl=live_ttl, lease_ttl=lease_ttl)
         self.max_events = max_events
         self.timeout = timeout
         self.block = block
         self.presence = 2 * block + timeout
-        self._lease_ttl = lease_ttl
         self._prefix = key_prefix
         self._channel = key_prefix + "cancel"
         self._waiters: dict[str, anyio.Event] = {}
         self._listener: asyncio.Task[None] | None = None
         self._pending: list[_Call] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._operations = 0
         self._errors: tuple[type[Exception], ...] = (RedisError, OSError)
         self._no_script = NoScriptError
         # One immediate retry on a dropped connection (a pooled one a restart closed).  No
@@ -229,7 +218,7 @@ class RedisStore(StoreBase):
         """Start a stream whose lease ``holder`` holds; return its new id."""
         stream_id = new_stream_id()
         m, _, lease, _ = self._keys(stream_id)
-        args: list[_Arg] = [holder, _ms(self.live_ttl), _ms(self._lease_ttl), request]
+        args: list[_Arg] = [holder, _ms(self.live_ttl), _ms(self.lease_ttl), request]
         if owner is not None:
             args.append(owner)
         await self._run(self._create, stream_id, [m, lease], args)
@@ -278,12 +267,8 @@ class RedisStore(StoreBase):
 
     async def follow(self, stream_id: str, after: int = 0) -> AsyncGenerator[StoredEvent, None]:
         """Every event after ``after``, then live ones, ending after the terminal event."""
-        m, e, _, a = self._keys(stream_id)
-        with self._guard(stream_id):
-            state, last = await self._client.hmget(m, ["s", "n"])
-        if state is None:
-            raise StreamNotFound("unknown or expired stream", stream_id=stream_id)
-        if state != b"live" and after >= int(last):
+        _, e, _, a = self._keys(stream_id)
+        if await self._ended_by(stream_id, after, "unknown or expired stream"):
             return
         position = after
         block_ms = _ms(self.block)
@@ -302,11 +287,7 @@ class RedisStore(StoreBase):
             if not reply:
                 # Nothing new for a while: the stream may have expired (or Redis restarted),
                 # or finished at or before a position ahead of what was stored.
-                with self._guard(stream_id):
-                    state, last = await self._client.hmget(m, ["s", "n"])
-                if state is None:
-                    raise StreamNotFound("stream expired while followed", stream_id=stream_id)
-                if state != b"live" and position >= int(last):
+                if await self._ended_by(stream_id, position, "stream expired while followed"):
                     return
                 continue
             entries = reply[0][1]
@@ -315,6 +296,16 @@ class RedisStore(StoreBase):
                 position = event.seq
                 if terminal:
                     return
+
+    async def _ended_by(self, stream_id: str, position: int, gone: str) -> bool:
+        """Whether the stream has finished at or before ``position``; ``StreamNotFound``
+        (saying ``gone``) when it no longer exists."""
+        m, _, _, _ = self._keys(stream_id)
+        with self._guard(stream_id):
+            state, last = await self._client.hmget(m, ["s", "n"])
+        if state is None:
+            raise StreamNotFound(gone, stream_id=stream_id)
+        return bool(state != b"live" and position >= int(last))
 
     async def followed(self, stream_id: str) -> bool:
         """Whether a follower was reading within the last ``presence`` seconds."""
@@ -401,7 +392,7 @@ class RedisStore(StoreBase):
         return base + "m", base + "e", base + "l", base + "a"
 
     def _lease_args(self, holder: str) -> list[_Arg]:
-        return [holder, _ms(self._lease_ttl), _ms(self.live_ttl)]
+        return [holder, _ms(self.lease_ttl), _ms(self.live_ttl)]
 
     async def _store(
         self, stream_id: str, holder: str, events: Sequence[StoredEvent], *, final: bool
@@ -412,7 +403,7 @@ class RedisStore(StoreBase):
             _ms(self.live_ttl),
             _ms(self.ttl),
             self.max_events,
-            _ms(self._lease_ttl),
+            _ms(self.lease_ttl),
             json.dumps([(e.seq, e.name, e.data) for e in events], ensure_ascii=False),
         ]
         result = await self._run(self._write, stream_id, list(self._keys(stream_id)[:3]), args)
