@@ -11,7 +11,8 @@ serve`` in a process of its own.  Runs, one after the other: ``MemoryStore`` and
 ``--redis`` names one; ``--stores none`` runs without a store), each with
 coalescing off and at 50 ms.
 
-Reported per run: streams that completed with the exact text; events per
+Reported per run: streams that completed with the exact text; streams served
+resumable (the rest fell back to plain streaming: the store failed them); events per
 stream; added latency per event (from the moment the producer hands an event to
 the store to the moment a follower hands it to the ASGI server: what resumable
 mode adds over sending it at once; p50 and p99 over all events); store writes
@@ -229,6 +230,7 @@ def main() -> None:
                     store = Timed(RedisStore(redis_url))
                 collectors = asyncio.run(run(upstream, args.streams, store, coalesce, args.ramp))
                 exact = sum(1 for c in collectors if "".join(c.text) == expected[0])
+                kept = sum(1 for c in collectors if c.stream_id)
                 events = statistics.mean(len(c.arrivals) for c in collectors)
                 added: list[float] = []
                 writes = ops = None
@@ -241,20 +243,21 @@ def main() -> None:
                     ]
                     writes = store.writes / (tokens * args.streams)
                     ops = store.operations / (tokens * args.streams)
-                rows.append((name, coalesce, exact, events, added, writes, ops))
+                rows.append((name, coalesce, exact, kept, events, added, writes, ops))
     print(f"upstream: {tokens} text deltas per stream")
     print(
-        f"{'store':8} {'coalesce':>8} {'exact':>9} {'events':>7} "
+        f"{'store':8} {'coalesce':>8} {'exact':>9} {'resumable':>9} {'events':>7} "
         f"{'added p50':>10} {'added p99':>10} {'writes/tok':>10} {'ops/tok':>8}"
     )
-    for name, coalesce, exact, events, added, writes, ops in rows:
+    for name, coalesce, exact, kept, events, added, writes, ops in rows:
         p50 = f"{percentile(added, 0.5) * 1000:.2f} ms" if added else "-"
         p99 = f"{percentile(added, 0.99) * 1000:.2f} ms" if added else "-"
         per_write = "-" if writes is None else f"{writes:.3f}"
         per_op = "-" if ops is None else f"{ops:.3f}"
         done = f"{exact}/{args.streams}"
+        resumable = f"{kept}/{args.streams}"
         print(
-            f"{name:8} {coalesce:>8} {done:>9} {events:>7.1f} "
+            f"{name:8} {coalesce:>8} {done:>9} {resumable:>9} {events:>7.1f} "
             f"{p50:>10} {p99:>10} {per_write:>10} {per_op:>8}"
         )
 

@@ -11,21 +11,22 @@ Keys of one stream (``{id}`` is a hash tag, so a cluster keeps them on one node)
 ``cancel`` sets the stream's flag and publishes its id on ``<prefix>cancel``; one
 subscription per store wakes the producers waiting in ``wait_cancelled``.
 
-Every change (create, append, lease upkeep, cancel) is one Lua script, and
-writes are checked against the lease, so a producer that lost its lease cannot
-write.  The scripts waiting at one moment go in one pipeline on one connection,
-bounded in time as a whole (group commit: under load one round trip carries
-many streams' appends and lease renewals, and a thousand streams need a handful
-of connections, not one each).
+Every call but a follower's blocking read is one Lua script, and writes are
+checked against the lease, so a producer that lost its lease cannot write.  The
+scripts waiting at one moment go in one pipeline on one connection, bounded in
+time as a whole (group commit: under load one round trip carries many streams'
+appends, lease renewals and checks, and a thousand streams need a handful of
+connections, not one each).
 ``XADD`` caps each stream near ``max_events`` (``MAXLEN ~``).  Live keys expire
 ``live_ttl`` after the last write or lease renewal; the terminal event re-arms
 them all to ``ttl``.  Followers ``XREAD BLOCK`` from their position.
 
 Redis down, restarting or slow: every call raises ``StoreUnavailable`` within
-``timeout`` seconds (plus ``block`` for blocking reads); it never hangs.  A
-pipeline of changes counts only the time this process was running: on a busy
-machine a process can be descheduled (or collect garbage) for seconds, which is
-not Redis failing, and must not turn a thousand streams unresumable.  The
+``timeout`` seconds (plus ``block`` for blocking reads); it never hangs.  The
+shared pipeline counts its time in checks of its event loop: on a busy machine
+a process can be descheduled (or collect garbage, or be late with a thousand
+streams to serve) for seconds, which is not Redis failing, and must not turn
+every stream unresumable.  The
 ``redis`` package's client is asyncio-only, so this store is too.
 """
 
@@ -101,6 +102,21 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
 return 1
 """
 
+# KEYS m l.  Reads go in the shared pipeline too: one connection, not one per caller.
+_INFO = """
+return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[2])}
+"""
+
+# KEYS m
+_STATE = """
+return redis.call('HMGET', KEYS[1], 's', 'n')
+"""
+
+# KEYS a
+_EXISTS = """
+return redis.call('EXISTS', KEYS[1])
+"""
+
 # KEYS m e l; ARGV holder, lease_ms, live_ms
 _ACQUIRE = """
 if redis.call('HGET', KEYS[1], 's') ~= 'live' then return 0 end
@@ -136,6 +152,10 @@ redis.call('HSET', KEYS[1], 'x', '1')
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 return 1
 """
+
+_PIPELINES = 4
+"""Pipelines in flight at once, each on its own connection: a call waits for a free one,
+not behind a round trip in flight."""
 
 _TICK = 0.1
 """Seconds between a waiting pipeline's checks of its time budget."""
@@ -196,7 +216,10 @@ class RedisStore(StoreBase):
         self._waiters: dict[str, anyio.Event] = {}
         self._listener: asyncio.Task[None] | None = None
         self._pending: list[_Call] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushers: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[anyio.CancelScope, int] = {}
+        """Each pipeline in flight and the watchdog's checks of it so far."""
+        self._watchdog: asyncio.Task[None] | None = None
         self._errors: tuple[type[Exception], ...] = (RedisError, OSError)
         self._no_script = NoScriptError
         # One immediate retry on a dropped connection (a pooled one a restart closed).  No
@@ -208,6 +231,9 @@ class RedisStore(StoreBase):
         # Typed loosely on purpose: the package's reply types differ between its versions.
         self._client: Any = from_url(url, max_connections=max_connections, **options)
         self._create = self._client.register_script(_CREATE)
+        self._info = self._client.register_script(_INFO)
+        self._state = self._client.register_script(_STATE)
+        self._exists = self._client.register_script(_EXISTS)
         self._write = self._client.register_script(_WRITE)
         self._acquire = self._client.register_script(_ACQUIRE)
         self._renew = self._client.register_script(_RENEW)
@@ -227,13 +253,10 @@ class RedisStore(StoreBase):
     async def info(self, stream_id: str) -> StreamInfo:
         """The stream's metadata; ``StreamNotFound`` when unknown or expired."""
         m, _, lease, _ = self._keys(stream_id)
-        with self._guard(stream_id):
-            async with self._client.pipeline(transaction=False) as pipe:
-                pipe.hgetall(m)
-                pipe.get(lease)
-                meta, holder = await pipe.execute()
-        if not meta:
+        flat, holder = await self._run(self._info, stream_id, [m, lease], [])
+        if not flat:
             raise StreamNotFound("unknown or expired stream", stream_id=stream_id)
+        meta = dict(zip(flat[::2], flat[1::2], strict=True))
         owner = meta.get(b"o")
         return StreamInfo(
             stream_id=stream_id,
@@ -301,8 +324,7 @@ class RedisStore(StoreBase):
         """Whether the stream has finished at or before ``position``; ``StreamNotFound``
         (saying ``gone``) when it no longer exists."""
         m, _, _, _ = self._keys(stream_id)
-        with self._guard(stream_id):
-            state, last = await self._client.hmget(m, ["s", "n"])
+        state, last = await self._run(self._state, stream_id, [m], [])
         if state is None:
             raise StreamNotFound(gone, stream_id=stream_id)
         return bool(state != b"live" and position >= int(last))
@@ -310,8 +332,7 @@ class RedisStore(StoreBase):
     async def followed(self, stream_id: str) -> bool:
         """Whether a follower was reading within the last ``presence`` seconds."""
         _, _, _, a = self._keys(stream_id)
-        with self._guard(stream_id):
-            return bool(await self._client.exists(a))
+        return bool(await self._run(self._exists, stream_id, [a], []))
 
     async def acquire_lease(self, stream_id: str, holder: str) -> bool:
         """Take the lease if it is free or expired (``SET NX PX``)."""
@@ -375,7 +396,7 @@ class RedisStore(StoreBase):
 
     async def aclose(self) -> None:
         """Stop the subscription and close the connections."""
-        for task in (self._listener, self._flusher):
+        for task in (self._listener, self._watchdog, *self._flushers):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -422,8 +443,10 @@ class RedisStore(StoreBase):
         loop = _running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((script, keys, args, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = loop.create_task(self._flush())
+        if len(self._flushers) < _PIPELINES:
+            task = loop.create_task(self._flush())
+            self._flushers.add(task)
+            task.add_done_callback(self._flushers.discard)
         try:
             return await future
         except self._errors as exc:
@@ -456,38 +479,32 @@ class RedisStore(StoreBase):
                     future.set_exception(ConnectionError("the store was closed"))
 
     async def _round_trip(self, batch: list[_Call]) -> list[Any]:
-        """The pipeline's replies; ``TimeoutError`` once it has taken ``timeout`` seconds
-        of this process running.  Each tick of waiting counts at most ``2 * _TICK``, so a
-        stall of the whole process counts as one tick, and a dead Redis still fails in
-        ``timeout`` seconds on an idle machine."""
-        replies: list[Any] = []
-        failed: list[Exception] = []
-        done = anyio.Event()
-
-        async def run() -> None:
+        """The pipeline's replies; ``TimeoutError`` when the watchdog stopped it."""
+        with anyio.CancelScope() as scope:
+            self._in_flight[scope] = 0
+            self._watch()
             try:
-                replies.extend(await self._pipeline(batch))
-            except Exception as exc:  # raised from here, not wrapped in a group
-                failed.append(exc)
+                return await self._pipeline(batch)
             finally:
-                done.set()
+                del self._in_flight[scope]
+        raise TimeoutError  # the connection was closed, not reused
 
-        waited = 0.0
-        async with anyio.create_task_group() as group:
-            group.start_soon(run)
-            while not done.is_set():
-                started = anyio.current_time()
-                with anyio.move_on_after(_TICK):
-                    await done.wait()
-                waited += min(anyio.current_time() - started, 2 * _TICK)
-                if waited >= self.timeout and not done.is_set():
-                    group.cancel_scope.cancel()  # the connection is closed, not reused
-                    break
-        if failed:
-            raise failed[0]
-        if len(replies) != len(batch):
-            raise TimeoutError
-        return replies
+    def _watch(self) -> None:
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch_pipelines())
+
+    async def _watch_pipelines(self) -> None:
+        """Stop each pipeline in flight after ``timeout / _TICK`` checks at least ``_TICK``
+        seconds apart: ``timeout`` seconds on an idle machine, longer while this process
+        is descheduled or its event loop is late (a check comes late, and Redis's reply
+        may be waiting unread).  One task for all pipelines, no cancel scope per call."""
+        limit = self.timeout / _TICK
+        while self._in_flight:
+            await anyio.sleep(_TICK)
+            for scope, checks in list(self._in_flight.items()):
+                self._in_flight[scope] = checks + 1
+                if checks + 1 >= limit:
+                    scope.cancel()
 
     async def _pipeline(self, batch: list[_Call]) -> list[Any]:
         async with self._client.pipeline(transaction=False) as pipe:

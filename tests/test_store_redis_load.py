@@ -1,0 +1,112 @@
+"""RedisStore under load: many callers share a few pipelines, and a late event loop is not a
+dead Redis (while a Redis that stops answering still fails in time)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+
+from rawsse.relay import RedisStore, StoredEvent, StoreUnavailable
+
+from .redis_server import RedisServer, redis_server
+
+__all__ = ["redis_server"]  # the fixture, imported for pytest to find
+
+STREAMS = 1000
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The redis package's client is asyncio-only."""
+    return "asyncio"
+
+
+@pytest.fixture
+async def store(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
+    store = RedisStore(redis_server.url, timeout=0.5, block=0.5)
+    yield store
+    await store.aclose()
+
+
+def text(seq: int) -> StoredEvent:
+    return StoredEvent(seq, "text", f'{{"choice":0,"text":"t{seq} é 🌍"}}')
+
+
+async def connected_clients(url: str) -> int:
+    from redis.asyncio import from_url
+
+    client = from_url(url)
+    try:
+        return int((await client.info("clients"))["connected_clients"]) - 1
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_thousand_streams_at_once_share_a_few_connections(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    before = await connected_clients(redis_server.url)
+    ids: list[str] = []
+
+    async def one(index: int) -> None:
+        sid = await store.create(b"{}", owner=str(index), holder=f"p{index}")
+        await store.append(sid, f"p{index}", [text(1), text(2)])
+        renewal = await store.renew_lease(sid, f"p{index}")
+        assert renewal.held
+        await store.finish(sid, f"p{index}", [text(3)])
+        ids.append(sid)
+
+    operations = store.operations
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            for index in range(STREAMS):
+                group.start_soon(one, index)
+    assert len(set(ids)) == STREAMS
+    # Group commit: 4,000 calls in far fewer round trips, on a handful of connections.
+    assert store.operations - operations < STREAMS
+    assert await connected_clients(redis_server.url) - before <= 6
+    for sid in ids[:: STREAMS // 10]:
+        assert [e.seq for e in await store.read(sid)] == [1, 2, 3]
+        assert (await store.info(sid)).finished
+
+
+@pytest.mark.anyio
+async def test_an_event_loop_blocked_longer_than_the_timeout_is_not_a_dead_redis(
+    store: RedisStore,
+) -> None:
+    sid = await store.create(b"{}", owner=None, holder="p")
+
+    async def block_the_loop() -> None:
+        await anyio.sleep(0.01)  # the append's pipeline is on its way
+        time.sleep(3 * store.timeout)  # noqa: ASYNC251 (a descheduled process, a long collection)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(block_the_loop)
+        await store.append(sid, "p", [text(1)])
+    assert [e.seq for e in await store.read(sid)] == [1]
+
+
+@pytest.mark.anyio
+async def test_a_redis_that_stops_answering_still_fails_in_time() -> None:
+    server = RedisServer().start()
+    store = RedisStore(server.url, timeout=0.5, block=0.2)
+    try:
+        sid = await store.create(b"{}", owner=None, holder="p")
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        try:
+            with anyio.fail_after(10), pytest.raises(StoreUnavailable, match="in time"):
+                await store.append(sid, "p", [text(1)])
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        assert 0.4 < time.monotonic() - started < 3.0
+    finally:
+        await store.aclose()
+        server.close()
