@@ -507,15 +507,26 @@ class RedisStore(StoreBase):
                     scope.cancel()
 
     async def _pipeline(self, batch: list[_Call]) -> list[Any]:
+        results = await self._evalsha(batch)
+        missing = [i for i, result in enumerate(results) if isinstance(result, self._no_script)]
+        if missing:
+            # A fresh or restarted Redis has no scripts: load each one once, then run
+            # what they refused again in one more round trip (not one each).
+            scripts = {batch[i][0].sha: batch[i][0] for i in missing}
+            async with self._client.pipeline(transaction=False) as pipe:
+                for script in scripts.values():
+                    pipe.script_load(script.script)
+                await pipe.execute()
+            again = await self._evalsha([batch[i] for i in missing])
+            for index, result in zip(missing, again, strict=True):
+                results[index] = result
+        return results
+
+    async def _evalsha(self, batch: list[_Call]) -> list[Any]:
         async with self._client.pipeline(transaction=False) as pipe:
             for script, keys, args, _ in batch:
                 pipe.evalsha(script.sha, len(keys), *keys, *args)
             results: list[Any] = await pipe.execute(raise_on_error=False)
-        for index, result in enumerate(results):
-            if isinstance(result, self._no_script):
-                # Redis lost its scripts (a restart): load it, then run it alone.
-                script, keys, args, _ = batch[index]
-                results[index] = await script(keys=keys, args=args)
         return results
 
     @contextmanager
