@@ -55,15 +55,15 @@ log = logging.getLogger("rawsse.relay")
 # relay more than the JSON).  A lapsed lease nobody took is taken back: only another
 # holder fences.
 _WRITE = """
-local state = redis.call('HGET', KEYS[1], 's')
-if not state then return -2 end
-if state ~= 'live' then return -3 end
+local meta = redis.call('HMGET', KEYS[1], 's', 'n')
+if not meta[1] then return -2 end
+if meta[1] ~= 'live' then return -3 end
 local owner = redis.call('GET', KEYS[3])
 if owner ~= ARGV[1] then
   if owner then return -1 end
   redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[6])
 end
-local last = tonumber(redis.call('HGET', KEYS[1], 'n'))
+local last = tonumber(meta[2])
 local final = ARGV[2] == '1'
 local events = cjson.decode(ARGV[7])
 local n = #events
