@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import anyio
 import pytest
@@ -75,37 +75,60 @@ async def test_a_thousand_streams_at_once_share_a_few_connections(
         assert (await store.info(sid)).finished
 
 
+@pytest.fixture
+def paused_server() -> Iterator[RedisServer]:
+    """A Redis server of this test's own, to pause (SIGSTOP) and resume (SIGCONT)."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGCONT)
+        server.close()
+
+
+def pause(server: RedisServer, sig: signal.Signals) -> None:
+    assert server.process is not None
+    os.kill(server.process.pid, sig)
+
+
 @pytest.mark.anyio
 async def test_an_event_loop_blocked_longer_than_the_timeout_is_not_a_dead_redis(
-    store: RedisStore,
+    paused_server: RedisServer,
 ) -> None:
-    sid = await store.create(b"{}", owner=None, holder="p")
+    store = RedisStore(paused_server.url, timeout=0.5, block=0.2)
+    try:
+        sid = await store.create(b"{}", owner=None, holder="p")
 
-    async def block_the_loop() -> None:
-        await anyio.sleep(0.01)  # the append's pipeline is on its way
-        time.sleep(3 * store.timeout)  # noqa: ASYNC251 (a descheduled process, a long collection)
+        async def block_the_loop() -> None:
+            # The append's pipeline is sent and its reply is due while the loop is blocked:
+            # Redis answers the moment it runs again, yet the wall clock has passed the
+            # timeout three times over.
+            pause(paused_server, signal.SIGSTOP)
+            await anyio.sleep(0.1)
+            time.sleep(3 * store.timeout)  # noqa: ASYNC251 (a descheduled process, a long collection)
+            pause(paused_server, signal.SIGCONT)
 
-    async with anyio.create_task_group() as group:
-        group.start_soon(block_the_loop)
-        await store.append(sid, "p", [text(1)])
-    assert [e.seq for e in await store.read(sid)] == [1]
+        async with anyio.create_task_group() as group:
+            group.start_soon(block_the_loop)
+            await anyio.sleep(0.01)
+            await store.append(sid, "p", [text(1)])
+        assert await store.read(sid) == [text(1)]
+    finally:
+        await store.aclose()
 
 
 @pytest.mark.anyio
-async def test_a_redis_that_stops_answering_still_fails_in_time() -> None:
-    server = RedisServer().start()
-    store = RedisStore(server.url, timeout=0.5, block=0.2)
+async def test_a_redis_that_stops_answering_still_fails_in_time(
+    paused_server: RedisServer,
+) -> None:
+    store = RedisStore(paused_server.url, timeout=0.5, block=0.2)
     try:
         sid = await store.create(b"{}", owner=None, holder="p")
-        assert server.process is not None
-        os.kill(server.process.pid, signal.SIGSTOP)
+        pause(paused_server, signal.SIGSTOP)
         started = time.monotonic()
-        try:
-            with anyio.fail_after(10), pytest.raises(StoreUnavailable, match="in time"):
-                await store.append(sid, "p", [text(1)])
-        finally:
-            os.kill(server.process.pid, signal.SIGCONT)
+        with anyio.fail_after(10), pytest.raises(StoreUnavailable, match="in time"):
+            await store.append(sid, "p", [text(1)])
         assert 0.4 < time.monotonic() - started < 3.0
     finally:
         await store.aclose()
-        server.close()
