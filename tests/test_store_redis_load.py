@@ -6,34 +6,26 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import anyio
 import pytest
 
 from rawsse.relay import RedisStore, StoredEvent, StoreUnavailable
 
-from .redis_server import RedisServer, redis_server
-from .test_store_redis import text
+from .redis_server import RedisServer
+from .test_store_redis import anyio_backend, own_server, store, text
 
-__all__ = ["redis_server"]  # the fixture, imported for pytest to find
+__all__ = ["anyio_backend", "own_server", "store"]  # the fixtures, imported for pytest to find
 
 STREAMS = 1000
 WIDE = StoredEvent(2, "text", '{"choice":0,"text":"é \\" 🌍"}')
 """Multibyte text and an escaped quote: the events go to Redis as one JSON argument."""
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    """The redis package's client is asyncio-only."""
-    return "asyncio"
-
-
-@pytest.fixture
-async def store(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
-    store = RedisStore(redis_server.url, timeout=0.5, block=0.5)
-    yield store
-    await store.aclose()
+def pause(server: RedisServer, sig: signal.Signals) -> None:
+    """SIGSTOP: Redis stops answering (its connections stay open); SIGCONT: it goes on."""
+    assert server.process is not None
+    os.kill(server.process.pid, sig)
 
 
 async def connected_clients(url: str) -> int:
@@ -48,9 +40,9 @@ async def connected_clients(url: str) -> int:
 
 @pytest.mark.anyio
 async def test_a_thousand_streams_at_once_share_a_few_connections(
-    store: RedisStore, redis_server: RedisServer
+    store: RedisStore, own_server: RedisServer
 ) -> None:
-    before = await connected_clients(redis_server.url)
+    before = await connected_clients(own_server.url)
     ids: list[str] = []
 
     async def one(index: int) -> None:
@@ -69,66 +61,46 @@ async def test_a_thousand_streams_at_once_share_a_few_connections(
     assert len(set(ids)) == STREAMS
     # Group commit: 4,000 calls in far fewer round trips, on a handful of connections.
     assert store.operations - operations < STREAMS
-    assert await connected_clients(redis_server.url) - before <= 6
+    assert await connected_clients(own_server.url) - before <= 6
     for sid in ids[:: STREAMS // 10]:
         assert await store.read(sid) == [text(1), WIDE, text(3)]
         assert (await store.info(sid)).finished
 
 
-@pytest.fixture
-def paused_server() -> Iterator[RedisServer]:
-    """A Redis server of this test's own, to pause (SIGSTOP) and resume (SIGCONT)."""
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        assert server.process is not None
-        os.kill(server.process.pid, signal.SIGCONT)
-        server.close()
-
-
-def pause(server: RedisServer, sig: signal.Signals) -> None:
-    assert server.process is not None
-    os.kill(server.process.pid, sig)
-
-
 @pytest.mark.anyio
 async def test_an_event_loop_blocked_longer_than_the_timeout_is_not_a_dead_redis(
-    paused_server: RedisServer,
+    store: RedisStore, own_server: RedisServer
 ) -> None:
-    store = RedisStore(paused_server.url, timeout=0.5, block=0.2)
-    try:
-        sid = await store.create(b"{}", owner=None, holder="p")
+    sid = await store.create(b"{}", owner=None, holder="p")
 
-        async def block_the_loop() -> None:
-            # The append's pipeline is sent and its reply is due while the loop is blocked:
-            # Redis answers the moment it runs again, yet the wall clock has passed the
-            # timeout three times over.
-            pause(paused_server, signal.SIGSTOP)
+    async def block_the_loop() -> None:
+        # The append's pipeline is sent and its reply is due while the loop is blocked:
+        # Redis answers the moment it runs again, yet the wall clock has passed the
+        # timeout three times over.
+        pause(own_server, signal.SIGSTOP)
+        try:
             await anyio.sleep(0.1)
             time.sleep(3 * store.timeout)  # noqa: ASYNC251 (a descheduled process, a long collection)
-            pause(paused_server, signal.SIGCONT)
+        finally:
+            pause(own_server, signal.SIGCONT)
 
-        async with anyio.create_task_group() as group:
-            group.start_soon(block_the_loop)
-            await anyio.sleep(0.01)
-            await store.append(sid, "p", [text(1)])
-        assert await store.read(sid) == [text(1)]
-    finally:
-        await store.aclose()
+    async with anyio.create_task_group() as group:
+        group.start_soon(block_the_loop)
+        await anyio.sleep(0.01)
+        await store.append(sid, "p", [text(1)])
+    assert await store.read(sid) == [text(1)]
 
 
 @pytest.mark.anyio
 async def test_a_redis_that_stops_answering_still_fails_in_time(
-    paused_server: RedisServer,
+    store: RedisStore, own_server: RedisServer
 ) -> None:
-    store = RedisStore(paused_server.url, timeout=0.5, block=0.2)
+    sid = await store.create(b"{}", owner=None, holder="p")
+    pause(own_server, signal.SIGSTOP)
+    started = time.monotonic()
     try:
-        sid = await store.create(b"{}", owner=None, holder="p")
-        pause(paused_server, signal.SIGSTOP)
-        started = time.monotonic()
         with anyio.fail_after(10), pytest.raises(StoreUnavailable, match="in time"):
             await store.append(sid, "p", [text(1)])
-        assert 0.4 < time.monotonic() - started < 3.0
     finally:
-        await store.aclose()
+        pause(own_server, signal.SIGCONT)
+    assert 0.9 < time.monotonic() - started < 4.0
