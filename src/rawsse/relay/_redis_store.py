@@ -443,10 +443,11 @@ class RedisStore(StoreBase):
         loop = _running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((script, keys, args, future))
+        # A flusher that has returned is done at once; a done callback would run only on
+        # the next turn, and a call counting it as busy then would wait for nobody.
+        self._flushers = {task for task in self._flushers if not task.done()}
         if len(self._flushers) < _PIPELINES:
-            task = loop.create_task(self._flush())
-            self._flushers.add(task)
-            task.add_done_callback(self._flushers.discard)
+            self._flushers.add(loop.create_task(self._flush()))
         try:
             return await future
         except self._errors as exc:
