@@ -11,12 +11,15 @@ serve`` in a process of its own.  Runs, one after the other: ``MemoryStore`` and
 ``--redis`` names one; ``--stores none`` runs without a store), each with
 coalescing off and at 50 ms.
 
-Reported per run: streams that completed with the exact text; events per
+Reported per run: streams that completed with the exact text; streams served
+resumable (the rest fell back to plain streaming: the store failed them); events per
 stream; added latency per event (from the moment the producer hands an event to
 the store to the moment a follower hands it to the ASGI server: what resumable
 mode adds over sending it at once; p50 and p99 over all events); store writes
 (appends) and all store operations (round trips, including followers' reads and
-the producers' lease upkeep) per upstream token.
+the producers' lease upkeep) per upstream token; for Redis also the commands it
+ran per token (its ``total_commands_processed``: a script call, and each command
+the script runs, about 8 for an append).
 """
 
 from __future__ import annotations
@@ -199,6 +202,17 @@ async def run(
         return collectors
 
 
+def redis_commands(url: str) -> int:
+    """Commands the Redis server has processed so far."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.info("stats")["total_commands_processed"])
+    finally:
+        client.close()
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
@@ -227,8 +241,13 @@ def main() -> None:
                     store = Timed(MemoryStore())
                 elif name == "redis":
                     store = Timed(RedisStore(redis_url))
+                before = redis_commands(redis_url)
                 collectors = asyncio.run(run(upstream, args.streams, store, coalesce, args.ramp))
+                commands = None
+                if name == "redis":
+                    commands = (redis_commands(redis_url) - before) / (tokens * args.streams)
                 exact = sum(1 for c in collectors if "".join(c.text) == expected[0])
+                kept = sum(1 for c in collectors if c.stream_id)
                 events = statistics.mean(len(c.arrivals) for c in collectors)
                 added: list[float] = []
                 writes = ops = None
@@ -241,21 +260,23 @@ def main() -> None:
                     ]
                     writes = store.writes / (tokens * args.streams)
                     ops = store.operations / (tokens * args.streams)
-                rows.append((name, coalesce, exact, events, added, writes, ops))
+                rows.append((name, coalesce, exact, kept, events, added, writes, ops, commands))
     print(f"upstream: {tokens} text deltas per stream")
     print(
-        f"{'store':8} {'coalesce':>8} {'exact':>9} {'events':>7} "
-        f"{'added p50':>10} {'added p99':>10} {'writes/tok':>10} {'ops/tok':>8}"
+        f"{'store':8} {'coalesce':>8} {'exact':>9} {'resumable':>9} {'events':>7} "
+        f"{'added p50':>10} {'added p99':>10} {'writes/tok':>10} {'ops/tok':>8} {'cmds/tok':>8}"
     )
-    for name, coalesce, exact, events, added, writes, ops in rows:
+    for name, coalesce, exact, kept, events, added, writes, ops, commands in rows:
         p50 = f"{percentile(added, 0.5) * 1000:.2f} ms" if added else "-"
         p99 = f"{percentile(added, 0.99) * 1000:.2f} ms" if added else "-"
         per_write = "-" if writes is None else f"{writes:.3f}"
         per_op = "-" if ops is None else f"{ops:.3f}"
+        per_command = "-" if commands is None else f"{commands:.3f}"
         done = f"{exact}/{args.streams}"
+        resumable = f"{kept}/{args.streams}"
         print(
-            f"{name:8} {coalesce:>8} {done:>9} {events:>7.1f} "
-            f"{p50:>10} {p99:>10} {per_write:>10} {per_op:>8}"
+            f"{name:8} {coalesce:>8} {done:>9} {resumable:>9} {events:>7.1f} "
+            f"{p50:>10} {p99:>10} {per_write:>10} {per_op:>8} {per_command:>8}"
         )
 
 

@@ -41,7 +41,8 @@ from ._encoder import RelayEncoder
 from ._policy import DEFAULT_MAX_BODY, ChatRequest, Policy, Rejected
 from ._pump import DEFAULT_MAX_BUFFER, Pump
 from ._resumable import DEFAULT_LINGER, ResumableStreams
-from ._store import StoreError, StreamInfo, StreamNotFound, StreamStore, is_stream_id
+from ._store import StreamInfo, StreamStore, is_stream_id
+from ._store_errors import StoreError, StreamNotFound
 
 __all__ = ["Authorize", "RelayApp"]
 

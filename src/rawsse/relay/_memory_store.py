@@ -20,15 +20,8 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 
 import anyio
 
-from ._store import (
-    LeaseLost,
-    Renewal,
-    StoredEvent,
-    StoreFull,
-    StreamInfo,
-    StreamNotFound,
-    new_stream_id,
-)
+from ._store import Renewal, StoreBase, StoredEvent, StreamInfo, new_stream_id
+from ._store_errors import LeaseLost, StoreFull, StreamNotFound
 
 __all__ = ["MemoryStore"]
 
@@ -71,7 +64,7 @@ class _Stream:
         self.changed = anyio.Event()
 
 
-class MemoryStore:
+class MemoryStore(StoreBase):
     """Resumable streams in this process's memory (the embedded default)."""
 
     def __init__(
@@ -84,26 +77,13 @@ class MemoryStore:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Keep finished streams ``ttl`` s and idle live ones ``live_ttl`` s, in ``max_bytes``."""
-        self.ttl = ttl
-        self.live_ttl = live_ttl
+        super().__init__(ttl=ttl, live_ttl=live_ttl, lease_ttl=lease_ttl)
         self.max_bytes = max_bytes
-        self._lease_ttl = lease_ttl
         self._clock = clock
         self._streams: dict[str, _Stream] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         """Finished stream ids, oldest finished first: eviction and expiry order."""
         self._bytes = 0
-        self._operations = 0
-
-    @property
-    def lease_ttl(self) -> float:
-        """Seconds an unrenewed lease lasts."""
-        return self._lease_ttl
-
-    @property
-    def operations(self) -> int:
-        """Store calls so far."""
-        return self._operations
 
     @property
     def size(self) -> int:
@@ -123,7 +103,7 @@ class MemoryStore:
             raise StoreFull(f"live streams fill the store ({self._bytes} of {self.max_bytes} B)")
         stream_id = new_stream_id()
         stream = _Stream(request, owner, holder, now)
-        stream.lease_expires = now + self._lease_ttl
+        stream.lease_expires = now + self.lease_ttl
         stream.expires = now + self.live_ttl
         self._streams[stream_id] = stream
         self._bytes += stream.size
@@ -198,7 +178,7 @@ class MemoryStore:
         if stream.finished or (stream.holder is not None and stream.lease_expires > now):
             return False
         stream.holder = holder
-        stream.lease_expires = now + self._lease_ttl
+        stream.lease_expires = now + self.lease_ttl
         stream.expires = now + self.live_ttl
         return True
 
@@ -284,7 +264,7 @@ class MemoryStore:
         if stream.holder != holder and stream.holder is not None and stream.lease_expires > now:
             return False
         stream.holder = holder
-        stream.lease_expires = now + self._lease_ttl
+        stream.lease_expires = now + self.lease_ttl
         return True
 
     def _expire(self, now: float) -> None:

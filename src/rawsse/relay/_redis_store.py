@@ -11,15 +11,22 @@ Keys of one stream (``{id}`` is a hash tag, so a cluster keeps them on one node)
 ``cancel`` sets the stream's flag and publishes its id on ``<prefix>cancel``; one
 subscription per store wakes the producers waiting in ``wait_cancelled``.
 
-Every write is one Lua script checked against the lease, so a producer that
-lost its lease cannot write; the writes waiting at one moment go in one pipeline
-(group commit: under load one round trip carries many streams' appends).
+Every call but a follower's blocking read is one Lua script, and writes are
+checked against the lease, so a producer that lost its lease cannot write.  The
+scripts waiting at one moment go in one pipeline on one connection, bounded in
+time as a whole (group commit: under load one round trip carries many streams'
+appends, lease renewals and checks, and a thousand streams need a handful of
+connections, not one each).
 ``XADD`` caps each stream near ``max_events`` (``MAXLEN ~``).  Live keys expire
 ``live_ttl`` after the last write or lease renewal; the terminal event re-arms
 them all to ``ttl``.  Followers ``XREAD BLOCK`` from their position.
 
 Redis down, restarting or slow: every call raises ``StoreUnavailable`` within
 ``timeout`` seconds (plus ``block`` for blocking reads); it never hangs.  The
+shared pipeline counts its time in checks of its event loop: on a busy machine
+a process can be descheduled (or collect garbage, or be late with a thousand
+streams to serve) for seconds, which is not Redis failing, and must not turn
+every stream unresumable.  The
 ``redis`` package's client is asyncio-only, so this store is too.
 """
 
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,44 +43,39 @@ from typing import Any
 import anyio
 
 from .._errors import ConfigurationError
-from ._store import (
-    LeaseLost,
-    Renewal,
-    StoredEvent,
-    StoreUnavailable,
-    StreamInfo,
-    StreamNotFound,
-    new_stream_id,
-)
+from ._store import Renewal, StoreBase, StoredEvent, StreamInfo, new_stream_id
+from ._store_errors import LeaseLost, StoreUnavailable, StreamNotFound
 
 __all__ = ["RedisStore"]
 
 log = logging.getLogger("rawsse.relay")
 
-# KEYS m e l; ARGV holder, final, live_ms, done_ms, maxlen, lease_ms, then seq name data
-# per event.  A lapsed lease nobody took is taken back: only another holder fences.
+# KEYS m e l; ARGV holder, final, live_ms, done_ms, maxlen, lease_ms, events: a JSON array
+# of [seq, name, data] (one argument, not three per event: packing arguments costs the
+# relay more than the JSON).  A lapsed lease nobody took is taken back: only another
+# holder fences.
 _WRITE = """
-local state = redis.call('HGET', KEYS[1], 's')
-if not state then return -2 end
-if state ~= 'live' then return -3 end
+local meta = redis.call('HMGET', KEYS[1], 's', 'n')
+if not meta[1] then return -2 end
+if meta[1] ~= 'live' then return -3 end
 local owner = redis.call('GET', KEYS[3])
 if owner ~= ARGV[1] then
   if owner then return -1 end
   redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[6])
 end
-local last = tonumber(redis.call('HGET', KEYS[1], 'n'))
+local last = tonumber(meta[2])
 local final = ARGV[2] == '1'
-local n = #ARGV
-for i = 7, n, 3 do
-  local seq = tonumber(ARGV[i])
+local events = cjson.decode(ARGV[7])
+local n = #events
+for i = 1, n do
+  local seq, name, data = events[i][1], events[i][2], events[i][3]
   if seq > last then
     if seq ~= last + 1 then return -4 end
-    if final and i + 2 == n then
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '0-' .. seq,
-                 'e', ARGV[i + 1], 'd', ARGV[i + 2], 't', '1')
+    local id = string.format('0-%d', seq)
+    if final and i == n then
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], id, 'e', name, 'd', data, 't', '1')
     else
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '0-' .. seq,
-                 'e', ARGV[i + 1], 'd', ARGV[i + 2])
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], id, 'e', name, 'd', data)
     end
     last = seq
   end
@@ -88,6 +91,30 @@ else
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
 return last
+"""
+
+# KEYS m l; ARGV holder, live_ms, lease_ms, request[, owner]
+_CREATE = """
+redis.call('HSET', KEYS[1], 'r', ARGV[4], 's', 'live', 'n', 0)
+if ARGV[5] then redis.call('HSET', KEYS[1], 'o', ARGV[5]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+return 1
+"""
+
+# KEYS m l.  Reads go in the shared pipeline too: one connection, not one per caller.
+_INFO = """
+return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[2])}
+"""
+
+# KEYS m
+_STATE = """
+return redis.call('HMGET', KEYS[1], 's', 'n')
+"""
+
+# KEYS a
+_EXISTS = """
+return redis.call('EXISTS', KEYS[1])
 """
 
 # KEYS m e l; ARGV holder, lease_ms, live_ms
@@ -126,6 +153,13 @@ redis.call('PUBLISH', ARGV[1], ARGV[2])
 return 1
 """
 
+_PIPELINES = 4
+"""Pipelines in flight at once, each on its own connection: a call waits for a free one,
+not behind a round trip in flight."""
+
+_TICK = 0.1
+"""Seconds between a waiting pipeline's checks of its time budget."""
+
 _WRITE_ERRORS = {
     -1: (LeaseLost, "the lease is held by another producer"),
     -2: (StreamNotFound, "unknown or expired stream"),
@@ -133,7 +167,12 @@ _WRITE_ERRORS = {
 }
 
 
-class RedisStore:
+_Arg = str | int | bytes
+_Call = tuple[Any, list[str], list[_Arg], asyncio.Future[Any]]
+"""A queued script call: the script, its keys and arguments, and where its reply goes."""
+
+
+class RedisStore(StoreBase):
     """Resumable streams in Redis Streams, shared by every relay instance using the same URL."""
 
     def __init__(
@@ -151,10 +190,11 @@ class RedisStore:
     ) -> None:
         """Connect lazily to ``url`` (``redis://HOST:PORT/DB``, ``rediss://``, ``unix://``).
 
-        ``timeout`` bounds every call (and connecting); blocking reads wait at
-        most ``block`` seconds per round trip on top of it.  Each follower reading
-        the store holds one of ``max_connections`` while it waits; other calls
-        share the rest.
+        ``timeout`` bounds every round trip (and connecting); a change queued
+        behind a round trip in flight waits for that one first, and blocking
+        reads wait at most ``block`` seconds per round trip on top of it.  Each
+        follower reading the store holds one of ``max_connections`` while it
+        waits; all the changes share one at a time.
         """
         try:
             from redis.asyncio import from_url
@@ -166,72 +206,57 @@ class RedisStore:
             raise ConfigurationError(
                 "RedisStore needs the redis package: pip install 'rawsse[redis]'"
             ) from exc
-        self.ttl = ttl
-        self.live_ttl = live_ttl
+        super().__init__(ttl=ttl, live_ttl=live_ttl, lease_ttl=lease_ttl)
         self.max_events = max_events
         self.timeout = timeout
         self.block = block
         self.presence = 2 * block + timeout
-        self._lease_ttl = lease_ttl
         self._prefix = key_prefix
         self._channel = key_prefix + "cancel"
         self._waiters: dict[str, anyio.Event] = {}
         self._listener: asyncio.Task[None] | None = None
-        self._pending: list[tuple[list[str], list[str | int], asyncio.Future[Any]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._operations = 0
+        self._pending: list[_Call] = []
+        self._flushers: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[anyio.CancelScope, int] = {}
+        """Each pipeline in flight and the watchdog's checks of it so far."""
+        self._watchdog: asyncio.Task[None] | None = None
         self._errors: tuple[type[Exception], ...] = (RedisError, OSError)
         self._no_script = NoScriptError
-        # One immediate retry on a dropped connection (a pooled one a restart closed); no
-        # retry on timeouts, which would double the wait.
+        # One immediate retry on a dropped connection (a pooled one a restart closed).  No
+        # socket timeout: every call is bounded here (``_guard``, ``_round_trip``).
         options: dict[str, Any] = {
-            "socket_timeout": timeout + block,
             "socket_connect_timeout": timeout,
             "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         }
         # Typed loosely on purpose: the package's reply types differ between its versions.
         self._client: Any = from_url(url, max_connections=max_connections, **options)
+        self._create = self._client.register_script(_CREATE)
+        self._info = self._client.register_script(_INFO)
+        self._state = self._client.register_script(_STATE)
+        self._exists = self._client.register_script(_EXISTS)
         self._write = self._client.register_script(_WRITE)
         self._acquire = self._client.register_script(_ACQUIRE)
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
         self._cancel = self._client.register_script(_CANCEL)
 
-    @property
-    def lease_ttl(self) -> float:
-        """Seconds an unrenewed lease lasts."""
-        return self._lease_ttl
-
-    @property
-    def operations(self) -> int:
-        """Round trips to Redis so far (a script or pipeline counts once)."""
-        return self._operations
-
     async def create(self, request: bytes, *, owner: str | None, holder: str) -> str:
         """Start a stream whose lease ``holder`` holds; return its new id."""
         stream_id = new_stream_id()
         m, _, lease, _ = self._keys(stream_id)
-        fields: dict[str, bytes | str | int] = {"r": request, "s": "live", "n": 0}
+        args: list[_Arg] = [holder, _ms(self.live_ttl), _ms(self.lease_ttl), request]
         if owner is not None:
-            fields["o"] = owner
-        with self._guard(stream_id):
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.hset(m, mapping=fields)
-                pipe.pexpire(m, _ms(self.live_ttl))
-                pipe.set(lease, holder, px=_ms(self._lease_ttl))
-                await pipe.execute()
+            args.append(owner)
+        await self._run(self._create, stream_id, [m, lease], args)
         return stream_id
 
     async def info(self, stream_id: str) -> StreamInfo:
         """The stream's metadata; ``StreamNotFound`` when unknown or expired."""
         m, _, lease, _ = self._keys(stream_id)
-        with self._guard(stream_id):
-            async with self._client.pipeline(transaction=False) as pipe:
-                pipe.hgetall(m)
-                pipe.get(lease)
-                meta, holder = await pipe.execute()
-        if not meta:
+        flat, holder = await self._run(self._info, stream_id, [m, lease], [])
+        if not flat:
             raise StreamNotFound("unknown or expired stream", stream_id=stream_id)
+        meta = dict(zip(flat[::2], flat[1::2], strict=True))
         owner = meta.get(b"o")
         return StreamInfo(
             stream_id=stream_id,
@@ -265,12 +290,8 @@ class RedisStore:
 
     async def follow(self, stream_id: str, after: int = 0) -> AsyncGenerator[StoredEvent, None]:
         """Every event after ``after``, then live ones, ending after the terminal event."""
-        m, e, _, a = self._keys(stream_id)
-        with self._guard(stream_id):
-            state, last = await self._client.hmget(m, ["s", "n"])
-        if state is None:
-            raise StreamNotFound("unknown or expired stream", stream_id=stream_id)
-        if state != b"live" and after >= int(last):
+        _, e, _, a = self._keys(stream_id)
+        if await self._ended_by(stream_id, after, "unknown or expired stream"):
             return
         position = after
         block_ms = _ms(self.block)
@@ -289,11 +310,7 @@ class RedisStore:
             if not reply:
                 # Nothing new for a while: the stream may have expired (or Redis restarted),
                 # or finished at or before a position ahead of what was stored.
-                with self._guard(stream_id):
-                    state, last = await self._client.hmget(m, ["s", "n"])
-                if state is None:
-                    raise StreamNotFound("stream expired while followed", stream_id=stream_id)
-                if state != b"live" and position >= int(last):
+                if await self._ended_by(stream_id, position, "stream expired while followed"):
                     return
                 continue
             entries = reply[0][1]
@@ -303,38 +320,41 @@ class RedisStore:
                 if terminal:
                     return
 
+    async def _ended_by(self, stream_id: str, position: int, gone: str) -> bool:
+        """Whether the stream has finished at or before ``position``; ``StreamNotFound``
+        (saying ``gone``) when it no longer exists."""
+        m, _, _, _ = self._keys(stream_id)
+        state, last = await self._run(self._state, stream_id, [m], [])
+        if state is None:
+            raise StreamNotFound(gone, stream_id=stream_id)
+        return bool(state != b"live" and position >= int(last))
+
     async def followed(self, stream_id: str) -> bool:
         """Whether a follower was reading within the last ``presence`` seconds."""
         _, _, _, a = self._keys(stream_id)
-        with self._guard(stream_id):
-            return bool(await self._client.exists(a))
+        return bool(await self._run(self._exists, stream_id, [a], []))
 
     async def acquire_lease(self, stream_id: str, holder: str) -> bool:
         """Take the lease if it is free or expired (``SET NX PX``)."""
-        m, e, lease, _ = self._keys(stream_id)
-        args: list[str | int] = [holder, _ms(self._lease_ttl), _ms(self.live_ttl)]
-        with self._guard(stream_id):
-            return bool(await self._acquire(keys=[m, e, lease], args=args))
+        keys = list(self._keys(stream_id)[:3])
+        return bool(await self._run(self._acquire, stream_id, keys, self._lease_args(holder)))
 
     async def renew_lease(self, stream_id: str, holder: str) -> Renewal:
         """Extend ``holder``'s lease if it holds it; and the stream's flags (one script)."""
-        m, e, lease, a = self._keys(stream_id)
-        args: list[str | int] = [holder, _ms(self._lease_ttl), _ms(self.live_ttl)]
-        with self._guard(stream_id):
-            held, cancelled, followed = await self._renew(keys=[m, e, lease, a], args=args)
+        keys = list(self._keys(stream_id))
+        reply = await self._run(self._renew, stream_id, keys, self._lease_args(holder))
+        held, cancelled, followed = reply
         return Renewal(held=held == 1, cancelled=cancelled == 1, followed=followed == 1)
 
     async def release_lease(self, stream_id: str, holder: str) -> None:
         """Give the lease up now (only if ``holder`` holds it)."""
         _, _, lease, _ = self._keys(stream_id)
-        with self._guard(stream_id):
-            await self._release(keys=[lease], args=[holder])
+        await self._run(self._release, stream_id, [lease], [holder])
 
     async def cancel(self, stream_id: str) -> None:
         """Ask the producer to stop: sets the flag and publishes the id."""
         m, _, _, _ = self._keys(stream_id)
-        with self._guard(stream_id):
-            found = await self._cancel(keys=[m], args=[self._channel, stream_id])
+        found = await self._run(self._cancel, stream_id, [m], [self._channel, stream_id])
         if not found:
             raise StreamNotFound("unknown or expired stream", stream_id=stream_id)
 
@@ -376,7 +396,7 @@ class RedisStore:
 
     async def aclose(self) -> None:
         """Stop the subscription and close the connections."""
-        for task in (self._listener, self._flusher):
+        for task in (self._listener, self._watchdog, *self._flushers):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -392,78 +412,148 @@ class RedisStore:
         base = f"{self._prefix}{{{stream_id}}}:"
         return base + "m", base + "e", base + "l", base + "a"
 
+    def _lease_args(self, holder: str) -> list[_Arg]:
+        return [holder, _ms(self.lease_ttl), _ms(self.live_ttl)]
+
     async def _store(
         self, stream_id: str, holder: str, events: Sequence[StoredEvent], *, final: bool
     ) -> None:
-        args: list[str | int] = [
+        args: list[_Arg] = [
             holder,
             "1" if final else "0",
             _ms(self.live_ttl),
             _ms(self.ttl),
             self.max_events,
-            _ms(self._lease_ttl),
+            _ms(self.lease_ttl),
+            json.dumps([(e.seq, e.name, e.data) for e in events], ensure_ascii=False),
         ]
-        for event in events:
-            args += (event.seq, event.name, event.data)
-        keys = list(self._keys(stream_id)[:3])
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((keys, args, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush())
-        with self._guard(stream_id, count=False):
-            result = await future
+        result = await self._run(self._write, stream_id, list(self._keys(stream_id)[:3]), args)
         if result == -4:
             raise ValueError(f"events {[e.seq for e in events]} are not consecutive")
         if result in _WRITE_ERRORS:
             error, message = _WRITE_ERRORS[result]
             raise error(message, stream_id=stream_id)
 
+    async def _run(self, script: Any, stream_id: str, keys: list[str], args: list[_Arg]) -> Any:
+        """Queue one script for the next pipeline and wait for its reply.
+
+        No cancel scope of its own: the round trip that carries it is bounded
+        by ``timeout`` (``_flush``), which settles every call it carries.
+        """
+        loop = _running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((script, keys, args, future))
+        # A flusher that has returned is done at once; a done callback would run only on
+        # the next turn, and a call counting it as busy then would wait for nobody.
+        self._flushers = {task for task in self._flushers if not task.done()}
+        if len(self._flushers) < _PIPELINES:
+            self._flushers.add(loop.create_task(self._flush()))
+        try:
+            return await future
+        except self._errors as exc:
+            raise _unavailable(exc, stream_id) from exc
+
     async def _flush(self) -> None:
-        """Send the writes waiting, all in one pipeline, until none wait (group commit):
-        under load one round trip carries the appends of many streams."""
-        while self._pending:
-            batch, self._pending = self._pending, []
-            self._operations += 1
+        """Send the scripts waiting, all in one pipeline, until none wait (group commit):
+        under load one round trip carries the changes of many streams."""
+        batch: list[_Call] = []
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                self._operations += 1
+                try:
+                    results = await self._round_trip(batch)
+                except Exception as exc:
+                    results = [exc] * len(batch)
+                for (_, _, _, future), result in zip(batch, results, strict=True):
+                    if future.done():
+                        continue  # its caller gave up
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+                batch = []
+        finally:
+            # Stopped mid-flight (``aclose``): nobody waits for a reply that will not come.
+            for _, _, _, future in batch + self._pending:
+                if not future.done():
+                    future.set_exception(ConnectionError("the store was closed"))
+
+    async def _round_trip(self, batch: list[_Call]) -> list[Any]:
+        """The pipeline's replies; ``TimeoutError`` when the watchdog stopped it."""
+        with anyio.CancelScope() as scope:
+            self._in_flight[scope] = 0
+            self._watch()
             try:
-                with anyio.fail_after(self.timeout):
-                    async with self._client.pipeline(transaction=False) as pipe:
-                        for keys, args, _ in batch:
-                            pipe.evalsha(self._write.sha, len(keys), *keys, *args)
-                        results = await pipe.execute(raise_on_error=False)
-                    for index, result in enumerate(results):
-                        if isinstance(result, self._no_script):
-                            # Redis lost its scripts (a restart): load it, then write alone.
-                            keys, args, _ = batch[index]
-                            results[index] = await self._write(keys=keys, args=args)
-            except Exception as exc:
-                results = [exc] * len(batch)
-            for (_, _, future), result in zip(batch, results, strict=True):
-                if future.done():
-                    continue  # its caller gave up
-                if isinstance(result, Exception):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
+                return await self._pipeline(batch)
+            finally:
+                del self._in_flight[scope]
+        raise TimeoutError  # the connection was closed, not reused
+
+    def _watch(self) -> None:
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch_pipelines())
+
+    async def _watch_pipelines(self) -> None:
+        """Stop each pipeline in flight after ``timeout / _TICK`` checks at least ``_TICK``
+        seconds apart: ``timeout`` seconds on an idle machine, longer while this process
+        is descheduled or its event loop is late (a check comes late, and Redis's reply
+        may be waiting unread).  One task for all pipelines, no cancel scope per call."""
+        limit = self.timeout / _TICK
+        while self._in_flight:
+            await anyio.sleep(_TICK)
+            for scope, checks in list(self._in_flight.items()):
+                self._in_flight[scope] = checks + 1
+                if checks + 1 >= limit:
+                    scope.cancel()
+
+    async def _pipeline(self, batch: list[_Call]) -> list[Any]:
+        results = await self._evalsha(batch)
+        missing = [i for i, result in enumerate(results) if isinstance(result, self._no_script)]
+        if missing:
+            # A fresh or restarted Redis has no scripts: load each one once, then run
+            # what they refused again in one more round trip (not one each).
+            scripts = {batch[i][0].sha: batch[i][0] for i in missing}
+            async with self._client.pipeline(transaction=False) as pipe:
+                for script in scripts.values():
+                    pipe.script_load(script.script)
+                await pipe.execute()
+            again = await self._evalsha([batch[i] for i in missing])
+            for index, result in zip(missing, again, strict=True):
+                results[index] = result
+        return results
+
+    async def _evalsha(self, batch: list[_Call]) -> list[Any]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for script, keys, args, _ in batch:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
 
     @contextmanager
-    def _guard(
-        self, stream_id: str | None, wait: float = 0.0, *, count: bool = True
-    ) -> Iterator[None]:
+    def _guard(self, stream_id: str | None, wait: float = 0.0) -> Iterator[None]:
         """Count one round trip, bound it in time, and translate the client's errors."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            raise ConfigurationError("RedisStore runs on asyncio only") from None
-        if count:
-            self._operations += 1
+        _running_loop()
+        self._operations += 1
         try:
             with anyio.fail_after(self.timeout + wait):
                 yield
-        except TimeoutError as exc:
-            raise StoreUnavailable("Redis did not answer in time", stream_id=stream_id) from exc
         except self._errors as exc:
-            message = f"Redis is unavailable: {type(exc).__name__}: {exc}"
-            raise StoreUnavailable(message, stream_id=stream_id) from exc
+            raise _unavailable(exc, stream_id) from exc
+
+
+def _running_loop() -> asyncio.AbstractEventLoop:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise ConfigurationError("RedisStore runs on asyncio only") from None
+
+
+def _unavailable(exc: BaseException, stream_id: str | None) -> StoreUnavailable:
+    if isinstance(exc, TimeoutError):
+        return StoreUnavailable("Redis did not answer in time", stream_id=stream_id)
+    message = f"Redis is unavailable: {type(exc).__name__}: {exc}"
+    return StoreUnavailable(message, stream_id=stream_id)
 
 
 def _ms(seconds: float) -> int:

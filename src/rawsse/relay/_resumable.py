@@ -33,6 +33,7 @@ import logging
 import secrets
 from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import aclosing
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import anyio
@@ -45,17 +46,8 @@ from .._seam import OverlapJoiner
 from ._encoder import OPENING, RelayEncoder
 from ._policy import ChatRequest, Policy, Rejected
 from ._pump import DEFAULT_MAX_BUFFER, Pump, spawn
-from ._store import (
-    LeaseLost,
-    StoredEvent,
-    StoreError,
-    StoreUnavailable,
-    StreamNotFound,
-    StreamStore,
-    choice_texts,
-    parse_events,
-    sse_bytes,
-)
+from ._store import StoredEvent, StreamStore, choice_texts, parse_events, sse_bytes
+from ._store_errors import LeaseLost, StoreError, StoreUnavailable, StreamNotFound
 
 __all__ = ["DEFAULT_LINGER", "ResumableStreams"]
 
@@ -74,36 +66,28 @@ _TERMINAL = frozenset({"done", "error"})
 log = logging.getLogger("rawsse.relay")
 
 
+@dataclass(eq=False)
 class ResumableStreams:
     """The producers and followers of one relay's resumable streams."""
 
-    def __init__(
-        self,
-        store: StreamStore,
-        client: AsyncClient,
-        policy: Policy,
-        *,
-        heartbeat: float | None,
-        coalesce: float,
-        linger: float = DEFAULT_LINGER,
-        write_timeout: float = 30.0,
-        max_buffer: int = DEFAULT_MAX_BUFFER,
-        resume: ResumeArg = None,
-    ) -> None:
-        if not linger >= 0:
-            raise ValueError(f"linger must be >= 0 seconds: {linger!r}")
-        self.store = store
-        self.client = client
-        self.policy = policy
-        self.heartbeat = heartbeat
-        self.coalesce = coalesce
-        self.linger = linger
-        self.write_timeout = write_timeout
-        self.max_buffer = max_buffer
-        self.resume = resume
-        self.instance = secrets.token_hex(6)
-        self._hubs: dict[str, _Hub] = {}
-        """The streams whose producer runs here, for the followers here."""
+    store: StreamStore
+    client: AsyncClient
+    policy: Policy
+    _: KW_ONLY
+    heartbeat: float | None
+    coalesce: float
+    linger: float = DEFAULT_LINGER
+    write_timeout: float = 30.0
+    max_buffer: int = DEFAULT_MAX_BUFFER
+    resume: ResumeArg = None
+    instance: str = field(init=False, default_factory=lambda: secrets.token_hex(6))
+    """Starts every lease holder's name: which process produces a stream."""
+    _hubs: dict[str, _Hub] = field(init=False, default_factory=dict)
+    """The streams whose producer runs here, for the followers here."""
+
+    def __post_init__(self) -> None:
+        if not self.linger >= 0:
+            raise ValueError(f"linger must be >= 0 seconds: {self.linger!r}")
 
     def _holder(self) -> str:
         return f"{self.instance}-{secrets.token_hex(4)}"

@@ -11,13 +11,7 @@ Events are stored as ``(seq, name, data)`` records rather than SSE bytes: the
 bytes follow from them exactly (``sse_bytes``), and a taker can rebuild the
 text produced so far (``choice_texts``) without parsing SSE.
 
-Errors (all ``RawSSEError``)::
-
-    StoreError                  a store operation failed (``stream_id`` where known)
-    ├── StoreUnavailable        the store cannot be reached or answered too slowly
-    │   └── StoreFull           a bounded store refused a new stream
-    ├── StreamNotFound          unknown or expired id, or events after the position are gone
-    └── LeaseLost               a write by a producer that no longer holds the lease
+What goes wrong is a ``StoreError`` (``_store_errors``).
 
 The lease: the producer creates the stream holding its lease and renews it
 about every second; a lease not renewed expires after ``lease_ttl`` seconds
@@ -38,18 +32,13 @@ from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from .._errors import RawSSEError
 from .._frozen import Frozen
 
 __all__ = [
-    "LeaseLost",
     "Renewal",
-    "StoreError",
-    "StoreFull",
-    "StoreUnavailable",
+    "StoreBase",
     "StoredEvent",
     "StreamInfo",
-    "StreamNotFound",
     "StreamStore",
     "choice_texts",
     "is_stream_id",
@@ -61,30 +50,6 @@ __all__ = [
 _ID_BYTES = 18
 """144 random bits: ``token_urlsafe`` gives 24 characters."""
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{22,64}")
-
-
-class StoreError(RawSSEError):
-    """A store operation failed."""
-
-    def __init__(self, message: str, *, stream_id: str | None = None) -> None:
-        super().__init__(message)
-        self.stream_id = stream_id
-
-
-class StoreUnavailable(StoreError):
-    """The store cannot be reached, or did not answer in time."""
-
-
-class StoreFull(StoreUnavailable):
-    """A bounded store refused a new stream (its live streams alone fill it)."""
-
-
-class StreamNotFound(StoreError):
-    """Unknown or expired stream id, or the events after the position are no longer stored."""
-
-
-class LeaseLost(StoreError):
-    """A producer wrote without holding the stream's lease, or after the stream finished."""
 
 
 class StoredEvent(Frozen):
@@ -208,6 +173,24 @@ class StreamStore(Protocol):
     async def aclose(self) -> None:
         """Release the store's connections."""
         ...
+
+
+class StoreBase:
+    """What every store keeps and reports about itself; a base for ``StreamStore`` classes."""
+
+    def __init__(self, *, ttl: float, live_ttl: float, lease_ttl: float) -> None:
+        self.ttl = ttl
+        """Seconds a finished stream stays replayable."""
+        self.live_ttl = live_ttl
+        """Seconds a live stream lasts without a write or lease renewal."""
+        self.lease_ttl = lease_ttl
+        """Seconds an unrenewed lease lasts."""
+        self._operations = 0
+
+    @property
+    def operations(self) -> int:
+        """Requests made to the store's backend so far (round trips, for cost figures)."""
+        return self._operations
 
 
 def new_stream_id() -> str:
