@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
+from anyio.abc import TaskGroup
 
 from .._async_client import AsyncClient, AsyncStream
 from .._client_config import ResumeArg, resume_policy
@@ -296,18 +297,12 @@ class RelayApp:
             request, body, owner, receive, send, cors
         ):
             return
+        # One task group per stream holds the disconnect watch, the pump's reader and
+        # its timer: with thousands of streams open, each group and task is memory.
         async with anyio.create_task_group() as group:
-
-            async def watch() -> None:
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        group.cancel_scope.cancel()
-                        return
-
-            group.start_soon(watch)
+            group.start_soon(_watch_disconnect, receive, group.cancel_scope)
             try:
-                await self._relay(request, send, cors)
+                await self._relay(request, send, cors, group)
             finally:
                 group.cancel_scope.cancel()
 
@@ -423,7 +418,13 @@ class RelayApp:
             raise Rejected(404, "unknown or expired stream")  # not this user's: never say so
         return info
 
-    async def _relay(self, request: ChatRequest, send: Send, cors: list[tuple[str, str]]) -> None:
+    async def _relay(
+        self,
+        request: ChatRequest,
+        send: Send,
+        cors: list[tuple[str, str]],
+        group: TaskGroup,
+    ) -> None:
         stream = self.client.stream(
             model=request.model, messages=request.messages, resume=self.resume, **request.params
         )
@@ -438,17 +439,15 @@ class RelayApp:
         try:
             headers = [*SSE_HEADERS, *((k.encode(), v.encode()) for k, v in cors)]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await self._pump(stream, encoder, send)
+            await self._pump(stream, encoder, send, group)
         finally:
             with anyio.CancelScope(shield=True):
                 await stream.close()
 
-    async def _pump(self, stream: AsyncStream, encoder: RelayEncoder, send: Send) -> None:
-        stalled = False
-
+    async def _pump(
+        self, stream: AsyncStream, encoder: RelayEncoder, send: Send, group: TaskGroup
+    ) -> None:
         def stall() -> None:  # the browser stopped reading for write_timeout: drop it
-            nonlocal stalled
-            stalled = True
             group.cancel_scope.cancel()
 
         async def send_body(data: bytes) -> None:
@@ -462,15 +461,25 @@ class RelayApp:
             on_stall=stall,
             send=send_body,
         )
-        async with anyio.create_task_group() as group:
-            group.start_soon(pump.read)
-            group.start_soon(pump.time)
+        group.start_soon(pump.read)
+        group.start_soon(pump.time)
+        try:
             data: bytes | None = encoder.open(anyio.current_time())
             while data is not None:
                 await send_body(data)
                 data = await pump.next_bytes()
-        if not stalled:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            pump.stop()  # ends the timer; the reader has ended or is cancelled
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    """Cancel ``scope`` when the browser leaves (also before the first token)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return
 
 
 def _stream_headers(stream_id: str, cors: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
