@@ -8,10 +8,11 @@
   client's), encodes and returns it: what arrived together leaves as one write.
   This is where the relay saves its CPU: httpx hands out one HTTP chunk at a
   time, and a burst of chunks costs one decode, one encode and one send.
-* The timer task (``Pump.time``) wakes the writer at the next deadline (a
+* The timer (``Pump.time``) wakes the writer at the next deadline (a
   heartbeat, a coalescing flush, a client timeout) without a cancel scope per
   wait: the writer tells it a new deadline only when it is earlier.  It also
-  reports a write blocked for ``write_timeout`` (``on_stall``).
+  reports a write blocked for ``write_timeout`` (``on_stall``).  On asyncio it
+  is one loop timer (``call_at``), not a task; on trio, a task.
 
 The tasks wake each other with ``_Waiter``: the backend's own future (asyncio)
 or event (trio), a tenth of an ``anyio.Event`` in memory and in time; with
@@ -147,6 +148,7 @@ class Pump:
         "_core",
         "_deadline",
         "_error",
+        "_handle",
         "_loop",
         "_max_buffer",
         "_max_events",
@@ -214,11 +216,12 @@ class Pump:
             self._now = trio.current_time
         self._waiter = _Waiter(loop)  # the writer's
         self._room = _Waiter(loop)  # the reader's, while the buffer is full
-        self._rearm = _Waiter(loop)  # the timer's
+        self._rearm = _Waiter(loop)  # the timer task's (trio)
         self._stopped: _Waiter | None = _Waiter(loop)  # None once the reader has ended
         self._deadline: float | None = None  # the writer's next deadline, for the timer
         self._target: float | None = None  # what the timer sleeps until (None: idle)
         self._timer_stopped = False
+        self._handle: Any = None  # asyncio: the timer's loop timer
         self._read_scope = anyio.CancelScope()
 
     def stop(self) -> None:
@@ -228,7 +231,11 @@ class Pump:
 
     def _stop_timer(self) -> None:
         self._timer_stopped = True
-        self._rearm.wake()
+        if self._loop is None:
+            self._rearm.wake()
+        elif self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
     async def wait_stopped(self) -> None:
         """Return when the reader has ended and the upstream connection is released."""
@@ -349,34 +356,69 @@ class Pump:
         self._error = error
         self._waiter.wake()
 
-    # -- the timer task ----------------------------------------------------------------
+    # -- the timer ---------------------------------------------------------------------
 
     async def time(self) -> None:
-        """Wake the writer when its deadline comes, and report a stalled write."""
+        """Wake the writer when its deadline comes, and report a stalled write.
+
+        On asyncio this arms a loop timer and returns at once (a task per stream
+        is memory, with thousands of streams); on trio it runs until ``stop()``.
+        """
+        if self._loop is not None:
+            self._arm()
+            return
         while not self._timer_stopped:
-            target = self._deadline
-            send = self._send_deadline
-            if send is not None and (target is None or send < target):
-                target = send
-            self._target = target
+            target = self._target = self._next_target()
             await self._rearm.wait(target)
-            if self._timer_stopped or target is None:
-                continue
-            now = self._now()
-            send = self._send_deadline
-            if send is not None and now >= send and self._on_stall is not None:
-                self._on_stall()  # the client stopped reading: the owner drops it
-                return
-            deadline = self._deadline
-            if deadline is not None and now >= deadline:
-                self._deadline = None
-                self._waiter.wake()
+            if not self._timer_stopped and target is not None:
+                self._due()
+
+    def _next_target(self) -> float | None:
+        target = self._deadline
+        send = self._send_deadline
+        if send is not None and (target is None or send < target):
+            target = send
+        return target
+
+    def _due(self) -> None:
+        """Act on the deadlines that have passed."""
+        now = self._now()
+        send = self._send_deadline
+        if send is not None and now >= send and self._on_stall is not None:
+            self._timer_stopped = True
+            self._on_stall()  # the client stopped reading: the owner drops it
+            return
+        deadline = self._deadline
+        if deadline is not None and now >= deadline:
+            self._deadline = None
+            self._waiter.wake()
+
+    def _arm(self) -> None:
+        """asyncio: (re)schedule the loop timer at the next deadline."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        target = self._target = None if self._timer_stopped else self._next_target()
+        if target is not None:
+            self._handle = self._loop.call_at(target, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        if not self._timer_stopped:
+            self._due()
+            self._arm()
+
+    def _rearm_timer(self) -> None:
+        if self._loop is None:
+            self._rearm.wake()
+        else:
+            self._arm()
 
     def _wake_at(self, deadline: float | None) -> None:
         self._deadline = deadline
         target = self._target
         if deadline is not None and (target is None or deadline < target):
-            self._rearm.wake()
+            self._rearm_timer()
 
     def _sending(self, now: float) -> None:
         """The caller is about to send: a write still blocked at the timeout is a stall."""
@@ -385,7 +427,7 @@ class Pump:
         deadline = self._send_deadline = now + self._write_timeout
         target = self._target
         if target is None or deadline < target:
-            self._rearm.wake()
+            self._rearm_timer()
 
     # -- the writer ------------------------------------------------------------------
 
