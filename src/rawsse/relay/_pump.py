@@ -489,16 +489,18 @@ class Pump:
         if self._by_events:
             events = self._queued
             self._queued = []
+            if self._size >= self._max_events:  # the reader waits for room
+                self._room.wake()
             self._size = 0
-            self._room.wake()
             events = self._events(events)
             out = self.encoder.feed_many(events, now) if events else b""
-            return out + self.encoder.poll(now)
+            return out or self.encoder.poll(now)
         chunks = self._chunks
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
+        if self._size >= self._max_buffer:  # the reader waits for room
+            self._room.wake()
         self._size = 0
-        self._room.wake()
         self._core.clocks.read_start = now
         return self._relay_body(data, now)
 
@@ -517,7 +519,9 @@ class Pump:
             return out + encoder.fail(self._give_up(core.take_pending(), now), now)
         if core.finished:
             return out + encoder.close(core.result, now)
-        return out + encoder.poll(now)
+        # Bytes just written leave no heartbeat due, and ``feed_many`` flushed what
+        # coalescing had due: ``poll`` only matters when nothing was written.
+        return out or encoder.poll(now)
 
     def _finish(self, state: int, now: float) -> bytes:
         core = self._core
