@@ -416,10 +416,15 @@ def main() -> None:
             shapes = (("bursts", READERS), ("paced", READERS), ("paced", FEW_READERS))
             for shape, readers in shapes:
                 best = cpu_per_token(upstream, shape, readers, want, runs)
-                ratio = best["recipe"][0] / best["relay"][0]
+                # A server whose every run lost streams has no figure (see the comments).
+                cells = {n: f"{b[0]:.1f}" for n, b in best.items()}
+                ratio = "—"
+                if len(best) == 2:
+                    ratio = f"{best['recipe'][0] / best['relay'][0]:.1f}×"
+                chunks = f"{best['relay'][1]:.3f}" if "relay" in best else "—"
                 print(
-                    f"| {shape} | {readers} | {best['recipe'][0]:.1f} | "
-                    f"{best['relay'][0]:.1f} | {ratio:.1f}× | {best['relay'][1]:.3f} |",
+                    f"| {shape} | {readers} | {cells.get('recipe', 'failed')} | "
+                    f"{cells.get('relay', 'failed')} | {ratio} | {chunks} |",
                     flush=True,
                 )
             print(
