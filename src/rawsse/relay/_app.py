@@ -297,12 +297,18 @@ class RelayApp:
         owner = None if self.authorize is None else await self._authorize(scope, body)
         if self._streams is not None and await self._resumable(request, body, owner, call):
             return
+        stream = self.client.stream(
+            model=request.model, messages=request.messages, resume=self.resume, **request.params
+        )
+        # Neither the body nor its parsed form stays while the answer streams: a
+        # long conversation would be held twice more per open stream.
+        del body, request
         # One task group per stream holds the disconnect watch, the pump's reader and
         # its timer: with thousands of streams open, each group and task is memory.
         async with anyio.create_task_group() as group:
             group.start_soon(_watch_disconnect, receive, group.cancel_scope)
             try:
-                await self._relay(request, call.send, call.cors, group)
+                await self._relay(stream, call.send, call.cors, group)
             finally:
                 group.cancel_scope.cancel()
 
@@ -407,15 +413,8 @@ class RelayApp:
         return info
 
     async def _relay(
-        self,
-        request: ChatRequest,
-        send: Send,
-        cors: list[tuple[str, str]],
-        group: TaskGroup,
+        self, stream: AsyncStream, send: Send, cors: list[tuple[str, str]], group: TaskGroup
     ) -> None:
-        stream = self.client.stream(
-            model=request.model, messages=request.messages, resume=self.resume, **request.params
-        )
         encoder = RelayEncoder(
             anyio.current_time(), heartbeat=self.heartbeat, coalesce=self.coalesce
         )
