@@ -42,8 +42,9 @@ members): the relay is a second shell around the same ``StreamCore``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from typing import Any, Protocol, TypeVar, cast
 
 import anyio
 
@@ -57,6 +58,8 @@ DEFAULT_MAX_BUFFER = 256 * 1024
 """Bytes of upstream body read and not yet relayed, per stream, before reading pauses."""
 
 _OPENING, _BODY, _EOF, _FAILED, _CANCELLED = range(5)
+
+T = TypeVar("T")
 
 
 class Upstream(Protocol):
@@ -285,12 +288,9 @@ class Pump:
                 if loop is None:
                     chunk = await raw.__anext__()
                 else:
-                    # Did this read wait for the network?  A callback queued now
-                    # runs only if the loop turned meanwhile.
+                    # Did this read wait for the network, or was the chunk buffered?
                     suspended[0] = False
-                    handle = loop.call_soon(_mark, suspended)
-                    chunk = await raw.__anext__()
-                    handle.cancel()
+                    chunk = await _noting_suspension(raw.__anext__(), suspended)
                 chunks.append(chunk)
                 self._size += len(chunk)
                 if loop is not None and suspended[0] and not self._writing:
@@ -563,8 +563,36 @@ class Pump:
         return error
 
 
-def _mark(flag: list[bool]) -> None:
-    flag[0] = True
+@types.coroutine
+def _noting_suspension(awaitable: Awaitable[T], suspended: list[bool]) -> Generator[Any, Any, T]:
+    """``await awaitable``, setting ``suspended[0]`` if it suspends the task.
+
+    The delegation of ``yield from``, written out (PEP 380) to see the first
+    suspension: no callback is scheduled per read to learn it (a callback costs
+    the loop a turn, and an event loop turn per event is CPU).
+    """
+    inner = awaitable.__await__()
+    try:
+        yielded = inner.send(None)
+    except StopIteration as stop:
+        return cast(T, stop.value)
+    suspended[0] = True
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:  # noqa: PERF203 (a `try` costs nothing until it catches)
+            inner.close()
+            raise
+        except BaseException as exc:
+            try:
+                yielded = inner.throw(exc)
+            except StopIteration as stop:
+                return cast(T, stop.value)
+        else:
+            try:
+                yielded = inner.send(sent)
+            except StopIteration as stop:
+                return cast(T, stop.value)
 
 
 _tasks: set[Any] = set()  # strong references: asyncio keeps only weak ones to its tasks
