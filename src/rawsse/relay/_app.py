@@ -98,6 +98,19 @@ class _Call:
     cors: list[tuple[str, str]]
 
 
+@dataclass(frozen=True, slots=True)
+class _Writing:
+    """How each relayed stream is written (see ``RelayApp``'s arguments)."""
+
+    heartbeat: float | None
+    coalesce: float
+    write_timeout: float
+    max_buffer: int
+
+    def encoder(self, now: float) -> RelayEncoder:
+        return RelayEncoder(now, heartbeat=self.heartbeat, coalesce=self.coalesce)
+
+
 class RelayApp:
     """Streams chat completions from the owner's ``client`` to browsers (ASGI).
 
@@ -162,11 +175,8 @@ class RelayApp:
         self.authorize = authorize
         self.cors_origins = frozenset(o.rstrip("/") for o in cors_origins)
         self.demo = demo
-        RelayEncoder(0.0, heartbeat=heartbeat, coalesce=coalesce)  # validates both
-        self.heartbeat = heartbeat
-        self.coalesce = coalesce
-        self.write_timeout = write_timeout
-        self.max_buffer = max_buffer
+        self._writing = _Writing(heartbeat, coalesce, write_timeout, max_buffer)
+        self._writing.encoder(0.0)  # validates heartbeat and coalesce now
         self.store = store
         self.fail_closed = fail_closed
         self._streams: ResumableStreams | None = None
@@ -415,9 +425,7 @@ class RelayApp:
     async def _relay(
         self, stream: AsyncStream, send: Send, cors: list[tuple[str, str]], group: TaskGroup
     ) -> None:
-        encoder = RelayEncoder(
-            anyio.current_time(), heartbeat=self.heartbeat, coalesce=self.coalesce
-        )
+        encoder = self._writing.encoder(anyio.current_time())
         try:
             await stream.__aenter__()
         except RawSSEError as exc:
@@ -443,8 +451,8 @@ class RelayApp:
         pump = Pump(
             stream,
             encoder,
-            max_buffer=self.max_buffer,
-            write_timeout=self.write_timeout,
+            max_buffer=self._writing.max_buffer,
+            write_timeout=self._writing.write_timeout,
             on_stall=stall,
             send=send_body,
         )
