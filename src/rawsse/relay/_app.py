@@ -22,10 +22,12 @@ import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
+from anyio.abc import TaskGroup
 
 from .._async_client import AsyncClient, AsyncStream
 from .._client_config import ResumeArg, resume_policy
@@ -84,6 +86,30 @@ def _header(scope: Scope, name: bytes) -> str | None:
 def _error_body(code: int | str, message: str, **more: Any) -> bytes:
     error: dict[str, Any] = {"code": code, "message": message, **more}
     return json.dumps({"error": error}, ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One HTTP request to the app: its ASGI scope and channels, method and CORS headers."""
+
+    scope: Scope
+    receive: Receive
+    send: Send
+    method: str
+    cors: list[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Writing:
+    """How each relayed stream is written (see ``RelayApp``'s arguments)."""
+
+    heartbeat: float | None
+    coalesce: float
+    write_timeout: float
+    max_buffer: int
+
+    def encoder(self, now: float) -> RelayEncoder:
+        return RelayEncoder(now, heartbeat=self.heartbeat, coalesce=self.coalesce)
 
 
 class RelayApp:
@@ -150,11 +176,8 @@ class RelayApp:
         self.authorize = authorize
         self.cors_origins = frozenset(o.rstrip("/") for o in cors_origins)
         self.demo = demo
-        RelayEncoder(0.0, heartbeat=heartbeat, coalesce=coalesce)  # validates both
-        self.heartbeat = heartbeat
-        self.coalesce = coalesce
-        self.write_timeout = write_timeout
-        self.max_buffer = max_buffer
+        self._writing = _Writing(heartbeat, coalesce, write_timeout, max_buffer)
+        self._writing.encoder(0.0)  # validates heartbeat and coalesce now
         self.store = store
         self.fail_closed = fail_closed
         self._streams: ResumableStreams | None = None
@@ -188,34 +211,25 @@ class RelayApp:
         path: str = scope.get("path", "") or ""
         if root and path.startswith(root):
             path = path[len(root) :]
-        method: str = scope["method"]
         cors = self._cors_headers(scope)
         try:
-            await self._route(scope, receive, send, method, path, root, cors)
+            await self._route(_Call(scope, receive, send, scope["method"], cors), path, root)
         except Rejected as exc:
             await _send_json(
                 send, exc.status, _error_body(exc.code, exc.message), [*cors, *exc.headers.items()]
             )
 
-    async def _route(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        method: str,
-        path: str,
-        root: str,
-        cors: list[tuple[str, str]],
-    ) -> None:
+    async def _route(self, call: _Call, path: str, root: str) -> None:
+        send, method, cors = call.send, call.method, call.cors
         if path == "":
             await _send(send, 307, b"", [("location", root + "/"), *cors])
         elif path.startswith("/chat/"):
-            await self._stream_route(scope, receive, send, method, path[len("/chat/") :], cors)
+            await self._stream_route(call, path[len("/chat/") :])
         elif path == "/chat":
             if method == "OPTIONS":
-                await self._preflight(scope, send, cors)
+                await self._preflight(call)
             elif method == "POST":
-                await self._chat(scope, receive, send, cors)
+                await self._chat(call)
             else:
                 raise Rejected(
                     405, f"{method} {path}: use POST", headers={"allow": "POST, OPTIONS"}
@@ -258,17 +272,17 @@ class RelayApp:
             ("access-control-expose-headers", "retry-after, x-rawsse-stream-id"),
         ]
 
-    async def _preflight(self, scope: Scope, send: Send, cors: list[tuple[str, str]]) -> None:
-        if not cors:
+    async def _preflight(self, call: _Call) -> None:
+        if not call.cors:
             raise Rejected(403, "this origin may not call the relay (CORS is off for it)")
-        asked = _header(scope, b"access-control-request-headers") or "content-type"
+        asked = _header(call.scope, b"access-control-request-headers") or "content-type"
         headers = [
-            *cors,
+            *call.cors,
             ("access-control-allow-methods", "POST, GET, DELETE, OPTIONS"),
             ("access-control-allow-headers", asked),
             ("access-control-max-age", "600"),
         ]
-        await _send(send, 204, b"", headers)
+        await _send(call.send, 204, b"", headers)
 
     def _check_origin(self, scope: Scope) -> None:
         origin = _header(scope, b"origin")
@@ -281,9 +295,8 @@ class RelayApp:
 
     # -- POST /chat ---------------------------------------------------------------------
 
-    async def _chat(
-        self, scope: Scope, receive: Receive, send: Send, cors: list[tuple[str, str]]
-    ) -> None:
+    async def _chat(self, call: _Call) -> None:
+        scope, receive = call.scope, call.receive
         self._check_origin(scope)
         content_type = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
         if content_type != "application/json":
@@ -293,22 +306,20 @@ class RelayApp:
             return  # the browser left while sending
         request = self.policy.check(body)
         owner = None if self.authorize is None else await self._authorize(scope, body)
-        if self._streams is not None and await self._resumable(
-            request, body, owner, receive, send, cors
-        ):
+        if self._streams is not None and await self._resumable(request, body, owner, call):
             return
+        stream = self.client.stream(
+            model=request.model, messages=request.messages, resume=self.resume, **request.params
+        )
+        # Neither the body nor its parsed form stays while the answer streams: a
+        # long conversation would be held twice more per open stream.
+        del body, request
+        # One task group per stream holds the disconnect watch, the pump's reader and
+        # its timer: with thousands of streams open, each group and task is memory.
         async with anyio.create_task_group() as group:
-
-            async def watch() -> None:
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        group.cancel_scope.cancel()
-                        return
-
-            group.start_soon(watch)
+            group.start_soon(_watch_disconnect, receive, group.cancel_scope)
             try:
-                await self._relay(request, send, cors)
+                await self._relay(stream, call.send, call.cors, group)
             finally:
                 group.cancel_scope.cancel()
 
@@ -348,13 +359,7 @@ class RelayApp:
     # -- resumable streams ------------------------------------------------------------
 
     async def _resumable(
-        self,
-        request: ChatRequest,
-        body: bytes,
-        owner: str | None,
-        receive: Receive,
-        send: Send,
-        cors: list[tuple[str, str]],
+        self, request: ChatRequest, body: bytes, owner: str | None, call: _Call
     ) -> bool:
         """Serve ``POST /chat`` as a resumable stream; False: serve it unresumable."""
         assert self._streams is not None
@@ -366,23 +371,16 @@ class RelayApp:
             log.warning("resumable streams are unavailable, streaming without: %s", exc)
             return False
         if isinstance(started, RawSSEError):
-            await _send_upstream_error(send, started, cors)
+            await _send_upstream_error(call.send, started, call.cors)
             return True
-        headers = _stream_headers(started, cors)
-        await self._streams.follow(started, 0, receive, send, headers)
+        headers = _stream_headers(started, call.cors)
+        await self._streams.follow(started, 0, call.receive, call.send, headers)
         return True
 
-    async def _stream_route(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        method: str,
-        stream_id: str,
-        cors: list[tuple[str, str]],
-    ) -> None:
+    async def _stream_route(self, call: _Call, stream_id: str) -> None:
+        scope, send, method, cors = call.scope, call.send, call.method, call.cors
         if method == "OPTIONS":
-            await self._preflight(scope, send, cors)
+            await self._preflight(call)
             return
         if method not in ("GET", "DELETE"):
             raise Rejected(
@@ -406,7 +404,8 @@ class RelayApp:
             body = json.dumps({"stream_id": stream_id, "cancelled": True}).encode()
             await _send_json(send, 200, body, cors)
             return
-        await streams.follow(stream_id, after, receive, send, _stream_headers(stream_id, cors))
+        headers = _stream_headers(stream_id, cors)
+        await streams.follow(stream_id, after, call.receive, send, headers)
 
     async def _stream_info(self, scope: Scope, stream_id: str) -> StreamInfo:
         """The stream, if it exists and the caller may see it; else ``Rejected``."""
@@ -424,13 +423,10 @@ class RelayApp:
             raise Rejected(404, "unknown or expired stream")  # not this user's: never say so
         return info
 
-    async def _relay(self, request: ChatRequest, send: Send, cors: list[tuple[str, str]]) -> None:
-        stream = self.client.stream(
-            model=request.model, messages=request.messages, resume=self.resume, **request.params
-        )
-        encoder = RelayEncoder(
-            anyio.current_time(), heartbeat=self.heartbeat, coalesce=self.coalesce
-        )
+    async def _relay(
+        self, stream: AsyncStream, send: Send, cors: list[tuple[str, str]], group: TaskGroup
+    ) -> None:
+        encoder = self._writing.encoder(anyio.current_time())
         try:
             await stream.__aenter__()
         except RawSSEError as exc:
@@ -439,17 +435,15 @@ class RelayApp:
         try:
             headers = [*SSE_HEADERS, *((k.encode(), v.encode()) for k, v in cors)]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await self._pump(stream, encoder, send)
+            await self._pump(stream, encoder, send, group)
         finally:
             with anyio.CancelScope(shield=True):
                 await stream.close()
 
-    async def _pump(self, stream: AsyncStream, encoder: RelayEncoder, send: Send) -> None:
-        stalled = False
-
+    async def _pump(
+        self, stream: AsyncStream, encoder: RelayEncoder, send: Send, group: TaskGroup
+    ) -> None:
         def stall() -> None:  # the browser stopped reading for write_timeout: drop it
-            nonlocal stalled
-            stalled = True
             group.cancel_scope.cancel()
 
         async def send_body(data: bytes) -> None:
@@ -458,20 +452,30 @@ class RelayApp:
         pump = Pump(
             stream,
             encoder,
-            max_buffer=self.max_buffer,
-            write_timeout=self.write_timeout,
+            max_buffer=self._writing.max_buffer,
+            write_timeout=self._writing.write_timeout,
             on_stall=stall,
             send=send_body,
         )
-        async with anyio.create_task_group() as group:
-            group.start_soon(pump.read)
-            group.start_soon(pump.time)
+        group.start_soon(pump.read)
+        group.start_soon(pump.time)
+        try:
             data: bytes | None = encoder.open(anyio.current_time())
             while data is not None:
                 await send_body(data)
                 data = await pump.next_bytes()
-        if not stalled:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            pump.stop()  # ends the timer; the reader has ended or is cancelled
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    """Cancel ``scope`` when the browser leaves (also before the first token)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return
 
 
 def _stream_headers(stream_id: str, cors: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

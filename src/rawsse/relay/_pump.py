@@ -8,10 +8,15 @@
   client's), encodes and returns it: what arrived together leaves as one write.
   This is where the relay saves its CPU: httpx hands out one HTTP chunk at a
   time, and a burst of chunks costs one decode, one encode and one send.
-* The timer task (``Pump.time``) wakes the writer at the next deadline (a
+* The timer (``Pump.time``) wakes the writer at the next deadline (a
   heartbeat, a coalescing flush, a client timeout) without a cancel scope per
   wait: the writer tells it a new deadline only when it is earlier.  It also
-  reports a write blocked for ``write_timeout`` (``on_stall``).
+  reports a write blocked for ``write_timeout`` (``on_stall``).  On asyncio it
+  is one loop timer (``call_at``), not a task; on trio, a task.
+
+The tasks wake each other with ``_Waiter``: the backend's own future (asyncio)
+or event (trio), a tenth of an ``anyio.Event`` in memory and in time; with
+thousands of streams open, what each one holds is the relay's memory.
 
 Given ``send`` (``RelayApp`` does; ``relay_stream`` cannot, it yields), the
 reader sends a chunk that came fresh from the network itself, saving the
@@ -27,42 +32,153 @@ the reader stops reading, and TCP flow control holds the rest upstream.
 
 A stream with a resume policy (``Resume``) is read another way: a continuation
 opens a new request mid-stream, which is ``AsyncStream``'s to do.  The reader
-then takes whole decoded batches from the stream itself (``_next_batch``:
+then takes whole decoded batches from the stream itself (``shell_next``:
 reconnecting, continuing and its deadlines are the client's, and a seam arrives
 as a ``Continued`` event) and queues events; the writer only encodes them.
+
+The pump sees its stream through ``Upstream`` (``AsyncStream``'s ``shell_*``
+members): the relay is a second shell around the same ``StreamCore``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from typing import Any, Protocol, TypeVar, cast
 
 import anyio
 
-from .._async_client import AsyncStream
-from .._base_client import GiveUp
+from .._base_client import GiveUp, StreamCore
 from .._chat_events import ChatEvent
 from ._encoder import RelayEncoder
 
-__all__ = ["DEFAULT_MAX_BUFFER", "Pump", "spawn"]
+__all__ = ["DEFAULT_MAX_BUFFER", "Pump", "Upstream", "spawn"]
 
 DEFAULT_MAX_BUFFER = 256 * 1024
 """Bytes of upstream body read and not yet relayed, per stream, before reading pauses."""
 
 _OPENING, _BODY, _EOF, _FAILED, _CANCELLED = range(5)
 
+T = TypeVar("T")
+
+
+class Upstream(Protocol):
+    """What the pump needs of its stream; ``AsyncStream`` is one (see its ``shell_*``)."""
+
+    @property
+    def shell_core(self) -> StreamCore: ...
+
+    async def shell_open(self) -> AsyncIterator[bytes] | None: ...
+
+    async def shell_next(self) -> list[ChatEvent] | None: ...
+
+    async def shell_release(self) -> None: ...
+
+
+def _backend_loop() -> Any:
+    """The running asyncio loop, or None under trio."""
+    import asyncio
+
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class _Waiter:
+    """Wakes one waiting task, on the backend's own future (asyncio) or event (trio).
+
+    A ``wake`` while nobody waits is kept: the next ``wait`` returns at once
+    (callers re-check their state after every wakeup).  ``wait(deadline)`` also
+    returns at ``deadline`` (on the backend's clock) without a cancel scope.
+    """
+
+    __slots__ = ("_loop", "_pending", "_waiter")
+
+    def __init__(self, loop: Any) -> None:
+        self._loop = loop  # None: trio
+        self._pending = False
+        self._waiter: Any = None
+
+    def wake(self) -> None:
+        waiter = self._waiter
+        if waiter is None:
+            self._pending = True
+        elif self._loop is None:
+            waiter.set()
+        elif not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self, deadline: float | None = None) -> None:
+        if self._pending:
+            self._pending = False
+            return
+        if self._loop is None:
+            import trio
+
+            event = self._waiter = trio.Event()
+            try:
+                if deadline is None:
+                    await event.wait()
+                else:
+                    with trio.move_on_at(deadline):
+                        await event.wait()
+            finally:
+                self._waiter = None
+            return
+        future = self._waiter = self._loop.create_future()
+        timer = None if deadline is None else self._loop.call_at(deadline, _resolve, future)
+        try:
+            await future
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+
+def _resolve(future: Any) -> None:
+    if not future.done():
+        future.set_result(None)
+
 
 class Pump:
-    """One relayed stream: ``read`` and ``time`` run as tasks; the sender calls ``next_bytes``.
+    """One relayed stream: ``read`` and ``time`` run as tasks; the sender calls ``next_bytes``."""
 
-    The pump uses ``AsyncStream``'s private shell state (``_open``, ``_raw``,
-    ``_core``, ``_close_response``): the relay is a second shell around the same
-    ``StreamCore``, reading the body its own way.
-    """
+    __slots__ = (
+        "_blocked",
+        "_by_events",
+        "_chunks",
+        "_core",
+        "_deadline",
+        "_error",
+        "_handle",
+        "_loop",
+        "_max_buffer",
+        "_max_events",
+        "_now",
+        "_on_stall",
+        "_queued",
+        "_read_scope",
+        "_reader_sending",
+        "_rearm",
+        "_room",
+        "_send",
+        "_send_deadline",
+        "_size",
+        "_state",
+        "_stopped",
+        "_target",
+        "_timer_stopped",
+        "_waiter",
+        "_write_timeout",
+        "_writing",
+        "encoder",
+        "stream",
+    )
 
     def __init__(
         self,
-        stream: AsyncStream,
+        stream: Upstream,
         encoder: RelayEncoder,
         *,
         max_buffer: int = DEFAULT_MAX_BUFFER,
@@ -72,7 +188,7 @@ class Pump:
     ) -> None:
         self.stream = stream
         self.encoder = encoder
-        self._core = stream._core
+        self._core = stream.shell_core
         self._max_buffer = max_buffer
         self._write_timeout = write_timeout
         self._on_stall = on_stall
@@ -94,30 +210,42 @@ class Pump:
         self._error: BaseException | None = None
         # The writer's wakeup is the hot path (once per upstream read): the backend's
         # own future or event and clock, chosen once, instead of anyio's per call.
-        self._loop: Any = None
-        try:
-            import asyncio
-
-            self._loop = asyncio.get_running_loop()
-            self._now: Callable[[], float] = self._loop.time
-        except RuntimeError:  # trio
+        loop = self._loop = _backend_loop()
+        if loop is not None:
+            self._now: Callable[[], float] = loop.time
+        else:
             import trio
 
             self._now = trio.current_time
-        self._waiter: Any = None
-        self._room = anyio.Event()
-        self._rearm = anyio.Event()
+        self._waiter = _Waiter(loop)  # the writer's
+        self._room = _Waiter(loop)  # the reader's, while the buffer is full
+        self._rearm = _Waiter(loop)  # the timer task's (trio)
+        self._stopped: _Waiter | None = _Waiter(loop)  # None once the reader has ended
         self._deadline: float | None = None  # the writer's next deadline, for the timer
         self._target: float | None = None  # what the timer sleeps until (None: idle)
+        self._timer_stopped = False
+        self._handle: Any = None  # asyncio: the timer's loop timer
         self._read_scope = anyio.CancelScope()
-        self._timer_scope = anyio.CancelScope()
-        self.stopped = anyio.Event()
-        """Set when the reader has ended and the upstream connection is released."""
 
     def stop(self) -> None:
-        """Cancel the reader and the timer (the reader releases the connection on its way out)."""
+        """Cancel the reader (it releases the connection on its way out) and end the timer."""
         self._read_scope.cancel()
-        self._timer_scope.cancel()
+        self._stop_timer()
+
+    def _stop_timer(self) -> None:
+        self._timer_stopped = True
+        if self._loop is None:
+            self._rearm.wake()
+        elif self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    async def wait_stopped(self) -> None:
+        """Return when the reader has ended and the upstream connection is released."""
+        stopped = self._stopped
+        while stopped is not None:
+            await stopped.wait()
+            stopped = self._stopped
 
     # -- the reader task ---------------------------------------------------------------
 
@@ -127,11 +255,10 @@ class Pump:
         try:
             with self._read_scope:
                 try:
-                    await stream._open()
+                    raw = await stream.shell_open()
                 except Exception as exc:  # the stream failed before its body
                     self._end(_FAILED, exc)
                     return
-                raw = stream._raw
                 self._state = _BODY
                 if self._by_events:
                     await self._read_events()
@@ -144,9 +271,11 @@ class Pump:
                 self._end(_CANCELLED, None)
         finally:
             with anyio.CancelScope(shield=True):
-                await stream._close_response()
-            self._wake()
-            self.stopped.set()
+                await stream.shell_release()
+            self._waiter.wake()
+            stopped, self._stopped = self._stopped, None
+            if stopped is not None:
+                stopped.wake()
 
     async def _read_body(self, raw: Any) -> bool:
         """Queue the raw body's chunks until its end or an error; True when the reader
@@ -159,12 +288,9 @@ class Pump:
                 if loop is None:
                     chunk = await raw.__anext__()
                 else:
-                    # Did this read wait for the network?  A callback queued now
-                    # runs only if the loop turned meanwhile.
+                    # Did this read wait for the network, or was the chunk buffered?
                     suspended[0] = False
-                    handle = loop.call_soon(_mark, suspended)
-                    chunk = await raw.__anext__()
-                    handle.cancel()
+                    chunk = await _noting_suspension(raw.__anext__(), suspended)
                 chunks.append(chunk)
                 self._size += len(chunk)
                 if loop is not None and suspended[0] and not self._writing:
@@ -173,10 +299,9 @@ class Pump:
                     # which runs when this task next waits, and leave together.
                     if await self._send_now():
                         return True
-                elif self._waiter is not None:
-                    self._wake()
+                else:
+                    self._waiter.wake()
                 while self._size >= self._max_buffer:
-                    self._room = anyio.Event()
                     await self._room.wait()
         except StopAsyncIteration:
             self._end(_EOF, None)
@@ -189,7 +314,7 @@ class Pump:
         stream = self.stream
         try:
             while True:
-                batch = await stream._next_batch()
+                batch = await stream.shell_next()
                 if batch is None:
                     self._end(_EOF, None)
                     return
@@ -197,9 +322,8 @@ class Pump:
                     continue
                 self._queued += batch  # the writer swaps the list when it takes it
                 self._size += len(batch)
-                self._wake()
+                self._waiter.wake()
                 while self._size >= self._max_events:
-                    self._room = anyio.Event()
                     await self._room.wait()
         except Exception as exc:  # the client's final error: decided, with its partial
             self._end(_FAILED, exc)
@@ -220,75 +344,81 @@ class Pump:
             self._reader_sending = False
             if self._blocked:
                 self._blocked = False
-                self._wake()
+                self._waiter.wake()
         if self.encoder.closed:
-            self._timer_scope.cancel()
-            self._wake()  # the writer returns None
+            self._stop_timer()
+            self._waiter.wake()  # the writer returns None
             return True
         return False
 
     def _end(self, state: int, error: BaseException | None) -> None:
         self._state = state
         self._error = error
-        self._wake()
+        self._waiter.wake()
 
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if self._loop is None:
-                waiter.set()
-            elif not waiter.done():
-                waiter.set_result(None)
-
-    async def _wait(self) -> None:
-        if self._loop is None:
-            import trio
-
-            event = self._waiter = trio.Event()
-            await event.wait()
-        else:
-            future = self._waiter = self._loop.create_future()
-            try:
-                await future
-            finally:
-                self._waiter = None
-
-    # -- the timer task ----------------------------------------------------------------
+    # -- the timer ---------------------------------------------------------------------
 
     async def time(self) -> None:
-        """Wake the writer when its deadline comes, and report a stalled write."""
-        with self._timer_scope:
-            while True:
-                target = self._deadline
-                send = self._send_deadline
-                if send is not None and (target is None or send < target):
-                    target = send
-                self._target = target
-                rearm = self._rearm
-                if target is None:
-                    await rearm.wait()
-                else:
-                    with anyio.CancelScope(deadline=target):
-                        await rearm.wait()
-                self._rearm = anyio.Event()
-                if target is None:
-                    continue
-                now = self._now()
-                send = self._send_deadline
-                if send is not None and now >= send and self._on_stall is not None:
-                    self._on_stall()  # the client stopped reading: the owner drops it
-                    return
-                deadline = self._deadline
-                if deadline is not None and now >= deadline:
-                    self._deadline = None
-                    self._wake()
+        """Wake the writer when its deadline comes, and report a stalled write.
+
+        On asyncio this arms a loop timer and returns at once (a task per stream
+        is memory, with thousands of streams); on trio it runs until ``stop()``.
+        """
+        if self._loop is not None:
+            self._arm()
+            return
+        while not self._timer_stopped:
+            target = self._target = self._next_target()
+            await self._rearm.wait(target)
+            if not self._timer_stopped and target is not None:
+                self._due()
+
+    def _next_target(self) -> float | None:
+        target = self._deadline
+        send = self._send_deadline
+        if send is not None and (target is None or send < target):
+            target = send
+        return target
+
+    def _due(self) -> None:
+        """Act on the deadlines that have passed."""
+        now = self._now()
+        send = self._send_deadline
+        if send is not None and now >= send and self._on_stall is not None:
+            self._timer_stopped = True
+            self._on_stall()  # the client stopped reading: the owner drops it
+            return
+        deadline = self._deadline
+        if deadline is not None and now >= deadline:
+            self._deadline = None
+            self._waiter.wake()
+
+    def _arm(self) -> None:
+        """asyncio: (re)schedule the loop timer at the next deadline."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        target = self._target = None if self._timer_stopped else self._next_target()
+        if target is not None:
+            self._handle = self._loop.call_at(target, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        if not self._timer_stopped:
+            self._due()
+            self._arm()
+
+    def _rearm_timer(self) -> None:
+        if self._loop is None:
+            self._rearm.wake()
+        else:
+            self._arm()
 
     def _wake_at(self, deadline: float | None) -> None:
         self._deadline = deadline
         target = self._target
         if deadline is not None and (target is None or deadline < target):
-            self._rearm.set()
+            self._rearm_timer()
 
     def _sending(self, now: float) -> None:
         """The caller is about to send: a write still blocked at the timeout is a stall."""
@@ -297,7 +427,7 @@ class Pump:
         deadline = self._send_deadline = now + self._write_timeout
         target = self._target
         if target is None or deadline < target:
-            self._rearm.set()
+            self._rearm_timer()
 
     # -- the writer ------------------------------------------------------------------
 
@@ -320,7 +450,7 @@ class Pump:
                 return None
             if self._reader_sending:  # the reader is sending what it just read: wait for it
                 self._blocked = True
-                await self._wait()
+                await self._waiter.wait()
                 continue
             if self._chunks or self._queued:
                 out = self._take(self._now())
@@ -352,23 +482,25 @@ class Pump:
                 if clock is not None and (deadline is None or clock < deadline):
                     deadline = clock
             self._wake_at(deadline)
-            await self._wait()
+            await self._waiter.wait()
 
     def _take(self, now: float) -> bytes:
         """Relay every queued chunk (or event) at once."""
         if self._by_events:
             events = self._queued
             self._queued = []
+            if self._size >= self._max_events:  # the reader waits for room
+                self._room.wake()
             self._size = 0
-            self._room.set()
             events = self._events(events)
             out = self.encoder.feed_many(events, now) if events else b""
-            return out + self.encoder.poll(now)
+            return out or self.encoder.poll(now)
         chunks = self._chunks
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
+        if self._size >= self._max_buffer:  # the reader waits for room
+            self._room.wake()
         self._size = 0
-        self._room.set()
         self._core.clocks.read_start = now
         return self._relay_body(data, now)
 
@@ -387,7 +519,9 @@ class Pump:
             return out + encoder.fail(self._give_up(core.take_pending(), now), now)
         if core.finished:
             return out + encoder.close(core.result, now)
-        return out + encoder.poll(now)
+        # Bytes just written leave no heartbeat due, and ``feed_many`` flushed what
+        # coalescing had due: ``poll`` only matters when nothing was written.
+        return out or encoder.poll(now)
 
     def _finish(self, state: int, now: float) -> bytes:
         core = self._core
@@ -429,8 +563,36 @@ class Pump:
         return error
 
 
-def _mark(flag: list[bool]) -> None:
-    flag[0] = True
+@types.coroutine
+def _noting_suspension(awaitable: Awaitable[T], suspended: list[bool]) -> Generator[Any, Any, T]:
+    """``await awaitable``, setting ``suspended[0]`` if it suspends the task.
+
+    The delegation of ``yield from``, written out (PEP 380) to see the first
+    suspension: no callback is scheduled per read to learn it (a callback costs
+    the loop a turn, and an event loop turn per event is CPU).
+    """
+    inner = awaitable.__await__()
+    try:
+        yielded = inner.send(None)
+    except StopIteration as stop:
+        return cast(T, stop.value)
+    suspended[0] = True
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:  # noqa: PERF203 (a `try` costs nothing until it catches)
+            inner.close()
+            raise
+        except BaseException as exc:
+            try:
+                yielded = inner.throw(exc)
+            except StopIteration as stop:
+                return cast(T, stop.value)
+        else:
+            try:
+                yielded = inner.send(sent)
+            except StopIteration as stop:
+                return cast(T, stop.value)
 
 
 _tasks: set[Any] = set()  # strong references: asyncio keeps only weak ones to its tasks
@@ -442,7 +604,7 @@ def spawn(function: Any) -> None:
     ``relay_stream`` is an async iterator that a framework may abandon between two
     items; a task group held across ``yield`` would then be exited in another task.
     The pump's tasks therefore live outside, and the iterator's ``finally`` stops
-    them and waits for the reader (``Pump.stop``, ``Pump.stopped``).  ``function``
+    them and waits for the reader (``Pump.stop``, ``Pump.wait_stopped``).  ``function``
     must not raise (the pump reports every error as the terminal event).
     """
     import asyncio

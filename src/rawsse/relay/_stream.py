@@ -50,5 +50,5 @@ async def relay_stream(
             if pump is not None:
                 pump.stop()
                 with anyio.move_on_after(_STOP_WAIT):
-                    await pump.stopped.wait()
+                    await pump.wait_stopped()
             await stream.close()  # marks an unfinished stream cancelled

@@ -30,7 +30,11 @@ const DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024;
 // ---------------------------------------------------------------- errors
 
 export class RawSSEError extends Error {
-  constructor(message, { status = null, code = null, partial = null, payload = null, cause } = {}) {
+  /** Options a class keeps as fields of its own, beyond the common ones (null when absent). */
+  static fields = [];
+
+  constructor(message, options = {}) {
+    const { status = null, code = null, partial = null, payload = null, cause } = options;
     super(message, cause === undefined ? undefined : { cause });
     this.name = new.target.name;
     /** The HTTP status involved, or null. */
@@ -41,34 +45,27 @@ export class RawSSEError extends Error {
     this.partial = partial;
     /** The raw payload that caused the error (body text, data line), or null. */
     this.payload = payload;
+    for (const name of new.target.fields) this[name] = options[name] ?? null;
   }
 }
 
 export class SSEProtocolError extends RawSSEError {}
 export class MalformedChunk extends RawSSEError {}
 export class APIConnectionError extends RawSSEError {}
-
-export class APIStatusError extends RawSSEError {
-  constructor(message, options = {}) {
-    super(message, options);
-    /** Seconds from a `Retry-After` header, or null. */
-    this.retryAfter = options.retryAfter ?? null;
-  }
-}
-
 export class UnexpectedContentType extends RawSSEError {}
 export class StreamInterrupted extends RawSSEError {}
-
-export class StreamError extends StreamInterrupted {
-  constructor(message, options = {}) {
-    super(message, options);
-    /** The terminal `error` event as received (or synthesised from an in-band error). */
-    this.event = options.event ?? null;
-  }
-}
-
 export class IncompleteStreamError extends StreamInterrupted {}
 export class StreamCancelled extends StreamInterrupted {}
+
+export class APIStatusError extends RawSSEError {
+  /** `retryAfter`: seconds from a `Retry-After` header, or null. */
+  static fields = ["retryAfter"];
+}
+
+export class StreamError extends StreamInterrupted {
+  /** `event`: the terminal `error` event as received (or synthesised from an in-band error). */
+  static fields = ["event"];
+}
 
 // ---------------------------------------------------------------- SSE decoder
 
