@@ -131,6 +131,12 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         rawsse.no_such_name  # noqa: B018
 
 
+def _is_module(path: Path, node: ast.ImportFrom, alias: ast.alias) -> bool:
+    """Whether ``from . import name`` in ``path`` names a module of the package."""
+    package = path.parents[node.level - 1]
+    return node.module is None and (package / f"{alias.name}.py").is_file()
+
+
 def test_no_module_imports_upward_from_the_package_init() -> None:
     for path in SRC.rglob("*.py"):
         if path == SRC / "__init__.py":
@@ -138,8 +144,8 @@ def test_no_module_imports_upward_from_the_package_init() -> None:
         to_root = len(path.relative_to(SRC).parts)  # the level of ``from . import``s to rawsse
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom):
-                assert not (node.module is None and node.level == to_root), path
+            if isinstance(node, ast.ImportFrom) and node.module is None and node.level == to_root:
+                assert all(_is_module(path, node, alias) for alias in node.names), path
 
 
 def test_no_private_name_is_imported_across_modules() -> None:
@@ -148,6 +154,8 @@ def test_no_private_name_is_imported_across_modules() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level:
                 for alias in node.names:
+                    if _is_module(path, node, alias):
+                        continue  # ``from . import _module``: a module, not a private name
                     assert not alias.name.startswith("_") or alias.name == "__version__", (
                         f"{path.relative_to(SRC)} imports {alias.name} from {node.module}"
                     )

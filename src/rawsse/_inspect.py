@@ -20,11 +20,12 @@ Nothing here reads files or sockets; the CLI and the HTML report are built on
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._accumulate import ChatAccumulator, stream_status
+from ._accumulate import ChatAccumulator, ChatResult, ChatStatus, stream_status
 from ._chat import ChatDecoder
 from ._chat_events import (
     CONTENT_EVENTS,
@@ -436,19 +437,30 @@ class StreamInspector:
         result = self._acc.result()
         # One rule for everyone (``stream_status``); a stream of another API has
         # no [DONE] the chat rule knows, so it is never ``complete`` (``other_api`` says why).
-        status = str(self._acc.status(end, http_error=http_error).value)
-        total = end_t if self._timed else None
+        status = self._acc.status(end, http_error=http_error)
+        return self._report(out, result, status, end, error, end_t)
+
+    def _report(
+        self,
+        anomalies: list[Anomaly],
+        result: ChatResult,
+        status: ChatStatus,
+        end: str | None,
+        error: str | None,
+        end_t: float | None,
+    ) -> StreamReport:
+        """The report: the rows and figures gathered, with how the body ended."""
         return StreamReport(
             rows=tuple(self._rows),
-            anomalies=tuple(out),
+            anomalies=tuple(anomalies),
             result=result,
-            status=status,
+            status=str(status.value),
             end=end,
             end_error=error,
             timed=self._timed,
             ttft=self._ttft,
             last_token=self._last_token_t,
-            total=total,
+            total=end_t if self._timed else None,
             response_t=self.response_t,
             http_status=self.http_status,
             total_bytes=self._bytes,
@@ -477,28 +489,8 @@ class StreamInspector:
         result = self._acc.result()
         errors = bool(result.errors) or any(c.finish_reason == "error" for c in result.choices)
         status = stream_status(done=True, finished=True, usage=True, error=errors, end=end)
-        return StreamReport(
-            rows=tuple(self._rows),
-            anomalies=tuple(out),
-            result=result,
-            status=str(status.value),
-            end=end,
-            end_error=error,
-            timed=self._timed,
-            ttft=self._ttft,
-            last_token=self._last_token_t,
-            total=end_t if self._timed else None,
-            response_t=self.response_t,
-            http_status=self.http_status,
-            total_bytes=self._bytes,
-            chunks=self._chunks,
-            keep_alives=0,
-            content_events=self._content_events,
-            done=False,
-            line_ends={},
-            stall_threshold=self.stall_threshold,
-            streamed=False,
-        )
+        report = self._report(out, result, status, end, error, end_t)
+        return dataclasses.replace(report, keep_alives=0, done=False, line_ends={}, streamed=False)
 
     def _http_error_message(self) -> str:
         body = b"".join(self._body).decode("utf-8", "replace")

@@ -31,7 +31,6 @@ __all__ = [
     "event_to_dict",
     "row_to_dict",
     "sse_lines",
-    "writable",
 ]
 
 DEFAULT_STALL_THRESHOLD = 5.0

@@ -43,23 +43,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from . import _chat_events as chat_events
 from ._accumulate import ChatAccumulator, ChatResult, ChatStatus
-from ._chat_events import (
-    ChatEvent,
-    Continued,
-    Done,
-    Extra,
-    Finish,
-    InBandError,
-    KeepAlive,
-    ReasoningDelta,
-    RefusalDelta,
-    RoleDelta,
-    StreamStart,
-    TextDelta,
-    ToolCallDelta,
-    Usage,
-)
 from ._errors import (
     ContinuationError,
     FirstTokenTimeout,
@@ -193,7 +178,7 @@ class Continue:
     messages: list[Any]
     params: dict[str, Any]
     """The request's other body fields (``n`` set to 1 for a prefill of n > 1)."""
-    event: Continued
+    event: chat_events.Continued
 
 
 @dataclass(frozen=True)
@@ -201,7 +186,7 @@ class Stop:
     """The stream is over: deliver ``events``, then raise ``error`` if there is one."""
 
     error: RawSSEError | None = None
-    events: list[ChatEvent] = dataclasses.field(default_factory=list)
+    events: list[chat_events.ChatEvent] = dataclasses.field(default_factory=list)
 
 
 class _Part:
@@ -243,13 +228,13 @@ class ResumeCore:
         self._roles: dict[int, str] = {}
         self._seen: set[int] = set()
         self._finished: set[int] = set()
-        self._length: dict[int, list[Finish]] = {}
-        self._errored: dict[int, Finish] = {}
+        self._length: dict[int, list[chat_events.Finish]] = {}
+        self._errored: dict[int, chat_events.Finish] = {}
         """``finish_reason: "error"`` held: a retriable error after it is continued."""
-        self._tools: dict[int, list[ToolCallDelta]] = {}
+        self._tools: dict[int, list[chat_events.ToolCallDelta]] = {}
         self._details_top: dict[int, int] = {}
-        self._usages: list[Usage] = []
-        self._part_usage: Usage | None = None
+        self._usages: list[chat_events.Usage] = []
+        self._part_usage: chat_events.Usage | None = None
         self._done = False
         self._started = False
         self._queue: list[tuple[int, Reason, RawSSEError | None]] = []
@@ -265,59 +250,59 @@ class ResumeCore:
 
     # -- events ---------------------------------------------------------------
 
-    def feed(self, events: Sequence[ChatEvent]) -> list[ChatEvent]:
+    def feed(self, events: Sequence[chat_events.ChatEvent]) -> list[chat_events.ChatEvent]:
         """The events of the current request to deliver (``pending`` may be set)."""
-        out: list[ChatEvent] = []
+        out: list[chat_events.ChatEvent] = []
         for event in events:
             if self.pending is not None:
                 break
             match event:
-                case TextDelta():
+                case chat_events.TextDelta():
                     index = self._index(event.index)
                     if index is not None:
                         self._text(out, _at(event, index), index, "text")
-                case RefusalDelta():
+                case chat_events.RefusalDelta():
                     index = self._index(event.index)
                     if index is not None:
                         self._text(out, _at(event, index), index, "refusal")
-                case ReasoningDelta():
+                case chat_events.ReasoningDelta():
                     index = self._index(event.index)
                     if index is not None:
                         event = _at(event, index)
                         if event.details:
                             event = event._replace(details=self._details(index, event.details))
                         self._text(out, event, index, "reasoning")
-                case KeepAlive():
+                case chat_events.KeepAlive():
                     out.append(event)
-                case Extra():
+                case chat_events.Extra():
                     index = self._index(event.index)
                     if event.index is None or index is not None:
                         out.append(event if index is None else _at(event, index))
-                case ToolCallDelta():
+                case chat_events.ToolCallDelta():
                     index = self._index(event.index)
                     if index is not None:
                         self.content = True
                         self._seen.add(index)
                         self._tools.setdefault(index, []).append(_at(event, index))
-                case Finish():
+                case chat_events.Finish():
                     index = self._index(event.index)
                     if index is not None:
                         self._seen.add(index)
                         self._finish(out, _at(event, index), index)
-                case RoleDelta():
+                case chat_events.RoleDelta():
                     index = self._index(event.index)
                     if index is not None:
                         self._seen.add(index)
                         if self._roles.get(index) != event.role:
                             self._roles[index] = event.role
                             out.append(_at(event, index))
-                case Usage():
+                case chat_events.Usage():
                     self._part_usage = event
-                case StreamStart():
+                case chat_events.StreamStart():
                     if not self._started:
                         self._started = True
                         out.append(event)
-                case InBandError():
+                case chat_events.InBandError():
                     index = self._index(event.index)
                     if event.index is not None and index is None:
                         continue
@@ -333,9 +318,9 @@ class ResumeCore:
                     else:
                         self._release_errored(out)
                         out.append(event if index is None else _at(event, index))
-                case Done():
+                case chat_events.Done():
                     self._done = True
-                case Continued():
+                case chat_events.Continued():
                     out.append(event)
                 case _:
                     raise TypeError(f"not a chat event: {event!r}")
@@ -360,8 +345,8 @@ class ResumeCore:
 
     def _text(
         self,
-        out: list[ChatEvent],
-        event: TextDelta | RefusalDelta | ReasoningDelta,
+        out: list[chat_events.ChatEvent],
+        event: chat_events.TextDelta | chat_events.RefusalDelta | chat_events.ReasoningDelta,
         index: int,
         field: str,
     ) -> None:
@@ -376,7 +361,7 @@ class ResumeCore:
                 self.pending = self._diverged(index, field)
                 return
             if new != text:
-                if not new and not (type(event) is ReasoningDelta and event.details):
+                if not new and not (type(event) is chat_events.ReasoningDelta and event.details):
                     return
                 event = event._replace(text=new)
             text = new
@@ -400,7 +385,9 @@ class ResumeCore:
         self._details_top[index] = top
         return tuple(moved)
 
-    def _finish(self, out: list[ChatEvent], event: Finish, index: int) -> None:
+    def _finish(
+        self, out: list[chat_events.ChatEvent], event: chat_events.Finish, index: int
+    ) -> None:
         if event.reason is None:
             out.append(event)
             return
@@ -420,14 +407,14 @@ class ResumeCore:
         self._finished.add(index)
         out.append(event)
 
-    def _release_errored(self, out: list[ChatEvent]) -> None:
+    def _release_errored(self, out: list[chat_events.ChatEvent]) -> None:
         for index in sorted(self._errored):
             out.extend(self._tools.pop(index, ()))
             out.append(self._errored[index])
             self._finished.add(index)
         self._errored.clear()
 
-    def _close_joiners(self, out: list[ChatEvent], index: int) -> None:
+    def _close_joiners(self, out: list[chat_events.ChatEvent], index: int) -> None:
         part = self._part
         for field in _FIELDS:
             key = (index, field)
@@ -440,13 +427,13 @@ class ResumeCore:
                 return
             if rest:
                 self._delivered.setdefault(key, []).append(rest)
-                event: ChatEvent
+                event: chat_events.ChatEvent
                 if field == "text":
-                    event = TextDelta(index, rest)
+                    event = chat_events.TextDelta(index, rest)
                 elif field == "refusal":
-                    event = RefusalDelta(index, rest)
+                    event = chat_events.RefusalDelta(index, rest)
                 else:
-                    event = ReasoningDelta(index, rest)
+                    event = chat_events.ReasoningDelta(index, rest)
                 out.append(event)
 
     def _diverged(self, index: int, field: str) -> ContinuationError:
@@ -457,9 +444,9 @@ class ResumeCore:
             "answer; use mode 'prefill' where the endpoint supports it)"
         )
 
-    def end_part(self) -> list[ChatEvent]:
+    def end_part(self) -> list[chat_events.ChatEvent]:
         """The current request's stream ended cleanly: the held events it settles."""
-        out: list[ChatEvent] = []
+        out: list[chat_events.ChatEvent] = []
         for index in sorted({i for i, _ in self._part.joiners}):
             self._close_joiners(out, index)
             if self.pending is not None:
@@ -517,7 +504,7 @@ class ResumeCore:
         self._done = False
         self.seams += 1
         detail = 'finish_reason "length"' if cause is None else str(cause)
-        event = Continued(index, reason, attempt, detail)
+        event = chat_events.Continued(index, reason, attempt, detail)
         self._acc.add(event)
         messages, params = self._next_request(index)
         return Continue(messages, params, event)
@@ -572,7 +559,7 @@ class ResumeCore:
         return messages, params
 
     def _finish_all(self) -> Stop:
-        events: list[ChatEvent] = []
+        events: list[chat_events.ChatEvent] = []
         for index in sorted(self._length):
             events.extend(self._tools.pop(index, ()))
             events.extend(self._length[index])
@@ -582,14 +569,14 @@ class ResumeCore:
         if usage is not None:
             events.append(usage)
         if self._done:
-            events.append(Done())
+            events.append(chat_events.Done())
         for event in events:
             self._acc.add(event)
         return Stop(None, events)
 
     def _give_up(self, failure: RawSSEError) -> Stop:
         self._queue.clear()
-        held: list[ChatEvent] = []
+        held: list[chat_events.ChatEvent] = []
         self._release_errored(held)  # in the partial result, though never delivered
         for event in held:
             self._acc.add(event)
@@ -624,14 +611,14 @@ class ResumeCore:
 
 _E = TypeVar(
     "_E",
-    TextDelta,
-    RefusalDelta,
-    ReasoningDelta,
-    ToolCallDelta,
-    Finish,
-    RoleDelta,
-    Extra,
-    InBandError,
+    chat_events.TextDelta,
+    chat_events.RefusalDelta,
+    chat_events.ReasoningDelta,
+    chat_events.ToolCallDelta,
+    chat_events.Finish,
+    chat_events.RoleDelta,
+    chat_events.Extra,
+    chat_events.InBandError,
 )
 
 

@@ -27,6 +27,18 @@ __all__ = ["COMMAND", "DEFAULT_PORT", "add_arguments", "ambiguity_lines", "curl_
 
 DEFAULT_PORT = 8787
 
+# The arguments ``FixtureServer`` takes under the name they are parsed as, and as they are.
+_SERVER_OPTIONS = (
+    "host",
+    "port",
+    "speed",
+    "header_timeout",
+    "idle_timeout",
+    "max_connections",
+    "cors_any",
+    "seam",
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``serve``'s arguments."""
@@ -128,19 +140,8 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
     out, err = std_streams(out, err)
     style = Style.detect(out, err)
     try:
-        server = FixtureServer(
-            args.dir,
-            host=args.host,
-            port=args.port,
-            speed=args.speed,
-            log=err,
-            header_timeout=args.header_timeout,
-            idle_timeout=args.idle_timeout,
-            max_connections=args.max_connections,
-            cors_origins=args.cors_origin,
-            cors_any=args.cors_any,
-            seam=args.seam,
-        )
+        options = {name: getattr(args, name) for name in _SERVER_OPTIONS}
+        server = FixtureServer(args.dir, log=err, cors_origins=args.cors_origin, **options)
     except (CassetteError, OSError, ValueError) as exc:
         err.write(f"rawsse serve: error: {exc}\n")
         return ExitCode.USAGE

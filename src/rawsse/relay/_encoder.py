@@ -21,23 +21,9 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from .. import _chat_events as chat_events
 from .._accumulate import ChatResult, ChatStatus
-from .._chat_events import (
-    ChatEvent,
-    Continued,
-    Done,
-    Extra,
-    Finish,
-    InBandError,
-    KeepAlive,
-    ReasoningDelta,
-    RefusalDelta,
-    RoleDelta,
-    StreamStart,
-    TextDelta,
-    ToolCallDelta,
-    Usage,
-)
+from .._chat_events import ChatEvent, Done, Extra, KeepAlive, ReasoningDelta, TextDelta
 from .._errors import (
     APIStatusError,
     IncompleteStreamError,
@@ -68,7 +54,7 @@ _TEXT = 0
 _REASONING = 1
 
 
-def _usage_data(usage: Usage) -> dict[str, Any]:
+def _usage_data(usage: chat_events.Usage) -> dict[str, Any]:
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
@@ -151,7 +137,7 @@ class RelayEncoder:
         self._buffers: dict[tuple[int, int], list[str]] = {}
         self._extras: dict[str, Any] = {}
         self._tool_index: dict[int, tuple[int, str | None]] = {}
-        self._in_band: InBandError | None = None
+        self._in_band: chat_events.InBandError | None = None
         self._text_length = 0
 
     # -- state ---------------------------------------------------------------------
@@ -198,6 +184,8 @@ class RelayEncoder:
         if not self._opened:
             out.append(self.open(now))
         for event in events:
+            # the frequent kinds by identity against names bound at import (no attribute
+            # lookup per event); the rest by class pattern in ``_other``
             kind = type(event)
             if kind is TextDelta or kind is ReasoningDelta:
                 assert isinstance(event, (TextDelta, ReasoningDelta))
@@ -375,7 +363,7 @@ class RelayEncoder:
 
     def _other(self, event: ChatEvent, now: float, out: list[bytes]) -> None:
         match event:
-            case StreamStart():
+            case chat_events.StreamStart():
                 if event.provider is not None:
                     self._add_extra(None, "provider", event.provider)
                 if event.created is not None:
@@ -384,28 +372,28 @@ class RelayEncoder:
                     self._started = True
                     data = {"stream_id": self._stream_id, "model": event.model, "id": event.id}
                     out.append(self._emit("start", data))
-            case ToolCallDelta():
+            case chat_events.ToolCallDelta():
                 self._content(now)
                 out.append(self._emit("tool_call", self._tool_call(event)))
-            case RefusalDelta():
+            case chat_events.RefusalDelta():
                 self._content(now)
                 self._add_extra(None, "refusal", event.text)
                 out.append(self._emit("text", {"choice": event.index, "text": ""}))
-            case Usage():
+            case chat_events.Usage():
                 for name, value in event.raw.items():
                     if name not in _USAGE_KEYS:
                         self._add_extra(None, name, value)
                 out.append(self._emit("usage", _usage_data(event)))
-            case Finish():
+            case chat_events.Finish():
                 if event.native_reason is not None and event.native_reason != event.reason:
                     self._add_extra(event.index, "native_finish_reason", event.native_reason)
-            case RoleDelta():
+            case chat_events.RoleDelta():
                 if event.role != "assistant":
                     self._add_extra(event.index, "role", event.role)
-            case InBandError():
+            case chat_events.InBandError():
                 if self._in_band is None:
                     self._in_band = event
-            case Continued():
+            case chat_events.Continued():
                 # A resume policy's seam; the text coalesced before it was flushed above.
                 if event.index:
                     self._add_extra(event.index, "continued", event.reason)
@@ -414,7 +402,7 @@ class RelayEncoder:
             case _:
                 raise TypeError(f"not a chat event: {event!r}")
 
-    def _tool_call(self, event: ToolCallDelta) -> dict[str, Any]:
+    def _tool_call(self, event: chat_events.ToolCallDelta) -> dict[str, Any]:
         # A fragment without an index continues the choice's last call, unless it
         # names a new id (then it is the next call): the accumulator's rule.
         last = self._tool_index.get(event.index)
