@@ -465,8 +465,11 @@ class RelayApp:
                 await send_body(data)
                 data = await pump.next_bytes()
         finally:
-            pump.stop()  # ends the timer; the reader has ended or is cancelled
+            pump.stop()  # ends the timer; the reader has ended, is cancelled or drains
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        # After [DONE] the reader reads on until the body ends or the grace passes,
+        # so a server that closes promptly leaves its connection in the pool.
+        await pump.wait_stopped()
 
 
 async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
