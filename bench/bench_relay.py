@@ -511,6 +511,8 @@ def heap(upstream: str, want: str, count: int) -> None:
 
         results, during = asyncio.run(main())
     failed = [r for r in results if r[0] != 200 or r[1] != want]
+    if failed:
+        print(f"<!-- first failure: {failed[0][:2]!r} -->")
     print(
         f"errors {len(failed)}; Python heap per open stream "
         f"{(during['current'] - before) / count / 1024:.1f} KiB (tracemalloc, {count} open)\n"

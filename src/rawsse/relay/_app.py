@@ -216,7 +216,10 @@ class RelayApp:
             await self._route(_Call(scope, receive, send, scope["method"], cors), path, root)
         except Rejected as exc:
             await _send_json(
-                send, exc.status, _error_body(exc.code, exc.message), [*cors, *exc.headers.items()]
+                send,
+                exc.status,
+                _error_body(exc.error_code, exc.message),
+                [*cors, *exc.headers.items()],
             )
 
     async def _route(self, call: _Call, path: str, root: str) -> None:
