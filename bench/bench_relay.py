@@ -24,9 +24,16 @@ stream to its end and checks that every text byte arrived.
 2. Added latency per event: an upstream that writes its own clock into each
    token (every 10 ms, 50 streams); the client subtracts it on arrival, directly
    from upstream and through each server.
+   The relay runs twice: as a library object (the interpreter's garbage
+   collector as it comes) and as ``rawsse relay`` runs it (``serving_gc``: start-up
+   frozen, collections rarer), to show what the collector's pauses add.
 3. 2,000 concurrent relayed streams through ``RelayApp`` (its client keeping few
    idle connections, as the README advises for many streams): errors, time, and
    the server's memory per open stream (RSS at the peak minus before, / 2,000).
+4. ``--only heap``: what one open relayed stream holds on the Python heap
+   (``tracemalloc`` in the relay process, 200 streams open), and where.
+
+``--only cpu,many,latency,heap`` picks sections (default: the first three).
 """
 
 import argparse
@@ -55,6 +62,7 @@ STAMP_GAP = 0.01
 MANY = 2000
 MANY_CHUNKS = 150
 MANY_GAP = 0.05
+HEAP = 200
 MODEL = "bench/answer"
 
 # -- upstream ------------------------------------------------------------------------
@@ -146,7 +154,15 @@ def serve(name: str, upstream: str, models: list[str]) -> None:
         if name == "recipe":
             app: Any = recipe_app(upstream)
         else:
-            app = relay_app(upstream, models, many=name == "relay-many")
+            app = relay_app(upstream, models, many=name.startswith("relay-many"))
+        if name == "relay-gc":
+            from rawsse._cli.relay import serving_gc
+
+            serving_gc()
+        if name in ("relay", "relay-gc"):
+            app = gc_app(app)
+        if name == "relay-many-heap":
+            app = heap_app(app)
         config = uvicorn.Config(app, log_level="error", lifespan="off", backlog=8192)
         await uvicorn.Server(config).serve(sockets=[sock])
 
@@ -192,6 +208,71 @@ def relay_app(upstream: str, models: list[str], *, many: bool = False) -> Any:
         http = httpx.AsyncClient(limits=limits, timeout=None)
     client = AsyncClient(base_url=upstream, api_key="", retries=0, http_client=http)
     return RelayApp(client, models=models)
+
+
+def gc_app(app: Any) -> Any:
+    """``app`` with ``GET /gc``: the garbage collector's pauses over 1 ms since the
+    last call (count, longest, total), timed by ``gc.callbacks``."""
+    import gc
+
+    started = [0.0]
+    pauses: list[float] = []
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif (pause := time.perf_counter() - started[0]) > 0.001:
+            pauses.append(pause)
+
+    gc.callbacks.append(timed)
+
+    async def served(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/gc":
+            await app(scope, receive, send)
+            return
+        report = {"count": len(pauses), "max": max(pauses, default=0.0), "total": sum(pauses)}
+        pauses.clear()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": json.dumps(report).encode()})
+
+    return served
+
+
+def heap_app(app: Any) -> Any:
+    """``app`` with ``GET /heap``: the traced heap's size and, with ``?top=N``, where
+    it grew since the last ``/heap`` call (tracemalloc runs from here on)."""
+    import gc
+    import tracemalloc
+
+    tracemalloc.start(12)
+    last = [tracemalloc.take_snapshot()]
+
+    async def traced(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/heap":
+            await app(scope, receive, send)
+            return
+        gc.collect()
+        query = scope.get("query_string", b"").decode()
+        top = int(query.split("=")[1]) if query.startswith("top=") else 0
+        report: dict[str, Any] = {"current": tracemalloc.get_traced_memory()[0]}
+        snapshot = tracemalloc.take_snapshot()
+        if top:  # by the innermost line of rawsse that allocated (else the innermost line)
+            where: dict[str, list[int]] = {}
+            for st in snapshot.compare_to(last[0], "traceback"):
+                frames = [f for f in st.traceback if "/rawsse/" in f.filename] or [st.traceback[-1]]
+                frame = frames[-1]  # oldest first: the last is the innermost
+                key = f"{'/'.join(frame.filename.rsplit('/', 2)[-2:])}:{frame.lineno}"
+                cell = where.setdefault(key, [0, 0])
+                cell[0] += st.size_diff
+                cell[1] += st.count_diff
+            ranked = sorted(where.items(), key=lambda kv: -kv[1][0])[:top]
+            report["top"] = [(k, size, count) for k, (size, count) in ranked]
+        last[0] = snapshot
+        body = json.dumps(report).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    return traced
 
 
 async def stamp_upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -337,20 +418,42 @@ def cpu_per_token(
     return best
 
 
-def latency(upstream_stamp: str) -> dict[str, tuple[float, float]]:
-    out: dict[str, tuple[float, float]] = {}
+def latency(upstream_stamp: str) -> dict[str, tuple[float, float, str]]:
+    """p50 and p99 ms per path, and the relay processes' collector pauses meanwhile."""
+    import urllib.request
+
+    out: dict[str, tuple[float, float, str]] = {}
     me = [sys.executable, __file__, "--upstream", upstream_stamp, "--models", MODEL, "--serve"]
-    with process([*me, "recipe"]) as recipe, process([*me, "relay"]) as relay:
-        for name, url in (("direct", upstream_stamp), ("recipe", recipe[0]), ("relay", relay[0])):
+    with (
+        process([*me, "recipe"]) as recipe,
+        process([*me, "relay"]) as relay,
+        process([*me, "relay-gc"]) as relay_gc,
+    ):
+        paths = (
+            ("direct", upstream_stamp),
+            ("recipe", recipe[0]),
+            ("relay", relay[0]),
+            ("relay, serving_gc", relay_gc[0]),
+        )
+        for name, url in paths:
             base = url.removesuffix("/api/v1")
-            asyncio.run(run_readers(base, name, MODEL, 2))
+            kind = name.split(",")[0]
+            asyncio.run(run_readers(base, kind, MODEL, 2))
+            if kind == "relay":
+                urllib.request.urlopen(f"{base}/gc").close()  # start counting now
             stamps: list[float] = []
-            results = asyncio.run(run_readers(base, name, MODEL, STAMP_STREAMS, stamps=stamps))
+            results = asyncio.run(run_readers(base, kind, MODEL, STAMP_STREAMS, stamps=stamps))
             assert all(r[0] == 200 for r in results), results[:1]
             stamps.sort()
+            pauses = "—"
+            if kind == "relay":
+                with urllib.request.urlopen(f"{base}/gc") as response:
+                    gc = json.load(response)
+                pauses = f"{gc['count']} ({gc['max'] * 1000:.1f} / {gc['total'] * 1000:.1f})"
             out[name] = (
                 statistics.median(stamps) * 1000,
                 stamps[int(len(stamps) * 0.99)] * 1000,
+                pauses,
             )
     return out
 
@@ -383,10 +486,86 @@ def many_streams(upstream: str, want: str, count: int) -> tuple[int, float, floa
     return len(failed), elapsed, (max(peak) - before) / count, max(peak)
 
 
+def core_heap(streams: int = 200, tokens: int = 140) -> float:
+    """KiB one stream's sans-I/O state (``StreamCore``: decoder, accumulated answer,
+    metrics) holds after ``tokens`` text deltas, measured in this process."""
+    import tracemalloc
+
+    from rawsse import Timeouts
+    from rawsse._base_client import StreamCore
+    from rawsse._httpx_adapter import translate_error
+
+    body = [chunk(token(i)) for i in range(tokens)]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    cores = []
+    for _ in range(streams):
+        core = StreamCore(
+            timeouts=Timeouts(),
+            now=0.0,
+            retries=0,
+            in_band_error="raise",
+            on_metrics=None,
+            retry_delay=1.0,
+            max_retry_delay=1.0,
+            translate=translate_error,
+        )
+        core.begin_attempt(0.0)
+        for i, data in enumerate(body):
+            core.feed(data, i * MANY_GAP)
+        cores.append(core)
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return held / streams / 1024
+
+
+def heap(upstream: str, want: str, count: int) -> None:
+    """Print the relay process's traced heap per open stream, and where it lies."""
+    import urllib.request
+
+    print(f"one stream's StreamCore after 140 text deltas: {core_heap():.1f} KiB\n")
+    me = [sys.executable, __file__, "--upstream", upstream, "--models", f"{MODEL}-many", "--serve"]
+    with process([*me, "relay-many-heap"]) as (url, _):
+
+        def get(query: str = "") -> Any:
+            with urllib.request.urlopen(f"{url}/heap{query}") as response:
+                return json.load(response)
+
+        asyncio.run(run_readers(url, "relay", f"{MODEL}-many", 20))
+        before = get()["current"]
+
+        async def main() -> tuple[list[tuple[int, str, int]], Any]:
+            # tracemalloc slows the relay: readers arrive 5 ms apart
+            readers = asyncio.ensure_future(
+                run_readers(url, "relay", f"{MODEL}-many", count, ramp=0.005)
+            )
+            # every stream open, the first one about to end: most of each answer held
+            await asyncio.sleep(MANY_CHUNKS * MANY_GAP - 0.5)
+            during = await asyncio.to_thread(get, "?top=12")
+            return await readers, during
+
+        results, during = asyncio.run(main())
+    failed = [r for r in results if r[0] != 200 or r[1] != want]
+    if failed:
+        print(f"<!-- first failure: {failed[0][:2]!r} -->")
+    # A failed stream failed at its start (upstream, slowed by tracemalloc, timed
+    # out): it held nothing at the snapshot.
+    opened = count - len(failed)
+    print(
+        f"errors {len(failed)}; Python heap per open stream "
+        f"{(during['current'] - before) / opened / 1024:.1f} KiB (tracemalloc, {opened} open)\n"
+    )
+    print("| where | KiB per stream | objects per stream |")
+    print("|---|---|---|")
+    for where, size, objects in during["top"]:
+        print(f"| {where} | {size / opened / 1024:.2f} | {objects / opened:.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one run, fewer streams")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", default="cpu,many,latency", help="sections, comma-separated")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
     parser.add_argument("--models", help=argparse.SUPPRESS)
@@ -396,6 +575,7 @@ def main() -> None:
         return
     runs = 1 if args.quick else args.runs
     many = 200 if args.quick else MANY
+    only = set(args.only.split(","))
     print(
         f"# relay vs the common recipe ({platform.python_implementation()} "
         f"{platform.python_version()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f})"
@@ -407,55 +587,64 @@ def main() -> None:
         want_many = save_answer(folder, "many", f"{MODEL}-many", MANY_CHUNKS, MANY_GAP)
         serve_cmd = [sys.executable, "-m", "rawsse", "serve", str(folder), "--port", "0"]
         with process(serve_cmd) as (upstream, _):
-            print("\n## CPU of the server process per relayed token (coalescing off)\n")
-            print(
-                "| upstream shape | readers | recipe µs/token | relay µs/token | ratio "
-                "| relay chunks/token |"
-            )
-            print("|---|---|---|---|---|---|")
-            shapes = (("bursts", READERS), ("paced", READERS), ("paced", FEW_READERS))
-            for shape, readers in shapes:
-                best = cpu_per_token(upstream, shape, readers, want, runs)
-                # A server whose every run lost streams has no figure (see the comments).
-                cells = {n: f"{b[0]:.1f}" for n, b in best.items()}
-                ratio = "—"
-                if len(best) == 2:
-                    ratio = f"{best['recipe'][0] / best['relay'][0]:.1f}×"
-                chunks = f"{best['relay'][1]:.3f}" if "relay" in best else "—"
-                print(
-                    f"| {shape} | {readers} | {cells.get('recipe', 'failed')} | "
-                    f"{cells.get('relay', 'failed')} | {ratio} | {chunks} |",
-                    flush=True,
-                )
-            print(
-                f"\n## {many} concurrent relayed streams ({MANY_CHUNKS} chunks each, "
-                f"{MANY_GAP * 1000:.0f} ms apart)\n"
-            )
-            errors, elapsed, per_stream, peak = many_streams(upstream, want_many, many)
-            print(
-                f"errors {errors}; all done in {elapsed:.1f} s; memory per open stream "
-                f"{per_stream / 1024:.1f} KiB (peak RSS {peak / 2**20:.0f} MiB)",
-                flush=True,
-            )
-        stamp_cmd = [
-            sys.executable,
-            __file__,
-            "--upstream",
-            "-",
-            "--models",
-            "-",
-            "--serve",
-            "stamp",
-        ]
-        with process(stamp_cmd) as (stamp, _):
-            print(
-                f"\n## Latency per event ({STAMP_STREAMS} streams, one event every "
-                f"{STAMP_GAP * 1000:.0f} ms; upstream's clock to the client's)\n"
-            )
-            print("| path | p50 ms | p99 ms |")
-            print("|---|---|---|")
-            for name, (p50, p99) in latency(stamp + "/api/v1").items():
-                print(f"| {name} | {p50:.2f} | {p99:.2f} |", flush=True)
+            if "heap" in only:
+                print(f"\n## Python heap per open relayed stream ({HEAP} streams)\n")
+                heap(upstream, want_many, HEAP)
+            if "cpu" in only:
+                cpu_table(upstream, want, runs)
+            if "many" in only:
+                many_table(upstream, want_many, many)
+        if "latency" in only:
+            latency_table()
+
+
+def cpu_table(upstream: str, want: str, runs: int) -> None:
+    print("\n## CPU of the server process per relayed token (coalescing off)\n")
+    print(
+        "| upstream shape | readers | recipe µs/token | relay µs/token | ratio "
+        "| relay chunks/token |"
+    )
+    print("|---|---|---|---|---|---|")
+    shapes = (("bursts", READERS), ("paced", READERS), ("paced", FEW_READERS))
+    for shape, readers in shapes:
+        best = cpu_per_token(upstream, shape, readers, want, runs)
+        # A server whose every run lost streams has no figure (see the comments).
+        cells = {n: f"{b[0]:.1f}" for n, b in best.items()}
+        ratio = "—"
+        if len(best) == 2:
+            ratio = f"{best['recipe'][0] / best['relay'][0]:.1f}×"
+        chunks = f"{best['relay'][1]:.3f}" if "relay" in best else "—"
+        print(
+            f"| {shape} | {readers} | {cells.get('recipe', 'failed')} | "
+            f"{cells.get('relay', 'failed')} | {ratio} | {chunks} |",
+            flush=True,
+        )
+
+
+def many_table(upstream: str, want_many: str, many: int) -> None:
+    print(
+        f"\n## {many} concurrent relayed streams ({MANY_CHUNKS} chunks each, "
+        f"{MANY_GAP * 1000:.0f} ms apart)\n"
+    )
+    errors, elapsed, per_stream, peak = many_streams(upstream, want_many, many)
+    print(
+        f"errors {errors}; all done in {elapsed:.1f} s; memory per open stream "
+        f"{per_stream / 1024:.1f} KiB (peak RSS {peak / 2**20:.0f} MiB)",
+        flush=True,
+    )
+
+
+def latency_table() -> None:
+    stamp_cmd = [sys.executable, __file__, "--upstream", "-", "--models", "-", "--serve", "stamp"]
+    with process(stamp_cmd) as (stamp, _):
+        print(
+            f"\n## Latency per event ({STAMP_STREAMS} streams, one event every "
+            f"{STAMP_GAP * 1000:.0f} ms; upstream's clock to the client's)\n"
+        )
+        print("| path | p50 ms | p99 ms | collections over 1 ms (longest / total ms) |")
+        print("|---|---|---|---|")
+        for name, (p50, p99, pauses) in latency(stamp + "/api/v1").items():
+            print(f"| {name} | {p50:.2f} | {p99:.2f} | {pauses} |", flush=True)
 
 
 if __name__ == "__main__":

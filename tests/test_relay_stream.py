@@ -71,7 +71,8 @@ async def test_one_read_is_one_chunk_and_the_bytes_are_exact(server: ServerThrea
     async with client(server) as c:
         out = await collect(relay_stream(c.stream(model="m", messages=MESSAGES)))
     assert out[0] == b": rawsse\n\n"
-    assert out[1] == (
+    # [DONE] came in the same read: the terminal event leaves in the same chunk.
+    events_part = (
         START
         + b'id: 2\nevent: text\ndata: {"choice":0,"text":"Hel"}\n\n'
         + b'id: 3\nevent: text\ndata: {"choice":0,"text":"lo "}\n\n'
@@ -79,8 +80,10 @@ async def test_one_read_is_one_chunk_and_the_bytes_are_exact(server: ServerThrea
         + b'id: 5\nevent: usage\ndata: {"prompt_tokens":10,"completion_tokens":4,'
         b'"total_tokens":14,"reasoning_tokens":null,"cached_tokens":null,"cost":0.00012}\n\n'
     )
-    ((name, data),) = events(out[2])
-    assert out[2].startswith(b"id: 6\nevent: done\n")
+    assert out[1].startswith(events_part)
+    done = out[1][len(events_part) :]
+    ((name, data),) = events(done)
+    assert done.startswith(b"id: 6\nevent: done\n")
     assert name == "done"
     ttft = data.pop("ttft")
     assert isinstance(ttft, float)
@@ -93,7 +96,7 @@ async def test_one_read_is_one_chunk_and_the_bytes_are_exact(server: ServerThrea
                   "reasoning_tokens": None, "cached_tokens": None, "cost": 0.00012},
         "cost": 0.00012,
     }  # fmt: skip
-    assert len(out) == 3
+    assert len(out) == 2
 
 
 async def test_separate_reads_are_separate_chunks(server: ServerThread) -> None:
@@ -102,8 +105,9 @@ async def test_separate_reads_are_separate_chunks(server: ServerThread) -> None:
     async with client(server) as c:
         out = await collect(relay_stream(c.stream(model="m", messages=MESSAGES)))
     assert [n for n, _ in events(out[1])] == ["start", "text"]
-    assert [n for n, _ in events(out[2])] == ["text", "text", "usage"]
-    assert [n for n, _ in events(out[3])] == ["done"]
+    # the second read ends with [DONE]: the terminal event leaves with it
+    assert [n for n, _ in events(out[2])] == ["text", "text", "usage", "done"]
+    assert len(out) == 3
 
 
 async def test_heartbeats_keep_a_silent_upstream_connection_alive(server: ServerThread) -> None:

@@ -2,8 +2,10 @@
 
 The accumulator knows only chat events.  Text is kept as lists of fragments and
 joined when a result is asked for (then the list keeps the joined string), so
-adding is O(1) and nothing is re-parsed per delta.  ``result()`` is a snapshot
-valid at any moment: it shares no mutable state with the accumulator.
+adding is O(1) and nothing is re-parsed per delta.  A choice's content is also
+joined ``JOIN_EVERY`` fragments at a time (a fragment costs some 60 bytes more
+than its characters, and a relay holds thousands of answers).  ``result()`` is a
+snapshot valid at any moment: it shares no mutable state with the accumulator.
 """
 
 from __future__ import annotations
@@ -131,6 +133,10 @@ class ChatResult:
         return ""
 
 
+JOIN_EVERY = 64
+"""Content fragments of one choice kept apart before they are joined into one piece."""
+
+
 def _joined(parts: list[str]) -> str:
     if len(parts) > 1:
         parts[:] = ["".join(parts)]  # later snapshots start from the joined string
@@ -191,6 +197,7 @@ class _Choice:
         "by_tool_index",
         "calls",
         "content",
+        "content_pieces",
         "details",
         "details_by_key",
         "extras",
@@ -207,7 +214,8 @@ class _Choice:
     def __init__(self, index: int) -> None:
         self.index = index
         self.role: str | None = None
-        self.content: list[str] = []
+        self.content: list[str] = []  # the latest fragments, fewer than JOIN_EVERY
+        self.content_pieces: list[str] = []  # the text before them, joined
         self.reasoning: list[str] = []
         self.refusal: list[str] | None = None
         self.details: list[_Detail] = []
@@ -272,11 +280,24 @@ class _Choice:
             calls = self.tool_calls = tuple(c.snapshot() for c in self.calls)
         return calls
 
+    def add_content(self, text: str) -> None:
+        content = self.content
+        content.append(text)
+        if len(content) >= JOIN_EVERY:
+            self.content_pieces.append("".join(content))
+            content.clear()
+
+    def _content(self) -> str:
+        pieces = self.content_pieces
+        pieces += self.content
+        self.content.clear()
+        return _joined(pieces)  # kept joined: later fragments are never joined with it
+
     def snapshot(self) -> ChoiceResult:
         return ChoiceResult(
             index=self.index,
             role=self.role,
-            content=_joined(self.content),
+            content=self._content(),
             reasoning=_joined(self.reasoning),
             reasoning_details=[d.snapshot() for d in self.details],
             tool_calls=self._tool_calls(),
@@ -353,11 +374,15 @@ class ChatAccumulator:
         if type(event) is TextDelta:  # most events: no class-pattern dispatch, no call
             choice = self._choices.get(event[0])
             if choice is not None:
-                choice.content.append(event[1])
+                content = choice.content
+                content.append(event[1])
+                if len(content) >= JOIN_EVERY:
+                    choice.content_pieces.append("".join(content))
+                    content.clear()
                 return
         match event:  # most frequent first
             case TextDelta():
-                self._choice(event.index).content.append(event.text)
+                self._choice(event.index).add_content(event.text)
             case Extra():
                 extras = self._extras if event.index is None else self._choice(event.index).extras
                 for key, value in event.fields.items():

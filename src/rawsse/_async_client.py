@@ -185,6 +185,31 @@ class AsyncStream(AsyncClosesOnExit, StreamShell[httpx.AsyncClient, AsyncIterato
             return None
         raise self._core.timeout_error(anyio.current_time())
 
+    # -- a second shell around the same core (the relay reads the body its own way) --
+
+    @property
+    def shell_core(self) -> StreamCore:
+        """The sans-I/O state of this stream, for a shell that reads the body itself
+        (``shell_open``) and decodes it with this core: results, errors and
+        timeouts stay the client's."""
+        return self._core
+
+    async def shell_open(self) -> AsyncIterator[bytes] | None:
+        """Open the stream (connecting, retries and HTTP errors as ``async with``
+        does) and return its undecoded body chunks (None: the body already ended)."""
+        await self._open()
+        return self._raw
+
+    async def shell_next(self) -> list[ChatEvent] | None:
+        """The next decoded batch, reconnecting and continuing as iteration does
+        (None: the end); for a shell that leaves the reading to the stream."""
+        await self._open()
+        return await self._next_batch()
+
+    async def shell_release(self) -> None:
+        """Close the response only: the shell decides how the result ends."""
+        await self._close_response()
+
 
 class AsyncClient(AsyncClosesOnExit, BaseClient[httpx.AsyncClient, AsyncStream, _Result]):
     """The asynchronous client (asyncio or trio); see ``Client`` for the arguments.
@@ -238,31 +263,6 @@ class AsyncClient(AsyncClosesOnExit, BaseClient[httpx.AsyncClient, AsyncStream, 
         except BaseException as exc:
             core.plain_end(anyio.current_time(), error=exc)  # observers hear of the failure too
             raise
-
-    # -- a second shell around the same core (the relay reads the body its own way) --
-
-    @property
-    def shell_core(self) -> StreamCore:
-        """The sans-I/O state of this stream, for a shell that reads the body itself
-        (``shell_open``) and decodes it with this core: results, errors and
-        timeouts stay the client's."""
-        return self._core
-
-    async def shell_open(self) -> AsyncIterator[bytes] | None:
-        """Open the stream (connecting, retries and HTTP errors as ``async with``
-        does) and return its undecoded body chunks (None: the body already ended)."""
-        await self._open()
-        return self._raw
-
-    async def shell_next(self) -> list[ChatEvent] | None:
-        """The next decoded batch, reconnecting and continuing as iteration does
-        (None: the end); for a shell that leaves the reading to the stream."""
-        await self._open()
-        return await self._next_batch()
-
-    async def shell_release(self) -> None:
-        """Close the response only: the shell decides how the result ends."""
-        await self._close_response()
 
 
 class _AsyncTexts:

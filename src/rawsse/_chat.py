@@ -118,7 +118,9 @@ class ChatDecoder:
         self._sse = SSEDecoder(max_line_bytes=max_line_bytes, max_event_bytes=max_event_bytes)
         # Items that followed a malformed payload, as (list, start): never copied, so
         # a batch with many bad payloads costs linear time however it is resumed.
-        self._pending: deque[tuple[list[ServerSentEvent | Comment], int]] = deque()
+        # Made at the first one: a deque is some 600 bytes, and a relay holds a
+        # decoder per open stream.
+        self._pending: deque[tuple[list[ServerSentEvent | Comment], int]] | None = None
         self._roles: dict[int, str] = {}  # the last role reported per choice
         self._started = False
         self.done = False
@@ -315,6 +317,8 @@ class ChatDecoder:
             except MalformedChunk as exc:
                 del out[mark:]
                 if position + 1 < len(items):
+                    if self._pending is None:
+                        self._pending = deque()
                     self._pending.appendleft((items, position + 1))
                 exc.events = out
                 raise

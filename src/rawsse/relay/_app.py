@@ -216,7 +216,10 @@ class RelayApp:
             await self._route(_Call(scope, receive, send, scope["method"], cors), path, root)
         except Rejected as exc:
             await _send_json(
-                send, exc.status, _error_body(exc.code, exc.message), [*cors, *exc.headers.items()]
+                send,
+                exc.status,
+                _error_body(exc.error_code, exc.message),
+                [*cors, *exc.headers.items()],
             )
 
     async def _route(self, call: _Call, path: str, root: str) -> None:
@@ -465,8 +468,11 @@ class RelayApp:
                 await send_body(data)
                 data = await pump.next_bytes()
         finally:
-            pump.stop()  # ends the timer; the reader has ended or is cancelled
+            pump.stop()  # ends the timer; the reader has ended, is cancelled or drains
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        # After [DONE] the reader reads on until the body ends or the grace passes,
+        # so a server that closes promptly leaves its connection in the pool.
+        await pump.wait_stopped()
 
 
 async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:

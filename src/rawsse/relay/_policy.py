@@ -40,22 +40,22 @@ DEFAULT_PARAMS = frozenset(
 _OWN_KEYS = frozenset({"model", "messages", "stream", "stream_options"})
 
 
+@dataclass(eq=False)
 class Rejected(Exception):
-    """A request refused before any upstream call: ``status`` and ``message`` for the JSON error."""
+    """A request refused before any upstream call: ``status`` and ``message`` for the JSON
+    error, whose ``code`` is ``status`` unless given; ``headers`` go with the answer."""
 
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        code: int | str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = status if code is None else code
-        self.headers = dict(headers or {})
+    status: int
+    message: str
+    code: int | str | None = field(default=None, kw_only=True)
+    headers: Mapping[str, str] = field(default_factory=dict, kw_only=True)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    @property
+    def error_code(self) -> int | str:
+        return self.status if self.code is None else self.code
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,12 @@ were already buffered behind it still go through the writer and leave together.
 The reader is never cancelled to make a heartbeat (cancelling an HTTP read
 closes the connection); only stopping the relay cancels it.
 
+``[DONE]`` ends the relayed stream at once (the terminal ``done`` event leaves
+with it), but the reader reads on, as the clients do, for ``DONE_GRACE``: a
+server's prompt close ends the body (its connection is then kept for the next
+request); one that stays silent is closed at the grace.  What it sends then is
+dropped, never decoded.
+
 Buffering is bounded: when the writer stops taking bytes (a client that stops
 reading), at most ``max_buffer`` bytes of upstream body wait in the queue; then
 the reader stops reading, and TCP flow control holds the rest upstream.
@@ -48,7 +54,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 import anyio
 
-from .._base_client import GiveUp, StreamCore
+from .._base_client import DONE_GRACE, GiveUp, StreamCore
 from .._chat_events import ChatEvent
 from ._encoder import RelayEncoder
 
@@ -150,6 +156,7 @@ class Pump:
         "_chunks",
         "_core",
         "_deadline",
+        "_draining",
         "_error",
         "_handle",
         "_loop",
@@ -208,6 +215,7 @@ class Pump:
         self._max_events = max(1, max_buffer // 16)  # an event's bytes, at the least
         self._state = _OPENING
         self._error: BaseException | None = None
+        self._draining = False  # [DONE] ended the stream: the reader reads on until the grace
         # The writer's wakeup is the hot path (once per upstream read): the backend's
         # own future or event and clock, chosen once, instead of anyio's per call.
         loop = self._loop = _backend_loop()
@@ -228,8 +236,15 @@ class Pump:
         self._read_scope = anyio.CancelScope()
 
     def stop(self) -> None:
-        """Cancel the reader (it releases the connection on its way out) and end the timer."""
-        self._read_scope.cancel()
+        """Cancel the reader (it releases the connection on its way out) and end the timer.
+
+        After ``[DONE]`` the reader is cancelled at the grace instead (``DONE_GRACE``
+        after it), if the body has not ended by then."""
+        done_at = self._core.done_at
+        if self._draining and done_at is not None:
+            self._read_scope.deadline = min(self._read_scope.deadline, done_at + DONE_GRACE)
+        else:
+            self._read_scope.cancel()
         self._stop_timer()
 
     def _stop_timer(self) -> None:
@@ -291,6 +306,8 @@ class Pump:
                     # Did this read wait for the network, or was the chunk buffered?
                     suspended[0] = False
                     chunk = await _noting_suspension(raw.__anext__(), suspended)
+                if self._draining:  # after [DONE]: read on, never decoded
+                    continue
                 chunks.append(chunk)
                 self._size += len(chunk)
                 if loop is not None and suspended[0] and not self._writing:
@@ -306,6 +323,7 @@ class Pump:
         except StopAsyncIteration:
             self._end(_EOF, None)
         except Exception as exc:  # translated by the writer, as the client would
+            # (after [DONE] a broken connection is only the body's end: already relayed)
             self._end(_FAILED, exc)
         return False
 
@@ -346,9 +364,9 @@ class Pump:
                 self._blocked = False
                 self._waiter.wake()
         if self.encoder.closed:
-            self._stop_timer()
+            self.stop()
             self._waiter.wake()  # the writer returns None
-            return True
+            return not self._draining
         return False
 
     def _end(self, state: int, error: BaseException | None) -> None:
@@ -512,6 +530,10 @@ class Pump:
         events = core.feed(data, now)
         while core.backlog and core.pending is None and not core.finished:
             events += core.feed(b"", now)  # a compressed body, decoded piece by piece
+        if core.done_at is not None and core.pending is None and not self._by_events:
+            # [DONE]: the stream is complete now; the reader reads on until the grace.
+            events += core.end_of_body(now)
+            self._draining = core.pending is None
         if events:
             events = self._events(events)
         out = encoder.feed_many(events, now) if events else b""

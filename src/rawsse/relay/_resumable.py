@@ -180,6 +180,7 @@ class ResumableStreams:
                     # Stored first, then shown: whatever a browser saw survives this process.
                     await self._store(stream_id, holder, events, final=encoder.closed)
                     hub.publish(events)
+                await pump.wait_stopped()  # after [DONE]: until the body ends or the grace
             except LeaseLost as exc:
                 # Another instance produces it now: local followers read the store.
                 log.warning("stream %s: producer stops: %s", stream_id, exc)
