@@ -38,10 +38,6 @@ from ._errors import CassetteError
 from ._json import loads_bounded
 
 __all__ = [
-    "END_CLOSED",
-    "END_EOF",
-    "END_ERROR",
-    "END_MISSING",
     "FORMAT",
     "MAX_DEPTH",
     "MAX_SECONDS",

@@ -19,9 +19,6 @@ from typing import Any
 import httpx
 
 from ._cassette import (
-    END_CLOSED,
-    END_EOF,
-    END_ERROR,
     Cassette,
     append_cassette,
     body_json,
@@ -31,6 +28,7 @@ from ._cassette import (
     redact_text,
     save_cassette,
 )
+from ._constants import END_CLOSED, END_EOF, END_ERROR
 from ._errors import CassetteError
 
 __all__ = ["RecordingTransport", "TeeStream"]

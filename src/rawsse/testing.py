@@ -6,10 +6,6 @@ See ``rawsse.pytest_plugin`` for the pytest marker and fixtures built on these.
 
 from __future__ import annotations
 
-from ._cassette import END_CLOSED as END_CLOSED
-from ._cassette import END_EOF as END_EOF
-from ._cassette import END_ERROR as END_ERROR
-from ._cassette import END_MISSING as END_MISSING
 from ._cassette import FORMAT as FORMAT
 from ._cassette import REDACTED as REDACTED
 from ._cassette import Cassette as Cassette
@@ -23,6 +19,10 @@ from ._cassette import looks_like_secret as looks_like_secret
 from ._cassette import redact_headers as redact_headers
 from ._cassette import redact_url as redact_url
 from ._cassette import save_cassette as save_cassette
+from ._constants import END_CLOSED as END_CLOSED
+from ._constants import END_EOF as END_EOF
+from ._constants import END_ERROR as END_ERROR
+from ._constants import END_MISSING as END_MISSING
 from ._errors import CassetteError as CassetteError
 from ._recording import RecordingTransport as RecordingTransport
 from ._replay import ReplayTransport as ReplayTransport
