@@ -4,9 +4,10 @@ python bench/bench_relay.py [--quick] [--runs N]
 
 The common recipe is a FastAPI ``StreamingResponse`` over the openai SDK's
 ``AsyncOpenAI``, yielding ``data: {"token": ...}`` per chunk.  It and
-``rawsse.relay.RelayApp`` each run under uvicorn (same settings) in a process of
-their own, in front of the same upstream: the fixture server (``rawsse serve``, its
-own process) serving a 2,000-chunk answer.  A raw-socket client (h11) reads every
+``rawsse.relay.RelayApp`` each run under uvicorn (same settings: uvloop and
+httptools where installed, as ``rawsse relay`` runs) in a process of their own,
+in front of the same upstream: the fixture server (``rawsse serve``, its own
+process) serving a 2,000-chunk answer.  A raw-socket client (h11) reads every
 stream to its end and checks that every text byte arrived.
 
 1. CPU seconds of the server process (``/proc/PID/stat``) per relayed token, with
@@ -166,7 +167,17 @@ def serve(name: str, upstream: str, models: list[str]) -> None:
         config = uvicorn.Config(app, log_level="error", lifespan="off", backlog=8192)
         await uvicorn.Server(config).serve(sockets=[sock])
 
-    asyncio.run(main())
+    # Every server on the same loop: uvloop where installed, as ``rawsse relay`` runs
+    # (uvicorn takes httptools by itself when installed, for both servers).
+    loop_run()(main())
+
+
+def loop_run() -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
 
 
 def recipe_app(upstream: str) -> Any:
@@ -578,7 +589,8 @@ def main() -> None:
     only = set(args.only.split(","))
     print(
         f"# relay vs the common recipe ({platform.python_implementation()} "
-        f"{platform.python_version()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f})"
+        f"{platform.python_version()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
+        f"servers on {loop_run().__module__.split('.')[0]})"
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
