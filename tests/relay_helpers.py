@@ -213,3 +213,53 @@ def fixture_process(directory: Any) -> Iterator[str]:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@contextlib.contextmanager
+def serve_trio(
+    upstream: str, models: list[str], *, headers: dict[str, str] | None = None, **options: Any
+) -> Iterator[str]:
+    """``RelayApp`` under hypercorn's trio worker, in a thread; yields the base URL."""
+    import pytest
+
+    hypercorn_trio = pytest.importorskip("hypercorn.trio", reason="hypercorn is not installed")
+    trio = pytest.importorskip("trio")
+    from hypercorn.config import Config
+
+    from rawsse import AsyncClient
+    from rawsse.relay import RelayApp
+
+    ready = threading.Event()
+    stop = threading.Event()
+    bound: list[str] = []
+
+    async def main() -> None:
+        config = Config()
+        config.bind = ["127.0.0.1:0"]
+        config.loglevel = "WARNING"
+        config.accesslog = None
+        client = AsyncClient(base_url=upstream, api_key="", retries=0, headers=headers)
+        async with client:
+            app = RelayApp(client, models=models, **options)
+
+            async def shutdown() -> None:
+                while not stop.is_set():
+                    await trio.sleep(0.05)
+
+            async with trio.open_nursery() as nursery:
+                urls = await nursery.start(
+                    lambda task_status: hypercorn_trio.serve(
+                        app, config, shutdown_trigger=shutdown, task_status=task_status
+                    )
+                )
+                bound.extend(urls)
+                ready.set()
+
+    thread = threading.Thread(target=trio.run, args=(main,), daemon=True)
+    thread.start()
+    assert ready.wait(10), "hypercorn did not start"
+    try:
+        yield bound[0].rstrip("/")
+    finally:
+        stop.set()
+        thread.join(15)

@@ -5,10 +5,8 @@ stream with one ``continued`` event; without the policy the cut is an ``error`` 
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import anyio
@@ -21,7 +19,7 @@ from rawsse.relay import MemoryStore, RelayApp
 from rawsse.testing import FixtureServer
 
 from .conftest import FIXTURES
-from .relay_helpers import parse_events, serve_asgi
+from .relay_helpers import parse_events, serve_asgi, serve_trio
 
 CASSETTES = FIXTURES / "cassettes"
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "q"}]}
@@ -169,52 +167,11 @@ def test_a_resumable_stream_keeps_the_seam_for_readers_that_resume(
         assert parse_events(again.content) == events[1:]
 
 
-@contextmanager
-def serve_trio(upstream: str, headers: dict[str, str], **options: Any) -> Iterator[str]:
-    """RelayApp under hypercorn's trio worker, in a thread; yields the base URL."""
-    hypercorn_trio = pytest.importorskip("hypercorn.trio", reason="hypercorn is not installed")
-    trio = pytest.importorskip("trio")
-    from hypercorn.config import Config
-
-    ready = threading.Event()
-    stop = threading.Event()
-    bound: list[str] = []
-
-    async def main() -> None:
-        config = Config()
-        config.bind = ["127.0.0.1:0"]
-        config.loglevel = "WARNING"
-        config.accesslog = None
-        client = AsyncClient(base_url=upstream, api_key="", retries=0, headers=headers)
-        async with client:
-            app = RelayApp(client, models=["m"], heartbeat=None, **options)
-
-            async def shutdown() -> None:
-                while not stop.is_set():
-                    await trio.sleep(0.05)
-
-            async with trio.open_nursery() as nursery:
-                urls = await nursery.start(
-                    lambda task_status: hypercorn_trio.serve(
-                        app, config, shutdown_trigger=shutdown, task_status=task_status
-                    )
-                )
-                bound.extend(urls)
-                ready.set()
-
-    thread = threading.Thread(target=trio.run, args=(main,), daemon=True)
-    thread.start()
-    assert ready.wait(10), "hypercorn did not start"
-    try:
-        yield bound[0].rstrip("/")
-    finally:
-        stop.set()
-        thread.join(15)
-
-
 def test_a_cut_upstream_is_continued_under_trio(fixtures: FixtureServer) -> None:
     headers = cut_headers("plain_text", after_text("plain_text", 20))
-    with serve_trio(fixtures.base_url, headers, resume=True, coalesce=5.0) as url:
+    with serve_trio(
+        fixtures.base_url, ["m"], headers=headers, heartbeat=None, resume=True, coalesce=5.0
+    ) as url:
         response = httpx.post(url + "/chat", json=CHAT, timeout=20)
     assert response.status_code == 200
     check_continued(response.content, "plain_text")

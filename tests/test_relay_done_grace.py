@@ -16,7 +16,7 @@ from rawsse.relay import relay_stream
 from tests import server as fx
 from tests.server import ServerThread
 
-from .relay_helpers import parse_events, serve_asgi
+from .relay_helpers import parse_events, serve_asgi, serve_trio
 
 # Generous: a relay that waited for any of these limits after [DONE] fails the test.
 LIMITS = Timeouts(connect=5.0, first_token=5.0, idle=3.0, stall=5.0, total=8.0)
@@ -113,9 +113,6 @@ def test_relay_app_ends_at_done_and_closes_a_silent_upstream_at_the_grace(
 def test_relay_app_under_trio_ends_at_done_and_closes_a_silent_upstream_at_the_grace(
     server: ServerThread,
 ) -> None:
-    pytest.importorskip("hypercorn.trio", reason="hypercorn is not installed")
-    from .test_relay_trio import serve_trio
-
     with serve_trio(server.url, ["test/model"], heartbeat=None) as url:
         server.expect(SILENT)
         started = time.monotonic()

@@ -3,66 +3,19 @@ server (stream, heartbeats, a browser that leaves)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
 import pytest
 
-from rawsse import AsyncClient
-
-from .relay_helpers import FixtureServer, parse_events
+from .relay_helpers import FixtureServer, parse_events, serve_trio
 from .server import KEEPALIVE, Hang, ServerThread, chunk, sse_script
 
 hypercorn_trio = pytest.importorskip("hypercorn.trio", reason="hypercorn is not installed")
 trio = pytest.importorskip("trio")
 
 CHAT = {"model": "rawsse/demo", "messages": [{"role": "user", "content": "hi"}]}
-
-
-@contextmanager
-def serve_trio(upstream: str, models: list[str], **options: Any) -> Iterator[str]:
-    """RelayApp under hypercorn on trio, in a thread; yields the base URL."""
-    from hypercorn.config import Config
-
-    from rawsse.relay import RelayApp
-
-    ready = threading.Event()
-    stop = threading.Event()
-    bound: list[str] = []
-
-    async def main() -> None:
-        config = Config()
-        config.bind = ["127.0.0.1:0"]
-        config.loglevel = "WARNING"
-        config.accesslog = None
-        async with AsyncClient(base_url=upstream, api_key="", retries=0) as client:
-            app = RelayApp(client, models=models, **options)
-
-            async def shutdown() -> None:
-                while not stop.is_set():
-                    await trio.sleep(0.05)
-
-            async with trio.open_nursery() as nursery:
-                urls = await nursery.start(
-                    lambda task_status: hypercorn_trio.serve(
-                        app, config, shutdown_trigger=shutdown, task_status=task_status
-                    )
-                )
-                bound.extend(urls)
-                ready.set()
-
-    thread = threading.Thread(target=trio.run, args=(main,), daemon=True)
-    thread.start()
-    assert ready.wait(10), "hypercorn did not start"
-    try:
-        yield bound[0].rstrip("/")
-    finally:
-        stop.set()
-        thread.join(15)
 
 
 @pytest.fixture(scope="module")
