@@ -121,11 +121,12 @@ def test_idle_timeout(server: ServerThread, mode: str) -> None:
 
 def test_stall_timeout_counts_content_not_keepalives(server: ServerThread, mode: str) -> None:
     server.expect(Script(steps=[Send(chunk(content="Hi")), *keepalives(0.01, 200)]))
-    out = drive(mode, server.url, client={"timeout": limits(stall=0.08, idle=0.05), "retries": 0})
+    # The keep-alives (every 10 ms) hold off the idle clock (150 ms) but not the stall one.
+    out = drive(mode, server.url, client={"timeout": limits(stall=0.3, idle=0.15), "retries": 0})
     err = out.error
     assert isinstance(err, rawsse.StallTimeout)
-    assert err.timeout == 0.08
-    assert 0.08 <= out.ended - out.started < 0.5
+    assert err.timeout == 0.3
+    assert 0.3 <= out.ended - out.started < 1.5
     assert err.partial is not None
     assert err.partial.text == "Hi"
     assert sum(type(e) is KeepAlive for e in out.events) >= 3
@@ -149,8 +150,8 @@ def test_total_timeout(server: ServerThread, mode: str) -> None:
 
 def test_keepalives_keep_the_idle_clock_alive(server: ServerThread, mode: str) -> None:
     body = chunk(content="done", finish="stop", usage=USAGE) + DONE
-    server.expect(Script(steps=[*keepalives(0.02, 10), Send(body)]))
-    out = drive(mode, server.url, client={"timeout": limits(idle=0.08, first_token=1.0)})
+    server.expect(Script(steps=[*keepalives(0.05, 10), Send(body)]))  # 0.5 s in all
+    out = drive(mode, server.url, client={"timeout": limits(idle=0.25, first_token=2.0)})
     assert out.error is None
     assert out.result.text == "done"
     assert out.metrics.keepalives == 10
