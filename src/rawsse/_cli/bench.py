@@ -77,7 +77,7 @@ def _bench(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     base_url: str = args.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
     # OpenRouter's key goes to OpenRouter only; any other server gets $RAWSSE_API_KEY.
     env = API_KEY_ENV if is_openrouter(base_url) else OTHER_KEY_ENV
-    key = os.environ.get(env) or None
+    key = os.environ.get(env, "").strip() or None  # as the client strips it
     if key is None and is_openrouter(base_url):
         raise UsageError(
             f"no API key: set the {API_KEY_ENV} environment variable "
