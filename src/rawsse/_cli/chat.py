@@ -128,19 +128,12 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def run(
-    args: argparse.Namespace,
-    *,
-    out: IO[str] | None = None,
-    err: IO[str] | None = None,
-    stdin: IO[str] | None = None,
-) -> int:
+def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """``rawsse chat`` (and ``rawsse record``, which sets ``args.record``)."""
     out, err = std_streams(out, err)
-    stdin = stdin if stdin is not None else sys.stdin
     style = Style.detect(out, err)
     try:
-        return _chat(args, out, err, stdin, style)
+        return _chat(args, out, err, style)
     except UsageError as exc:
         err.write(f"rawsse {args.command}: error: {exc}\n")
         return ExitCode.USAGE
@@ -148,11 +141,9 @@ def run(
         return broken_pipe()
 
 
-def _chat(
-    args: argparse.Namespace, out: IO[str], err: IO[str], stdin: IO[str], style: Style
-) -> int:
+def _chat(args: argparse.Namespace, out: IO[str], err: IO[str], style: Style) -> int:
     endpoint = Endpoint.from_args(args)
-    prompt = _read_prompt(args.prompt, stdin)
+    prompt = _read_prompt(args.prompt, sys.stdin)
     record: str | None = args.record
     metrics_log = _open_metrics_log(getattr(args, "metrics", None))
     raw_out = args.raw
