@@ -1,4 +1,5 @@
-"""Chunkings of a byte string, for tests that feed a stream in every way."""
+"""Chunkings of a byte string, for tests that feed a stream in every way, and the
+pieces of a stream that matter to an SSE parser."""
 
 from __future__ import annotations
 
@@ -24,3 +25,29 @@ def every_split(data: bytes) -> Iterator[list[bytes]]:
 def fixed_size(data: bytes, size: int) -> list[bytes]:
     """The stream in chunks of ``size`` bytes."""
     return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+SSE_PIECES = [
+    b"\r",
+    b"\n",
+    b"\r\n",
+    b":",
+    b" ",
+    b"data:",
+    b"data: ",
+    b"event:",
+    b"id:",
+    b"retry:",
+    b"\xef\xbb\xbf",
+    b"\xef",
+    b"\0",
+    b"7",
+    b"x",
+    "é".encode(),
+    "🌍".encode(),
+    b"\xff",
+    b"\xe2\x80",
+    "\u2028".encode(),
+]
+"""Pieces that matter to an SSE parser (line ends, field names, a BOM, cut and bad
+UTF-8), for generated streams that favour them over random bytes."""
