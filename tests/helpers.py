@@ -1,9 +1,14 @@
-"""Chunkings of a byte string, for tests that feed a stream in every way, and the
-pieces of a stream that matter to an SSE parser."""
+"""Chunkings of a byte string, for tests that feed a stream in every way, the pieces
+of a stream that matter to an SSE parser, and the ``rawsse`` command in a subprocess."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+
+from tests.conftest import ROOT
 
 
 def whole(data: bytes) -> list[bytes]:
@@ -51,3 +56,34 @@ SSE_PIECES = [
 ]
 """Pieces that matter to an SSE parser (line ends, field names, a BOM, cut and bad
 UTF-8), for generated streams that favour them over random bytes."""
+
+
+# The settings of the user running the tests that would change what the command does.
+_USER_SETTINGS = (
+    "NO_COLOR",
+    "OPENROUTER_API_KEY",
+    "PYTHONUNBUFFERED",
+    "RAWSSE_API_KEY",
+    "RAWSSE_BASE_URL",
+)
+
+
+def rawsse_cli(
+    *args: str, env: Mapping[str, str] | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """``python -m rawsse ARGS`` in the repository root, with none of the user's keys,
+    base URL or colour setting, ``env`` added, ``stdin`` on stdin, and plain output
+    (not a terminal) read as UTF-8."""
+    full_env = {k: v for k, v in os.environ.items() if k not in _USER_SETTINGS}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "rawsse", *args],
+        cwd=ROOT,
+        env=full_env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        check=False,
+    )
