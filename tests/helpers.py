@@ -1,5 +1,6 @@
 """Chunkings of a byte string, for tests that feed a stream in every way, the pieces
-of a stream that matter to an SSE parser, and the ``rawsse`` command in a subprocess."""
+of a stream that matter to an SSE parser, the ``rawsse`` command in a subprocess, and
+stopping a process a test started."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from tests.conftest import ROOT
 
@@ -87,3 +89,16 @@ def rawsse_cli(
         timeout=60,
         check=False,
     )
+
+
+def stop_process(process: subprocess.Popen[Any], grace: float = 10) -> None:
+    """SIGTERM ``process``, SIGKILL it when it has not ended within ``grace`` seconds,
+    and close its stdout pipe."""
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
