@@ -18,6 +18,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.helpers import stop_process
+
 REDIS_SERVER = shutil.which("redis-server")
 
 
@@ -81,12 +83,7 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process, grace=5)
             self.process = None
 
     def close(self) -> None:

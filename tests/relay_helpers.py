@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from rawsse import ServerSentEvent, SSEDecoder
+from tests.helpers import stop_process
 
 try:
     from rawsse.testing import FixtureServer  # type: ignore[attr-defined]
@@ -126,14 +127,7 @@ def relay_process(upstream: str, **options: Any) -> Iterator[tuple[str, int]]:
             raise RuntimeError(f"the relay process did not start: {line!r}")
         yield line.rstrip("/"), proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        stop_process(proc)
 
 
 def rss_bytes(pid: int) -> int:
@@ -205,14 +199,7 @@ def fixture_process(directory: Any) -> Iterator[str]:
             raise RuntimeError(f"the fixture server did not start: {line!r}")
         yield line[0]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        stop_process(proc)
 
 
 @contextlib.contextmanager

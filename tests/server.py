@@ -318,6 +318,44 @@ def drive(
     return anyio.run(_drive_async, url, client or {}, stream or {}, stop_after, how, backend=mode)
 
 
+@dataclass
+class _Run:
+    """What a driver collects while it streams; ``outcome()`` once it is done."""
+
+    events: list[Any] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    error: BaseException | None = None
+    stream: Any = None
+    """The stream, None for ``complete()``."""
+    result: Any = None
+    started: float = field(default_factory=time.monotonic)
+    stopped: float | None = None
+
+    def add(self, event: Any, stop_after: int | None) -> bool:
+        """Keep ``event``; True (and the time noted) when that makes ``stop_after``."""
+        self.events.append(event)
+        if stop_after is not None and len(self.events) >= stop_after:
+            self.stopped = time.monotonic()
+            return True
+        return False
+
+    def outcome(self, ended: float) -> Outcome:
+        s = self.stream
+        response = s.response if s is not None else None
+        return Outcome(
+            events=self.events,
+            error=self.error,
+            result=s.result if s is not None else self.result,
+            metrics=s.metrics if s is not None else None,
+            status_code=response.status_code if response else None,
+            headers=dict(response.headers) if response else {},
+            started=self.started,
+            ended=ended,
+            stopped=self.stopped,
+            text=self.text,
+        )
+
+
 def _drive_sync(
     url: str, ckw: dict[str, Any], skw: dict[str, Any], stop_after: int | None, how: str
 ) -> Outcome:
@@ -325,45 +363,26 @@ def _drive_sync(
 
     ckw = {"api_key": KEY, "base_url": url, **ckw}
     skw = {"model": "test/model", "messages": MESSAGES, **skw}
-    events: list[Any] = []
-    texts: list[str] = []
-    error: BaseException | None = None
-    stopped = None
-    s = None
-    result = None
-    started = time.monotonic()
+    run = _Run()
     with Client(**ckw) as c:
         try:
             if how in ("complete", "plain"):
-                result = c.complete(stream=how == "complete", **skw)
+                run.result = c.complete(stream=how == "complete", **skw)
             else:
-                s = c.stream(**skw)
+                run.stream = s = c.stream(**skw)
                 with s:
                     if how == "final":
-                        result = s.final()
+                        run.result = s.final()
                     elif how == "text":
-                        texts.extend(s.text_stream)
+                        run.text.extend(s.text_stream)
                     else:
                         for event in s:
-                            events.append(event)
-                            if stop_after is not None and len(events) >= stop_after:
-                                stopped = time.monotonic()
+                            if run.add(event, stop_after):
                                 break
         except RawSSEError as exc:
-            error = exc
+            run.error = exc
         ended = time.monotonic()
-    return Outcome(
-        events=events,
-        error=error,
-        result=s.result if s is not None else result,
-        metrics=s.metrics if s is not None else None,
-        status_code=s.response.status_code if s is not None and s.response else None,
-        headers=dict(s.response.headers) if s is not None and s.response else {},
-        started=started,
-        ended=ended,
-        stopped=stopped,
-        text=texts,
-    )
+    return run.outcome(ended)
 
 
 async def _drive_async(
@@ -373,45 +392,26 @@ async def _drive_async(
 
     ckw = {"api_key": KEY, "base_url": url, **ckw}
     skw = {"model": "test/model", "messages": MESSAGES, **skw}
-    events: list[Any] = []
-    texts: list[str] = []
-    error: BaseException | None = None
-    stopped = None
-    s = None
-    result = None
-    started = time.monotonic()
+    run = _Run()
     async with AsyncClient(**ckw) as c:
         try:
             if how in ("complete", "plain"):
-                result = await c.complete(stream=how == "complete", **skw)
+                run.result = await c.complete(stream=how == "complete", **skw)
             else:
-                s = c.stream(**skw)
+                run.stream = s = c.stream(**skw)
                 async with s:
                     if how == "final":
-                        result = await s.final()
+                        run.result = await s.final()
                     elif how == "text":
-                        texts.extend([t async for t in s.text_stream])
+                        run.text.extend([t async for t in s.text_stream])
                     else:
                         async for event in s:
-                            events.append(event)
-                            if stop_after is not None and len(events) >= stop_after:
-                                stopped = time.monotonic()
+                            if run.add(event, stop_after):
                                 break
         except RawSSEError as exc:
-            error = exc
+            run.error = exc
         ended = time.monotonic()
-    return Outcome(
-        events=events,
-        error=error,
-        result=s.result if s is not None else result,
-        metrics=s.metrics if s is not None else None,
-        status_code=s.response.status_code if s is not None and s.response else None,
-        headers=dict(s.response.headers) if s is not None and s.response else {},
-        started=started,
-        ended=ended,
-        stopped=stopped,
-        text=texts,
-    )
+    return run.outcome(ended)
 
 
 def chunk(

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import SSE_PIECES
+
 ROOT = Path(__file__).resolve().parent.parent
 JS_TESTS = ROOT / "tests" / "js"
 MODULE = ROOT / "src" / "rawsse" / "relay" / "rawsse.js"
@@ -128,31 +130,6 @@ def test_recorded_streams_decode_as_the_python_accumulator_does() -> None:
         assert line["tools"] == calls, path
 
 
-# Pieces that matter to the parser, favoured over random bytes (as in test_sse.py).
-_PIECES = [
-    b"\r",
-    b"\n",
-    b"\r\n",
-    b":",
-    b" ",
-    b"data:",
-    b"data: ",
-    b"event:",
-    b"id:",
-    b"retry:",
-    b"\xef\xbb\xbf",
-    b"\xef",
-    b"\0",
-    b"7",
-    b"x",
-    "é".encode(),
-    "🌍".encode(),
-    b"\xff",
-    b"\xe2\x80",
-    "\u2028".encode(),
-]
-
-
 def test_decoder_agrees_with_the_python_decoder_on_random_streams() -> None:
     # Differential: 3,000 seeded random streams built from the bytes that matter,
     # cut at random places, some with tight bounds; both decoders must give the
@@ -166,7 +143,7 @@ def test_decoder_agrees_with_the_python_decoder_on_random_streams() -> None:
     cases: list[dict[str, Any]] = []
     for n in range(3000):
         parts = [
-            rng.choice(_PIECES) if rng.random() < 0.8 else rng.randbytes(rng.randint(0, 4))
+            rng.choice(SSE_PIECES) if rng.random() < 0.8 else rng.randbytes(rng.randint(0, 4))
             for _ in range(rng.randint(0, 40))
         ]
         data = b"".join(parts)

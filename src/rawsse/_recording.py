@@ -18,18 +18,10 @@ from typing import Any
 
 import httpx
 
-from ._cassette import (
-    Cassette,
-    append_cassette,
-    body_json,
-    is_cassette_file,
-    redact_headers,
-    redact_request,
-    redact_text,
-    save_cassette,
-)
+from ._cassette import Cassette, append_cassette, body_json, is_cassette_file, save_cassette
 from ._constants import END_CLOSED, END_EOF, END_ERROR
 from ._errors import CassetteError
+from ._redact import redact_headers, redact_request, redact_text
 
 __all__ = ["RecordingTransport", "TeeStream"]
 

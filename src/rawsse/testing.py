@@ -7,7 +7,6 @@ See ``rawsse.pytest_plugin`` for the pytest marker and fixtures built on these.
 from __future__ import annotations
 
 from ._cassette import FORMAT as FORMAT
-from ._cassette import REDACTED as REDACTED
 from ._cassette import Cassette as Cassette
 from ._cassette import append_cassette as append_cassette
 from ._cassette import dumps_cassette as dumps_cassette
@@ -15,9 +14,6 @@ from ._cassette import load_cassette as load_cassette
 from ._cassette import load_cassettes as load_cassettes
 from ._cassette import loads_cassette as loads_cassette
 from ._cassette import loads_cassettes as loads_cassettes
-from ._cassette import looks_like_secret as looks_like_secret
-from ._cassette import redact_headers as redact_headers
-from ._cassette import redact_url as redact_url
 from ._cassette import save_cassette as save_cassette
 from ._constants import END_CLOSED as END_CLOSED
 from ._constants import END_EOF as END_EOF
@@ -25,6 +21,10 @@ from ._constants import END_ERROR as END_ERROR
 from ._constants import END_MISSING as END_MISSING
 from ._errors import CassetteError as CassetteError
 from ._recording import RecordingTransport as RecordingTransport
+from ._redact import REDACTED as REDACTED
+from ._redact import looks_like_secret as looks_like_secret
+from ._redact import redact_headers as redact_headers
+from ._redact import redact_url as redact_url
 from ._replay import ReplayTransport as ReplayTransport
 from ._server import FixtureServer as FixtureServer
 

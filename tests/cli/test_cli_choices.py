@@ -4,9 +4,6 @@ never interleaved.  The CLI runs as a subprocess (chat against a fixture server 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -14,25 +11,10 @@ import pytest
 from rawsse import accumulate, parse_chat_stream
 from rawsse.testing import FixtureServer, load_cassette
 from tests.conftest import FIXTURES
+from tests.helpers import rawsse_cli
 
 N2 = FIXTURES / "cassettes" / "n2_choices.jsonl"
 TEXTS = [c.content for c in accumulate(parse_chat_stream(load_cassette(N2).body)).choices]
-
-
-def _env() -> dict[str, str]:
-    drop = ("NO_COLOR", "OPENROUTER_API_KEY", "PYTHONUNBUFFERED", "RAWSSE_BASE_URL")
-    return {k: v for k, v in os.environ.items() if k not in drop}
-
-
-def rawsse_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rawsse", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_env(),
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

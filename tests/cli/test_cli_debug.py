@@ -12,7 +12,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CORPUS, FIXTURES, ROOT
+from tests.helpers import rawsse_cli
 from tests.inspector.test_inspect import parse_html
 from tests.server import Reset, ServerThread, error_script, sse_script
 
@@ -29,30 +29,8 @@ KEY = "sk-or-v1-CLITESTKEY0123456789SECRET"
 CASSETTES = FIXTURES / "cassettes"
 
 
-def run(
-    *args: str, env: dict[str, str] | None = None, stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    """``python -m rawsse ARGS`` in the repository root, plain output (not a terminal)."""
-    full_env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("OPENROUTER_API_KEY", "RAWSSE_API_KEY", "RAWSSE_BASE_URL", "NO_COLOR")
-    }
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "rawsse", *args],
-        cwd=ROOT,
-        env=full_env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
-    )
-
-
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """The same as ``run`` in this process (faster): for the many file-reading cases."""
+    """The same as ``rawsse_cli`` in this process (faster): for the many file-reading cases."""
     from rawsse._cli import main
 
     out, err = io.StringIO(), io.StringIO()
@@ -223,7 +201,7 @@ def test_inspect_bad_cassette_exits_2_with_one_line(
 ) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(content)
-    proc = run("inspect", str(bad))
+    proc = rawsse_cli("inspect", str(bad))
     assert proc.returncode == 2
     no_traceback(proc)
     assert proc.stdout == ""
@@ -234,7 +212,7 @@ def test_inspect_bad_cassette_exits_2_with_one_line(
 
 def test_inspect_stdin_is_timed_on_arrival() -> None:
     body = (FIXTURES / "error_midstream.sse").read_text(encoding="utf-8")
-    proc = run("inspect", "-", "--json", stdin=body)
+    proc = rawsse_cli("inspect", "-", "--json", stdin=body)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["kind"] == "stdin"
@@ -257,7 +235,7 @@ def test_inspect_missing_file_and_bad_threshold() -> None:
     proc = cli("inspect", "fixtures/plain_text.sse", "--stall-threshold", "0")
     assert proc.returncode == 2
     assert "--stall-threshold must be positive" in proc.stderr
-    proc = run("inspect")
+    proc = rawsse_cli("inspect")
     assert proc.returncode == 2
     no_traceback(proc)
 
@@ -334,7 +312,7 @@ def local(
     env = {"OPENROUTER_API_KEY": KEY}
     if key is not None:
         env["RAWSSE_API_KEY"] = key
-    return run("chat", "--base-url", server.url, *args, env=env, stdin=stdin)
+    return rawsse_cli("chat", "--base-url", server.url, *args, env=env, stdin=stdin)
 
 
 def test_chat_streams_text_then_one_summary_line(server: ServerThread) -> None:
@@ -480,7 +458,7 @@ def test_chat_in_band_error_exits_1_with_the_servers_message(server: ServerThrea
 
 
 def test_chat_cannot_connect_exits_1_with_one_line() -> None:
-    proc = run("chat", "--base-url", "http://127.0.0.1:9/v1", "--retries", "0", "m/x", "hi")
+    proc = rawsse_cli("chat", "--base-url", "http://127.0.0.1:9/v1", "--retries", "0", "m/x", "hi")
     assert proc.returncode == 1
     no_traceback(proc)
     assert proc.stdout == ""
@@ -489,7 +467,7 @@ def test_chat_cannot_connect_exits_1_with_one_line() -> None:
 
 
 def test_chat_without_key_for_openrouter_exits_2() -> None:
-    proc = run("chat", "openai/gpt-4o-mini", "hi")
+    proc = rawsse_cli("chat", "openai/gpt-4o-mini", "hi")
     assert proc.returncode == 2
     no_traceback(proc)
     assert "OPENROUTER_API_KEY" in proc.stderr
@@ -497,10 +475,10 @@ def test_chat_without_key_for_openrouter_exits_2() -> None:
 
 
 def test_chat_usage_errors_exit_2() -> None:
-    proc = run("chat", env={"OPENROUTER_API_KEY": KEY})
+    proc = rawsse_cli("chat", env={"OPENROUTER_API_KEY": KEY})
     assert proc.returncode == 2
     no_traceback(proc)
-    proc = run("chat", "m/x", "--base-url", "http://127.0.0.1:9/v1", stdin="  \n")
+    proc = rawsse_cli("chat", "m/x", "--base-url", "http://127.0.0.1:9/v1", stdin="  \n")
     assert (proc.returncode, proc.stderr) == (2, "rawsse chat: error: the prompt is empty\n")
 
 
@@ -508,7 +486,7 @@ def test_record_then_inspect_and_replay(server: ServerThread, tmp_path: Path) ->
     body = fixture_body("plain_text")
     server.expect(sse_script(body, splits=[50, 300]))
     out = tmp_path / "plain.jsonl"
-    proc = run("record", "--base-url", server.url, "m/x", "hi", "-o", str(out),
+    proc = rawsse_cli("record", "--base-url", server.url, "m/x", "hi", "-o", str(out),
                env={"RAWSSE_API_KEY": KEY})  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.endswith(f"recorded to {out}\n")
@@ -531,7 +509,7 @@ def test_record_an_error_still_writes_the_cassette(server: ServerThread, tmp_pat
     message = "No endpoints found for nope/x."
     server.expect(error_script(404, json.dumps({"error": {"code": 404, "message": message}})))
     out = tmp_path / "err.jsonl"
-    proc = run("record", "--base-url", server.url, "nope/x", "hi", "-o", str(out))
+    proc = rawsse_cli("record", "--base-url", server.url, "nope/x", "hi", "-o", str(out))
     assert proc.returncode == 1
     assert proc.stderr == f"recorded to {out}\nerror: HTTP 404: {message}\n"
     doc = json.loads(cli("inspect", "--json", str(out)).stdout)
@@ -545,7 +523,7 @@ def test_record_an_error_still_writes_the_cassette(server: ServerThread, tmp_pat
 def test_record_refuses_a_file_that_is_not_a_cassette(tmp_path: Path) -> None:
     notes = tmp_path / "out.txt"
     notes.write_text("notes\n")
-    proc = run("record", "m/x", "hi", "-o", str(notes), env={"OPENROUTER_API_KEY": KEY})
+    proc = rawsse_cli("record", "m/x", "hi", "-o", str(notes), env={"OPENROUTER_API_KEY": KEY})
     assert proc.returncode == 2
     assert proc.stderr == (
         f"rawsse record: error: cannot record to {notes}: {notes}: exists and is not a "
@@ -572,7 +550,7 @@ def shipped(name: str) -> Any:
 
 
 def test_chat_against_the_fixture_server(fixture_server: str) -> None:
-    proc = run("chat", "--base-url", fixture_server, "rawsse/tool-call", "weather?")
+    proc = rawsse_cli("chat", "--base-url", fixture_server, "rawsse/tool-call", "weather?")
     assert proc.returncode == 0, proc.stderr
     report = shipped("tool-call")
     call = report.result.choices[0].tool_calls[0]
@@ -584,7 +562,7 @@ def test_chat_against_the_fixture_server(fixture_server: str) -> None:
 
 
 def test_chat_in_band_error_from_the_fixture_server(fixture_server: str) -> None:
-    proc = run("chat", "--base-url", fixture_server, "rawsse/error-midstream", "hi")
+    proc = rawsse_cli("chat", "--base-url", fixture_server, "rawsse/error-midstream", "hi")
     assert proc.returncode == 1
     no_traceback(proc)
     report = shipped("error-midstream")
@@ -609,7 +587,7 @@ def test_chat_unknown_model_at_the_fixture_server(fixture_server: str) -> None:
         },
     )
     message = answer.json()["error"]["message"]
-    proc = run("chat", "--base-url", fixture_server, "nope/nothing", "hi")
+    proc = rawsse_cli("chat", "--base-url", fixture_server, "nope/nothing", "hi")
     assert proc.returncode == 1
     no_traceback(proc)
     assert proc.stdout == ""
@@ -618,7 +596,7 @@ def test_chat_unknown_model_at_the_fixture_server(fixture_server: str) -> None:
 
 def test_record_from_the_fixture_server_round_trips(fixture_server: str, tmp_path: Path) -> None:
     out = tmp_path / "demo.jsonl"
-    proc = run("record", "--base-url", fixture_server, "rawsse/demo", "hi", "-o", str(out))
+    proc = rawsse_cli("record", "--base-url", fixture_server, "rawsse/demo", "hi", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(cli("inspect", "--json", str(out)).stdout)
     assert doc["status"] == "complete"

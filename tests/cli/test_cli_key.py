@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import rawsse_cli
 from tests.hostile_server import HostileServer, Plan
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 KEY = "sk-or-v1-CLIHOSTILE0123456789SECRET"
 DONE = b"data: [DONE]\n\n"
 # A tool call whose id and name, and a usage object whose extra field, hold lone
@@ -41,24 +40,11 @@ def hostile() -> Iterator[HostileServer]:
 
 
 def rawsse(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m rawsse ARGS`` with output to pipes read as UTF-8 (strictly)."""
-    full_env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("OPENROUTER_API_KEY", "RAWSSE_API_KEY", "RAWSSE_BASE_URL", "NO_COLOR")
-    }
-    full_env.update({"PYTHONIOENCODING": "utf-8", **(env or {})})
+    """``rawsse_cli`` with the command writing UTF-8 whatever the locale (read strictly)."""
+    full_env = {"PYTHONIOENCODING": "utf-8", **(env or {})}
     if "RAWSSE_TEST_SRC" in os.environ:  # run another checkout's rawsse
         full_env["PYTHONPATH"] = os.environ["RAWSSE_TEST_SRC"]
-    return subprocess.run(
-        [sys.executable, "-m", "rawsse", *args],
-        cwd=ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
-    )
+    return rawsse_cli(*args, env=full_env)
 
 
 def ok_plan() -> Plan:

@@ -4,39 +4,22 @@ fixture server over TCP."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rawsse.testing import FixtureServer, load_cassette, load_cassettes
+from tests.helpers import rawsse_cli
 
 DEMO = "rawsse/demo"
-
-
-def _env() -> dict[str, str]:
-    drop = ("NO_COLOR", "OPENROUTER_API_KEY", "PYTHONUNBUFFERED", "RAWSSE_BASE_URL")
-    return {k: v for k, v in os.environ.items() if k not in drop}
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[FixtureServer]:
     with FixtureServer(speed=0) as s:
         yield s
-
-
-def rawsse_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rawsse", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_env(),
-        check=False,
-    )
 
 
 def chat(server: FixtureServer, *extra: str) -> subprocess.CompletedProcess[str]:

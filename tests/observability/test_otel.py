@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, StatusCode
 
 import rawsse
@@ -25,15 +20,10 @@ from rawsse import ChatResult, ChatStatus, ChoiceResult, StreamMetrics, Usage
 from rawsse import otel as rotel
 from rawsse._observe import RequestInfo, StreamObserver, StreamOutcome
 
-SECONDS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
+from .telemetry import NAMES, SECONDS, Telemetry
+
 TOKENS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216]
 TOKENS += [67108864]
-NAMES = {
-    "gen_ai.client.operation.duration": "s",
-    "gen_ai.client.token.usage": "{token}",
-    "gen_ai.client.operation.time_to_first_chunk": "s",
-    "gen_ai.client.operation.time_per_output_chunk": "s",
-}
 PROMPT = "the secret prompt"
 ANSWER = "the secret answer"
 
@@ -51,44 +41,11 @@ class FakeClient:
         self.observers = tuple(o for o in self.observers if o is not observer)
 
 
-@dataclass
-class Telemetry:
-    reader: InMemoryMetricReader
-    exporter: InMemorySpanExporter
-    meter_provider: MeterProvider
-    tracer_provider: TracerProvider
-
-    def histograms(self) -> dict[str, tuple[str, list[HistogramDataPoint]]]:
-        data = self.reader.get_metrics_data()
-        found: dict[str, tuple[str, list[HistogramDataPoint]]] = {}
-        if data is None:
-            return found
-        for resource in data.resource_metrics:
-            for scope in resource.scope_metrics:
-                assert scope.scope.name == "rawsse"
-                assert scope.scope.schema_url == "https://opentelemetry.io/schemas/1.41.0"
-                for metric in scope.metrics:
-                    points = [
-                        p for p in metric.data.data_points if isinstance(p, HistogramDataPoint)
-                    ]
-                    found[metric.name] = (metric.unit or "", points)
-        return found
-
-    def span(self) -> ReadableSpan:
-        (span,) = self.exporter.get_finished_spans()
-        return span
-
-
 @pytest.fixture
 def telemetry() -> Iterator[Telemetry]:
-    reader = InMemoryMetricReader()
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    meter_provider = MeterProvider(metric_readers=[reader])
-    yield Telemetry(reader, exporter, meter_provider, tracer_provider)
-    meter_provider.shutdown()
-    tracer_provider.shutdown()
+    t = Telemetry()
+    yield t
+    t.shutdown()
 
 
 @pytest.fixture(autouse=True)

@@ -15,11 +15,6 @@ from typing import Any
 
 import anyio
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 import rawsse
@@ -40,40 +35,9 @@ from ..server import (
     chunk,
     error_script,
 )
+from .telemetry import NAMES, SECONDS, Telemetry
 
-SECONDS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
-NAMES = {
-    "gen_ai.client.operation.duration": "s",
-    "gen_ai.client.token.usage": "{token}",
-    "gen_ai.client.operation.time_to_first_chunk": "s",
-    "gen_ai.client.operation.time_per_output_chunk": "s",
-}
 MESSAGES = [{"role": "user", "content": "the secret prompt"}]
-
-
-class Telemetry:
-    def __init__(self) -> None:
-        self.reader = InMemoryMetricReader()
-        self.exporter = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.meter_provider = MeterProvider(metric_readers=[self.reader])
-
-    def histograms(self) -> dict[str, tuple[str, list[HistogramDataPoint]]]:
-        found: dict[str, tuple[str, list[HistogramDataPoint]]] = {}
-        data = self.reader.get_metrics_data()
-        for resource in data.resource_metrics if data else ():
-            for scope in resource.scope_metrics:
-                for metric in scope.metrics:
-                    points = [
-                        p for p in metric.data.data_points if isinstance(p, HistogramDataPoint)
-                    ]
-                    found[metric.name] = (metric.unit or "", points)
-        return found
-
-    def span(self) -> ReadableSpan:
-        (span,) = self.exporter.get_finished_spans()
-        return span
 
 
 @pytest.fixture
@@ -81,8 +45,7 @@ def telemetry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Telemetry]:
     monkeypatch.delenv(rawsse.otel.CAPTURE_ENV, raising=False)
     t = Telemetry()
     yield t
-    t.meter_provider.shutdown()
-    t.tracer_provider.shutdown()
+    t.shutdown()
 
 
 class Run:

@@ -66,6 +66,18 @@ class Call:
     timeout: Timeouts | None = None
     in_band_error: Literal["raise", "yield"] = "raise"
 
+    def arguments(self) -> dict[str, Any]:
+        """This call's ``stream()`` arguments (``resume=None`` here means none at all)."""
+        return {
+            "model": "m",
+            "messages": MESSAGES,
+            "extra_headers": self.headers,
+            "resume": self.resume if self.resume is not None else False,
+            "timeout": self.timeout,
+            "in_band_error": self.in_band_error,
+            **dict(self.params),
+        }
+
 
 def once() -> str:
     """A fresh ``X-Rawsse-Once`` token: the faults hit the first request only."""
@@ -86,15 +98,7 @@ def _run_sync(base_url: str, calls: list[Call]) -> list[Run]:
             events: list[Any] = []
             error = None
             started = time.monotonic()
-            stream = client.stream(
-                model="m",
-                messages=MESSAGES,
-                extra_headers=call.headers,
-                resume=call.resume if call.resume is not None else False,
-                timeout=call.timeout,
-                in_band_error=call.in_band_error,
-                **dict(call.params),
-            )
+            stream = client.stream(**call.arguments())
             try:
                 with stream:
                     events.extend(stream)
@@ -112,15 +116,7 @@ async def _run_async(base_url: str, calls: list[Call]) -> list[Run]:
             events: list[Any] = []
             error = None
             started = time.monotonic()
-            stream = client.stream(
-                model="m",
-                messages=MESSAGES,
-                extra_headers=call.headers,
-                resume=call.resume if call.resume is not None else False,
-                timeout=call.timeout,
-                in_band_error=call.in_band_error,
-                **dict(call.params),
-            )
+            stream = client.stream(**call.arguments())
             try:
                 async with stream:
                     async for event in stream:

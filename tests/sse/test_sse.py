@@ -21,7 +21,7 @@ from rawsse import (
     encode_event,
 )
 from tests.conftest import corpus_params, fixture_files
-from tests.helpers import byte_at_a_time, every_split, fixed_size, whole
+from tests.helpers import SSE_PIECES, byte_at_a_time, every_split, fixed_size, whole
 
 Item = ServerSentEvent | Comment
 
@@ -268,31 +268,7 @@ def test_encode_comment_rejects_line_ends(text: str) -> None:
 
 # -- hypothesis ----------------------------------------------------------------
 
-# Pieces that matter to the parser, favoured over random bytes.
-_PIECES = st.sampled_from(
-    [
-        b"\r",
-        b"\n",
-        b"\r\n",
-        b":",
-        b" ",
-        b"data:",
-        b"data: ",
-        b"event:",
-        b"id:",
-        b"retry:",
-        b"\xef\xbb\xbf",
-        b"\xef",
-        b"\0",
-        b"7",
-        b"x",
-        "é".encode(),
-        "🌍".encode(),
-        b"\xff",
-        b"\xe2\x80",
-        "\u2028".encode(),
-    ]
-)
+_PIECES = st.sampled_from(SSE_PIECES)
 streams = st.lists(_PIECES | st.binary(max_size=4), max_size=40).map(b"".join)
 
 

@@ -11,7 +11,8 @@ A command is a module with a ``Command`` and two functions:
 ``command=<name>`` on it.  A new command is one new module here plus one entry
 in ``COMMANDS``.  Imports run one way: this entry -> the command modules ->
 ``_args`` (argument types), ``_output`` (style, printer, summary line, exit
-codes) and ``_files`` -> the library.
+codes), ``_files`` and ``_endpoint`` (the server and key of ``chat`` and
+``bench``) -> the library.
 
 Exit codes: 0 success, 1 an API or stream error (after the partial text and a
 one-line reason with the server's own message), 2 a usage error, 130 Ctrl-C.

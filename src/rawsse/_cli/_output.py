@@ -19,7 +19,6 @@ from enum import IntEnum
 from functools import partialmethod
 from typing import IO, TYPE_CHECKING, Any
 
-from .._cassette import REDACTED, redact_headers
 from .._chat_events import (
     ChatEvent,
     Continued,
@@ -30,6 +29,7 @@ from .._chat_events import (
     ToolCallDelta,
 )
 from .._errors import APIStatusError, StreamError
+from .._redact import REDACTED, redact_headers
 
 if TYPE_CHECKING:
     from .._accumulate import ChatResult

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import IO, Any
 
 import anyio
 
 from .._async_client import AsyncClient
-from .._constants import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, OTHER_KEY_ENV, is_openrouter
-from .._errors import ConfigurationError, RawSSEError
+from .._constants import API_KEY_ENV, OTHER_KEY_ENV
+from .._errors import RawSSEError
 from .._metrics import StreamMetrics
 from .._metrics_log import MetricsLog, metrics_record
 from .._stats import StatsSummariser, StatsSummary, render_table, summary_json
 from ._args import Command, count_arg
+from ._endpoint import Endpoint, add_base_url_argument
 from ._output import ExitCode, UsageError, broken_pipe, std_streams
 
 __all__ = ["COMMAND", "DEFAULT_LOG", "DEFAULT_PROMPT", "add_arguments", "run"]
@@ -46,11 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--concurrency", type=_positive, default=1, metavar="C", help="streams at once (1)"
     )
-    parser.add_argument(
-        "--base-url",
-        metavar="URL",
-        help=f"any OpenAI-compatible API (default {DEFAULT_BASE_URL}, or ${BASE_URL_ENV})",
-    )
+    add_base_url_argument(parser)
     parser.add_argument("--max-tokens", type=_positive, metavar="N", help="max_tokens per answer")
     parser.add_argument(
         "--metrics",
@@ -74,15 +70,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
 
 
 def _bench(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    base_url: str = args.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-    # OpenRouter's key goes to OpenRouter only; any other server gets $RAWSSE_API_KEY.
-    env = API_KEY_ENV if is_openrouter(base_url) else OTHER_KEY_ENV
-    key = os.environ.get(env) or None
-    if key is None and is_openrouter(base_url):
-        raise UsageError(
-            f"no API key: set the {API_KEY_ENV} environment variable "
-            "(or point --base-url at another server, e.g. one started by `rawsse serve`)"
-        )
+    endpoint = Endpoint.from_args(args)
     try:
         log = MetricsLog(args.metrics)
     except OSError as exc:
@@ -114,15 +102,7 @@ def _bench(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                     failures.append(f"{model}: {type(exc).__name__}: {exc}")
 
     async def main() -> None:
-        try:
-            client = AsyncClient(
-                api_key=key or "",
-                base_url=base_url,
-                on_metrics=on_metrics,
-                app_title="rawsse bench",
-            )
-        except ConfigurationError as exc:
-            raise UsageError(str(exc)) from None
+        client = endpoint.client(AsyncClient, on_metrics=on_metrics, app_title="rawsse bench")
         limiter = anyio.CapacityLimiter(args.concurrency)
         async with client, anyio.create_task_group() as tg:
             for _ in range(args.runs):

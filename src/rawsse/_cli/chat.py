@@ -8,7 +8,6 @@ is never printed: ``--verbose`` shows the headers with it redacted.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
@@ -19,15 +18,11 @@ from .._chat_events import Continued
 from .._client import Client
 from .._constants import (
     API_KEY_ENV,
-    BASE_URL_ENV,
-    DEFAULT_BASE_URL,
     OTHER_KEY_ENV,
-    is_openrouter,
 )
 from .._errors import (
     APIError,
     CassetteError,
-    ConfigurationError,
     RawSSEError,
     StreamInterrupted,
 )
@@ -35,6 +30,7 @@ from .._metrics_log import MetricsLog
 from .._recording import RecordingTransport, TeeStream
 from .._resume import Resume
 from ._args import Command, count_arg
+from ._endpoint import Endpoint, add_base_url_argument
 from ._output import (
     ExitCode,
     StreamPrinter,
@@ -132,19 +128,12 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def run(
-    args: argparse.Namespace,
-    *,
-    out: IO[str] | None = None,
-    err: IO[str] | None = None,
-    stdin: IO[str] | None = None,
-) -> int:
+def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """``rawsse chat`` (and ``rawsse record``, which sets ``args.record``)."""
     out, err = std_streams(out, err)
-    stdin = stdin if stdin is not None else sys.stdin
     style = Style.detect(out, err)
     try:
-        return _chat(args, out, err, stdin, style)
+        return _chat(args, out, err, style)
     except UsageError as exc:
         err.write(f"rawsse {args.command}: error: {exc}\n")
         return ExitCode.USAGE
@@ -152,18 +141,9 @@ def run(
         return broken_pipe()
 
 
-def _chat(
-    args: argparse.Namespace, out: IO[str], err: IO[str], stdin: IO[str], style: Style
-) -> int:
-    base_url: str = args.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-    # Stripped as the client strips it, so it is recognised (and redacted) as sent.
-    key = os.environ.get(API_KEY_ENV, "").strip() or None
-    if key is None and is_openrouter(base_url):
-        raise UsageError(
-            f"no API key: set the {API_KEY_ENV} environment variable "
-            f"(or point --base-url at another server, e.g. one started by `rawsse serve`)"
-        )
-    prompt = _read_prompt(args.prompt, stdin)
+def _chat(args: argparse.Namespace, out: IO[str], err: IO[str], style: Style) -> int:
+    endpoint = Endpoint.from_args(args)
+    prompt = _read_prompt(args.prompt, sys.stdin)
     record: str | None = args.record
     metrics_log = _open_metrics_log(getattr(args, "metrics", None))
     raw_out = args.raw
@@ -174,7 +154,7 @@ def _chat(
     def show_head(mark: str, first: str, headers: httpx.Headers) -> None:
         if verbose:
             err.write(style.dim(f"{mark} {first}") + "\n")
-            for line in header_lines(headers.items(), api_key or key):
+            for line in header_lines(headers.items(), endpoint.secret):
                 err.write(style.dim(f"{mark} {line}") + "\n")
             err.flush()
 
@@ -206,24 +186,20 @@ def _chat(
     http = httpx.Client(
         transport=TapTransport(inner, on_request, on_response, on_chunk), timeout=None
     )
-    # The key goes only where it belongs: OpenRouter's key is not sent to other hosts
-    # unless the user points ``--base-url`` at OpenRouter itself.
-    api_key = key if is_openrouter(base_url) else os.environ.get(OTHER_KEY_ENV, "").strip() or None
     try:
-        client = Client(
-            api_key=api_key or "",
-            base_url=base_url,
+        client = endpoint.client(
+            Client,
             http_client=http,
             app_title="rawsse CLI",
             retries=args.retries,
             resume=Resume() if getattr(args, "resume", False) else None,
             on_metrics=metrics_log,
         )
-    except ConfigurationError as exc:
+    except UsageError:
         http.close()
         if metrics_log is not None:
             metrics_log.close()
-        raise UsageError(str(exc)) from None
+        raise
     printer = StreamPrinter(out, style, err)
     live = not raw_out and not show_json
     result: ChatResult | None = None
@@ -310,11 +286,7 @@ def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "prompt", metavar="PROMPT", nargs="?", help="the user message; '-' or omitted: read stdin"
     )
-    parser.add_argument(
-        "--base-url",
-        metavar="URL",
-        help=f"any OpenAI-compatible API (default {DEFAULT_BASE_URL}, or $RAWSSE_BASE_URL)",
-    )
+    add_base_url_argument(parser)
     parser.add_argument("--system", metavar="TEXT", help="a system message")
     parser.add_argument("--max-tokens", type=int, metavar="N", help="max_tokens for the answer")
     parser.add_argument(

@@ -45,13 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--html", metavar="OUT", help="also write an HTML page with TTFT over time")
 
 
-def run(
-    args: argparse.Namespace,
-    *,
-    out: IO[str] | None = None,
-    err: IO[str] | None = None,
-    stdin: IO[bytes] | None = None,
-) -> int:
+def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """``rawsse stats``."""
     out, err = std_streams(out, err)
     summariser = StatsSummariser(by=args.by, since=args.since, timeline=args.html is not None)
@@ -59,7 +53,7 @@ def run(
     try:
         for name in args.files:
             if name == "-":
-                for line in stdin if stdin is not None else sys.stdin.buffer:
+                for line in sys.stdin.buffer:
                     summariser.feed_line(line)
             else:
                 read_lines(name, summariser)

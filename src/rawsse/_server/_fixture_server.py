@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from typing import IO
 from urllib.parse import unquote
 
-from .._cassette import redact_url
 from .._closing import ClosesOnExit
+from .._redact import redact_url
 from .._replay_plan import MIN_SPEED
 from ._cors import CorsPolicy
 from ._emulation import (
