@@ -662,7 +662,7 @@ def cpu_table(upstream: str, want: str, runs: int) -> None:
     head = "| upstream shape | readers | recipe µs/token | relay µs/token | ratio "
     head += "| relay chunks/token |"
     if BASELINE:
-        head += f" relay {BASELINE['rev']} µs/token (ratio) |"
+        head += f" relay {BASELINE['rev']} µs/token (ratio, chunks/token) |"
     print(head)
     print("|---|---|---|---|---|---|" + ("---|" if BASELINE else ""))
     shapes = (("bursts", READERS), ("paced", READERS), ("paced", FEW_READERS))
@@ -671,7 +671,7 @@ def cpu_table(upstream: str, want: str, runs: int) -> None:
         # A server whose every run lost streams has no figure (see the comments).
         cells = {n: f"{b[0]:.1f}" for n, b in best.items()}
         ratio = "—"
-        if len(best) == 2:
+        if "recipe" in best and "relay" in best:
             ratio = f"{best['recipe'][0] / best['relay'][0]:.1f}×"
         chunks = f"{best['relay'][1]:.3f}" if "relay" in best else "—"
         row = f"| {shape} | {readers} | {cells.get('recipe', 'failed')} | "
@@ -680,7 +680,7 @@ def cpu_table(upstream: str, want: str, runs: int) -> None:
             old = best.get("baseline")
             cell = "failed" if old is None else f"{old[0]:.1f}"
             if old is not None and "recipe" in best:
-                cell += f" ({best['recipe'][0] / old[0]:.1f}×)"
+                cell += f" ({best['recipe'][0] / old[0]:.1f}×, {old[1]:.3f} chunks/token)"
             row += f" {cell} |"
         print(row, flush=True)
 
