@@ -28,19 +28,57 @@ Under trio the pool connects with httpcore's own trio backend.  A caller's own
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import anyio
 import httpcore
 import httpx
 
-__all__ = ["HIGH_WATER", "AsyncioBackend", "AsyncioTransport"]
+__all__ = [
+    "HIGH_WATER",
+    "READ_DEADLINE",
+    "AsyncioBackend",
+    "AsyncioTransport",
+    "ReadDeadline",
+    "backend_clock",
+    "honours_read_deadline",
+]
 
 HIGH_WATER = 64 * 1024
 """Bytes read from a connection and not yet taken, before its reading pauses."""
+
+READ_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "rawsse_read_deadline", default=None
+)
+"""When set (on the event loop's clock), a read of this task that waits ends at it
+with ``ReadDeadline``: the shell's deadline without a cancel scope."""
+
+
+class ReadDeadline(BaseException):
+    """A read reached ``READ_DEADLINE``.  Not an ``Exception``, as a cancellation is
+    not: httpcore closes the connection on its way out, and no layer between (httpx's
+    exception mapping, a recording) takes it for an error of the connection."""
+
+
+def honours_read_deadline(response: httpx.Response) -> bool:
+    """True when ``response``'s body is read through this module's stream, whose
+    reads end at ``READ_DEADLINE``."""
+    return isinstance(response.extensions.get("network_stream"), _Stream)
+
+
+def backend_clock() -> Callable[[], float]:
+    """The running backend's clock, as ``anyio.current_time`` reads it, for a hot path."""
+    loop = _running_loop()
+    if loop is not None:
+        return loop.time
+    import trio
+
+    return trio.current_time
+
 
 _SocketOption = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
@@ -261,6 +299,11 @@ def _expire(future: asyncio.Future[None]) -> None:
         future.set_exception(TimeoutError())
 
 
+def _deadline_passed(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(ReadDeadline())
+
+
 class _Stream(httpcore.AsyncNetworkStream):
     """httpcore's view of one connection (see the module docstring)."""
 
@@ -304,7 +347,13 @@ class _Stream(httpcore.AsyncNetworkStream):
         protocol = self._protocol
         loop = asyncio.get_running_loop()
         waiter = protocol.waiter = loop.create_future()
-        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
+        at = READ_DEADLINE.get()
+        if timeout is not None and (at is None or loop.time() + timeout < at):
+            timer = loop.call_later(timeout, _expire, waiter)
+        elif at is not None:
+            timer = loop.call_at(at, _deadline_passed, waiter)
+        else:
+            timer = None
         try:
             await waiter
         except TimeoutError as exc:

@@ -18,12 +18,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import anyio
+import httpcore
 import httpx
 import pytest
 
 import rawsse
 from rawsse import ChatStatus, Timeouts
-from rawsse._asyncio_transport import HIGH_WATER, AsyncioBackend, AsyncioTransport
+from rawsse._asyncio_transport import (
+    HIGH_WATER,
+    READ_DEADLINE,
+    AsyncioBackend,
+    AsyncioTransport,
+    ReadDeadline,
+    honours_read_deadline,
+)
 from rawsse._httpx_adapter import DEFAULT_LIMITS, ssl_context
 from tests.server import DONE, KEY, Hang, Reset, Script, Send, ServerThread, chunk
 
@@ -69,9 +77,11 @@ class Plain:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.peers.append(hash(writer.get_extra_info("peername")))
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
-            await self._handler(reader, writer)
-        writer.close()
+        try:
+            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+                await self._handler(reader, writer)
+        finally:  # also when the server stops (the handler is cancelled)
+            writer.close()
 
     def __enter__(self) -> Plain:
         self._thread.start()
@@ -321,3 +331,41 @@ async def test_unix_sockets_on_asyncio(tmp_path: Path) -> None:
         with pytest.raises(Exception, match="closed"):
             await stream.read(10)
         await anyio.sleep(0.05)  # the server closes its side
+
+
+# -- the read deadline (the shell's clocks without a cancel scope per read) ------------
+
+
+async def test_only_the_asyncio_stream_honours_the_read_deadline(
+    server: ServerThread, anyio_backend: str
+) -> None:
+    server.expect(Script(steps=[Send(chunk(content="a") + DONE)]))
+    async with (
+        lean() as client,
+        client.stream("POST", server.url + "/chat/completions") as response,
+    ):
+        assert honours_read_deadline(response) is (anyio_backend == "asyncio")
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_waiting_read_ends_at_the_read_deadline() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client leaves
+
+    with Plain(silent) as server:
+        stream = await AsyncioBackend().connect_tcp("127.0.0.1", server.port, timeout=2.0)
+        loop = asyncio.get_running_loop()
+        try:
+            token = READ_DEADLINE.set(loop.time() + 0.1)
+            started = time.monotonic()
+            with pytest.raises(ReadDeadline):
+                await stream.read(100)
+            assert 0.09 < time.monotonic() - started < 2.0
+            READ_DEADLINE.reset(token)
+            # httpcore's own timeout still applies when it comes first
+            token = READ_DEADLINE.set(loop.time() + 10.0)
+            with pytest.raises(httpcore.ReadTimeout):
+                await stream.read(100, timeout=0.05)
+            READ_DEADLINE.reset(token)
+        finally:
+            await stream.aclose()
