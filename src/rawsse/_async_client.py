@@ -2,7 +2,9 @@
 
 The twin of ``_client``: all decisions live in ``_base_client``, the settings and
 requests in ``_client_config``; these classes send, read, sleep between retries
-and close, and enforce deadlines with one anyio cancel scope per read.
+and close, and enforce deadlines per read: on the client's own pool on asyncio
+the read ends at the deadline itself (``READ_DEADLINE``), elsewhere one anyio
+cancel scope bounds it.
 """
 
 from __future__ import annotations

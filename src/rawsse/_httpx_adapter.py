@@ -335,8 +335,8 @@ def sync_http_client(record_to: str | Path | None) -> httpx.Client:
 
 
 def async_http_client(record_to: str | Path | None) -> httpx.AsyncClient:
-    """The async client's own pool (its deadlines are cancel scopes; on asyncio its
-    connections are ``AsyncioTransport``'s), optionally recorded."""
+    """The async client's own pool (``AsyncioTransport``: on asyncio its reads end at
+    the stream's deadlines; under trio they are cancel scopes), optionally recorded."""
     transport = AsyncioTransport(limits=DEFAULT_LIMITS, ssl_context=ssl_context())
     inner: httpx.AsyncBaseTransport = transport
     if record_to is not None:
