@@ -1,6 +1,6 @@
 """The relay against the common recipe: CPU per relayed token, added latency, 2,000 streams.
 
-python bench/bench_relay.py [--quick] [--runs N]
+python bench/bench_relay.py [--quick] [--runs N] [--only SECTIONS] [--baseline REV]
 
 The common recipe is a FastAPI ``StreamingResponse`` over the openai SDK's
 ``AsyncOpenAI``, yielding ``data: {"token": ...}`` per chunk.  It and
@@ -27,7 +27,8 @@ stream to its end and checks that every text byte arrived.
    from upstream and through each server.
    The relay runs twice: as a library object (the interpreter's garbage
    collector as it comes) and as ``rawsse relay`` runs it (``serving_gc``: start-up
-   frozen, collections rarer), to show what the collector's pauses add.
+   frozen, collections rarer), to show what the collector's pauses add.  Paths
+   alternate; each path's run with the lowest p99 of ``--runs`` counts.
 3. 2,000 concurrent relayed streams through ``RelayApp`` (its client keeping few
    idle connections, as the README advises for many streams): errors, time, and
    the server's memory per open stream (RSS at the peak minus before, / 2,000).
@@ -35,10 +36,15 @@ stream to its end and checks that every text byte arrived.
    (``tracemalloc`` in the relay process, 200 streams open), and where.
 
 ``--only cpu,many,latency,heap`` picks sections (default: the first three).
+``--baseline REV`` adds a relay server running rawsse as of git revision ``REV``
+to the CPU and latency sections (same process setup, runs interleaved), to
+compare a change side by side with the code before it.
 """
 
 import argparse
 import asyncio
+import io
+import itertools
 import json
 import os
 import platform
@@ -46,10 +52,11 @@ import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -101,10 +108,31 @@ def save_answer(folder: Path, name: str, model: str, chunks: int, gap: float) ->
     return "".join(token(i) for i in range(chunks))
 
 
+BASELINE: dict[str, str] = {}
+"""``--baseline REV``: the revision's name and the folder holding its ``rawsse`` package."""
+
+
+def extract_baseline(rev: str, folder: Path) -> None:
+    """rawsse's package as of git revision ``rev``, for servers run with ``baseline=True``."""
+    repo = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "archive", rev, "src/rawsse"], cwd=repo, capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    BASELINE.update(rev=rev, path=str(folder / "src"))
+
+
 @contextmanager
-def process(args: list[str]) -> Iterator[tuple[str, int]]:
-    """A child process whose first stdout line starts with its URL; yields (url, pid)."""
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def process(args: list[str], *, baseline: bool = False) -> Iterator[tuple[str, int]]:
+    """A child process whose first stdout line starts with its URL; yields (url, pid).
+    With ``baseline``, it imports rawsse as of ``--baseline REV``."""
+    env = None
+    if baseline:
+        env = {**os.environ, "PYTHONPATH": BASELINE["path"]}
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().split()
@@ -400,6 +428,11 @@ async def run_readers(
 # -- the measurements ------------------------------------------------------------------
 
 
+def kind_of(name: str) -> str:
+    """How a server's stream reads ("relay, serving_gc" and the baseline are relays)."""
+    return "relay" if name == "baseline" else name.split(",")[0].split()[0]
+
+
 def cpu_per_token(
     upstream: str, shape: str, readers: int, want: str, runs: int
 ) -> dict[str, tuple[float, float]]:
@@ -407,15 +440,22 @@ def cpu_per_token(
     models = [f"{MODEL}-{shape}"]
     best: dict[str, tuple[float, float]] = {}
     me = [sys.executable, __file__, "--upstream", upstream, "--models", models[0], "--serve"]
-    with process([*me, "recipe"]) as recipe, process([*me, "relay"]) as relay:
-        servers = {"recipe": recipe, "relay": relay}
+    with ExitStack() as stack:
+        servers = {
+            "recipe": stack.enter_context(process([*me, "recipe"])),
+            "relay": stack.enter_context(process([*me, "relay"])),
+        }
+        if BASELINE:
+            servers["baseline"] = stack.enter_context(process([*me, "relay"], baseline=True))
         for name, (url, _) in servers.items():  # warm up: imports, pools
-            asyncio.run(run_readers(url, name, models[0], 5))
+            asyncio.run(run_readers(url, kind_of(name), models[0], 5))
         for _ in range(runs):
             for name, (url, pid) in servers.items():
                 before = cpu_seconds(pid)
                 # Readers arrive 2 ms apart: the fixture server's accept queue holds 100.
-                results = asyncio.run(run_readers(url, name, models[0], readers, ramp=0.002))
+                results = asyncio.run(
+                    run_readers(url, kind_of(name), models[0], readers, ramp=0.002)
+                )
                 spent = cpu_seconds(pid) - before
                 bad = [r for r in results if r[0] != 200 or r[1] != want]
                 if bad:  # reported, and the run does not count
@@ -429,27 +469,33 @@ def cpu_per_token(
     return best
 
 
-def latency(upstream_stamp: str) -> dict[str, tuple[float, float, str]]:
-    """p50 and p99 ms per path, and the relay processes' collector pauses meanwhile."""
+def latency(upstream_stamp: str, runs: int) -> dict[str, tuple[float, float, str]]:
+    """p50 and p99 ms per path, and the relay processes' collector pauses meanwhile:
+    paths alternate, and each path's run with the lowest p99 counts."""
     import urllib.request
 
     out: dict[str, tuple[float, float, str]] = {}
     me = [sys.executable, __file__, "--upstream", upstream_stamp, "--models", MODEL, "--serve"]
-    with (
-        process([*me, "recipe"]) as recipe,
-        process([*me, "relay"]) as relay,
-        process([*me, "relay-gc"]) as relay_gc,
-    ):
-        paths = (
+    with ExitStack() as stack:
+        paths = [
             ("direct", upstream_stamp),
-            ("recipe", recipe[0]),
-            ("relay", relay[0]),
-            ("relay, serving_gc", relay_gc[0]),
-        )
-        for name, url in paths:
+            ("recipe", stack.enter_context(process([*me, "recipe"]))[0]),
+            ("relay", stack.enter_context(process([*me, "relay"]))[0]),
+            ("relay, serving_gc", stack.enter_context(process([*me, "relay-gc"]))[0]),
+        ]
+        if BASELINE:
+            rev = BASELINE["rev"]
+            for name, serve_as in (
+                (f"relay {rev}", "relay"),
+                (f"relay {rev}, serving_gc", "relay-gc"),
+            ):
+                url = stack.enter_context(process([*me, serve_as], baseline=True))[0]
+                paths.append((name, url))
+        for name, url in paths:  # warm up: imports, pools
+            asyncio.run(run_readers(url.removesuffix("/api/v1"), kind_of(name), MODEL, 2))
+        for _, (name, url) in itertools.product(range(runs), paths):
             base = url.removesuffix("/api/v1")
-            kind = name.split(",")[0]
-            asyncio.run(run_readers(base, kind, MODEL, 2))
+            kind = kind_of(name)
             if kind == "relay":
                 urllib.request.urlopen(f"{base}/gc").close()  # start counting now
             stamps: list[float] = []
@@ -461,11 +507,9 @@ def latency(upstream_stamp: str) -> dict[str, tuple[float, float, str]]:
                 with urllib.request.urlopen(f"{base}/gc") as response:
                     gc = json.load(response)
                 pauses = f"{gc['count']} ({gc['max'] * 1000:.1f} / {gc['total'] * 1000:.1f})"
-            out[name] = (
-                statistics.median(stamps) * 1000,
-                stamps[int(len(stamps) * 0.99)] * 1000,
-                pauses,
-            )
+            p99 = stamps[int(len(stamps) * 0.99)] * 1000
+            if name not in out or p99 < out[name][1]:
+                out[name] = (statistics.median(stamps) * 1000, p99, pauses)
     return out
 
 
@@ -577,6 +621,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one run, fewer streams")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", default="cpu,many,latency", help="sections, comma-separated")
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also time the relay as of this git revision"
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
     parser.add_argument("--models", help=argparse.SUPPRESS)
@@ -594,6 +641,8 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        if args.baseline:
+            extract_baseline(args.baseline, folder / "baseline")
         want = save_answer(folder, "bursts", f"{MODEL}-bursts", CHUNKS, 0.0)
         save_answer(folder, "paced", f"{MODEL}-paced", CHUNKS, PACED_GAP)
         want_many = save_answer(folder, "many", f"{MODEL}-many", MANY_CHUNKS, MANY_GAP)
@@ -607,30 +656,35 @@ def main() -> None:
             if "many" in only:
                 many_table(upstream, want_many, many)
         if "latency" in only:
-            latency_table()
+            latency_table(runs)
 
 
 def cpu_table(upstream: str, want: str, runs: int) -> None:
     print("\n## CPU of the server process per relayed token (coalescing off)\n")
-    print(
-        "| upstream shape | readers | recipe µs/token | relay µs/token | ratio "
-        "| relay chunks/token |"
-    )
-    print("|---|---|---|---|---|---|")
+    head = "| upstream shape | readers | recipe µs/token | relay µs/token | ratio "
+    head += "| relay chunks/token |"
+    if BASELINE:
+        head += f" relay {BASELINE['rev']} µs/token (ratio, chunks/token) |"
+    print(head)
+    print("|---|---|---|---|---|---|" + ("---|" if BASELINE else ""))
     shapes = (("bursts", READERS), ("paced", READERS), ("paced", FEW_READERS))
     for shape, readers in shapes:
         best = cpu_per_token(upstream, shape, readers, want, runs)
         # A server whose every run lost streams has no figure (see the comments).
         cells = {n: f"{b[0]:.1f}" for n, b in best.items()}
         ratio = "—"
-        if len(best) == 2:
+        if "recipe" in best and "relay" in best:
             ratio = f"{best['recipe'][0] / best['relay'][0]:.1f}×"
         chunks = f"{best['relay'][1]:.3f}" if "relay" in best else "—"
-        print(
-            f"| {shape} | {readers} | {cells.get('recipe', 'failed')} | "
-            f"{cells.get('relay', 'failed')} | {ratio} | {chunks} |",
-            flush=True,
-        )
+        row = f"| {shape} | {readers} | {cells.get('recipe', 'failed')} | "
+        row += f"{cells.get('relay', 'failed')} | {ratio} | {chunks} |"
+        if BASELINE:
+            old = best.get("baseline")
+            cell = "failed" if old is None else f"{old[0]:.1f}"
+            if old is not None and "recipe" in best:
+                cell += f" ({best['recipe'][0] / old[0]:.1f}×, {old[1]:.3f} chunks/token)"
+            row += f" {cell} |"
+        print(row, flush=True)
 
 
 def many_table(upstream: str, want_many: str, many: int) -> None:
@@ -646,7 +700,7 @@ def many_table(upstream: str, want_many: str, many: int) -> None:
     )
 
 
-def latency_table() -> None:
+def latency_table(runs: int) -> None:
     stamp_cmd = [sys.executable, __file__, "--upstream", "-", "--models", "-", "--serve", "stamp"]
     with process(stamp_cmd) as (stamp, _):
         print(
@@ -655,7 +709,7 @@ def latency_table() -> None:
         )
         print("| path | p50 ms | p99 ms | collections over 1 ms (longest / total ms) |")
         print("|---|---|---|---|")
-        for name, (p50, p99, pauses) in latency(stamp + "/api/v1").items():
+        for name, (p50, p99, pauses) in latency(stamp + "/api/v1", runs).items():
             print(f"| {name} | {p50:.2f} | {p99:.2f} | {pauses} |", flush=True)
 
 

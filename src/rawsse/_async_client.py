@@ -2,7 +2,9 @@
 
 The twin of ``_client``: all decisions live in ``_base_client``, the settings and
 requests in ``_client_config``; these classes send, read, sleep between retries
-and close, and enforce deadlines with one anyio cancel scope per read.
+and close, and enforce deadlines per read: on the client's own pool on asyncio
+the read ends at the deadline itself (``READ_DEADLINE``), elsewhere one anyio
+cancel scope bounds it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ import anyio.lowlevel
 import httpx
 
 from ._accumulate import ChatResult
+from ._asyncio_transport import (
+    READ_DEADLINE,
+    ReadDeadline,
+    backend_clock,
+    honours_read_deadline,
+)
 from ._base_client import StreamCore
 from ._chat_events import ChatEvent, TextDelta
 from ._client_config import BaseClient, Call
@@ -39,6 +47,8 @@ class AsyncStream(AsyncClosesOnExit, StreamShell[httpx.AsyncClient, AsyncIterato
         super().__init__(http, request, core)
         self._batch: list[ChatEvent] = []
         self._pos = 0
+        self._read_deadline = False
+        """The body's reads end at ``READ_DEADLINE`` by themselves (``AsyncioTransport``)."""
         self._limit: float | None = None
         """``total``/``first_token``/``stall`` checked between the events of a batch
         (in ``time.monotonic``)."""
@@ -66,11 +76,11 @@ class AsyncStream(AsyncClosesOnExit, StreamShell[httpx.AsyncClient, AsyncIterato
             limit = None if core.finished else core.clocks.event_deadline()
             # On ``time.monotonic``'s scale: it runs at the event loop clock's rate and
             # costs a tenth of ``anyio.current_time()``, on every event.
-            self._limit = None if limit is None else limit - anyio.current_time() + monotonic()
+            self._limit = None if limit is None else limit - self._now() + monotonic()
         limit = self._limit
         if limit is not None and monotonic() >= limit:
             # A slow consumer: the deadlines hold between the events of one read.
-            err = self._core.overdue(anyio.current_time())
+            err = self._core.overdue(self._now())
             if err is not None:
                 self._batch, self._pos = [], 0
                 await self._close_response()
@@ -91,7 +101,7 @@ class AsyncStream(AsyncClosesOnExit, StreamShell[httpx.AsyncClient, AsyncIterato
 
     async def close(self) -> None:
         """Stop: close the connection and mark an unfinished result ``cancelled``."""
-        self._core.cancel(anyio.current_time())
+        self._core.cancel(self._now())
         await self._close_response()
 
     aclose = close
@@ -103,6 +113,9 @@ class AsyncStream(AsyncClosesOnExit, StreamShell[httpx.AsyncClient, AsyncIterato
     async def _open(self) -> None:
         if not self._opened:
             self._opened = True
+            # The backend's own clock (what ``anyio.current_time`` reads, without
+            # asking which backend runs, several times per event).
+            self._now = backend_clock()
             await self._connect()
 
     async def _close_response(self) -> None:
@@ -122,6 +135,7 @@ class AsyncStream(AsyncClosesOnExit, StreamShell[httpx.AsyncClient, AsyncIterato
                 response = await self._bounded(self._http.send(request, stream=True))
                 if self._is_stream(response):
                     self._raw = abody_chunks(response)  # decoded by the core, step by step
+                    self._read_deadline = honours_read_deadline(response)
                     return
                 body = await self._bounded(aread_capped(response, self._core))
                 raise self._head_error(response, body)
@@ -135,11 +149,11 @@ class AsyncStream(AsyncClosesOnExit, StreamShell[httpx.AsyncClient, AsyncIterato
         with anyio.CancelScope(deadline=deadline) as scope:
             return await awaitable
         assert scope.cancelled_caught
-        raise self._core.timeout_error(anyio.current_time())
+        raise self._core.timeout_error(self._now())
 
     async def _failed(self, exc: BaseException) -> None:
         await self._close_response()
-        await anyio.sleep(self._core.backoff(exc, anyio.current_time()))
+        await anyio.sleep(self._core.backoff(exc, self._now()))
 
     async def _next_batch(self) -> list[ChatEvent] | None:
         core = self._core
@@ -163,13 +177,13 @@ class AsyncStream(AsyncClosesOnExit, StreamShell[httpx.AsyncClient, AsyncIterato
             await anyio.lowlevel.checkpoint()  # a long inflation yields to other tasks
         else:
             try:
-                chunk = await self._next_chunk(raw, core.read_deadline(anyio.current_time()))
+                chunk = await self._next_chunk(raw, core.read_deadline(self._now()))
             except BaseException as exc:
                 if not core.ends_body(exc):
                     await self._failed(exc)
                     return None
                 chunk = None
-        events = core.take(chunk, anyio.current_time())
+        events = core.take(chunk, self._now())
         if chunk is None or core.finished:  # the body ended, or the stream did
             await self._close_response()
         return events
@@ -179,11 +193,20 @@ class AsyncStream(AsyncClosesOnExit, StreamShell[httpx.AsyncClient, AsyncIterato
         try:
             if deadline is None:
                 return await raw.__anext__()
-            with anyio.CancelScope(deadline=deadline):
-                return await raw.__anext__()
+            if self._read_deadline:  # the read itself ends at the deadline: no scope
+                token = READ_DEADLINE.set(deadline)
+                try:
+                    return await raw.__anext__()
+                except ReadDeadline:
+                    pass
+                finally:
+                    READ_DEADLINE.reset(token)
+            else:
+                with anyio.CancelScope(deadline=deadline):
+                    return await raw.__anext__()
         except StopAsyncIteration:
             return None
-        raise self._core.timeout_error(anyio.current_time())
+        raise self._core.timeout_error(self._now())
 
     # -- a second shell around the same core (the relay reads the body its own way) --
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 
+from ._asyncio_transport import AsyncioTransport
 from ._body import ContentDecoder
 from ._errors import (
     APIConnectionError,
@@ -334,8 +335,9 @@ def sync_http_client(record_to: str | Path | None) -> httpx.Client:
 
 
 def async_http_client(record_to: str | Path | None) -> httpx.AsyncClient:
-    """The async client's own pool (its deadlines are cancel scopes), optionally recorded."""
-    transport = httpx.AsyncHTTPTransport(limits=DEFAULT_LIMITS, verify=ssl_context())
+    """The async client's own pool (``AsyncioTransport``: on asyncio its reads end at
+    the stream's deadlines; under trio they are cancel scopes), optionally recorded."""
+    transport = AsyncioTransport(limits=DEFAULT_LIMITS, ssl_context=ssl_context())
     inner: httpx.AsyncBaseTransport = transport
     if record_to is not None:
         inner = RecordingTransport(transport, record_to)
