@@ -238,9 +238,10 @@ class AsyncClient(AsyncClosesOnExit, BaseClient[httpx.AsyncClient, AsyncStream, 
     """The asynchronous client (asyncio or trio); see ``Client`` for the arguments.
 
     ``http_client`` brings your own ``httpx.AsyncClient``; every limit still
-    applies (the deadlines are anyio cancel scopes).  The default pool allows
-    2,048 connections, since each open stream holds one for its whole life (1,000
-    concurrent streams through one client need 1,000), and keeps 256 idle ones.
+    applies (the deadlines are anyio cancel scopes).  The client's own pool (lean
+    reads on asyncio) allows 2,048 connections, since each open stream holds one
+    for its whole life (1,000 concurrent streams through one client need 1,000),
+    and keeps 256 idle ones; ``limits`` changes both.
     """
 
     _idle_read = False  # a cancel scope per read saves httpcore a second one

@@ -162,7 +162,9 @@ class Client(ClosesOnExit, BaseClient[httpx.Client, Stream, ChatResult]):
     cassette: one file each in a directory, or all appended in order to one file
     (see ``RecordingTransport``); ``resume`` (a ``Resume``, or True for ``Resume()``)
     continues every stream that breaks, in a new request (see ``Resume``).
-    ``body_limits`` bounds what is read of a body (``BodyLimits``).
+    ``body_limits`` bounds what is read of a body (``BodyLimits``); ``limits`` (an
+    ``httpx.Limits``) sizes the client's own connection pool (default: 2,048
+    connections, 256 kept idle), and cannot go with ``http_client``.
     """
 
     def close(self) -> None:

@@ -23,7 +23,7 @@ from ._base_client import InBandErrorMode, StreamCore
 from ._body import BodyLimits
 from ._constants import API_KEY_ENV, DEFAULT_BASE_URL, is_openrouter
 from ._errors import ConfigurationError
-from ._httpx_adapter import httpx_timeout, plain_timeout, translate_error
+from ._httpx_adapter import DEFAULT_LIMITS, httpx_timeout, plain_timeout, translate_error
 from ._metrics import StreamMetrics
 from ._observe import RequestInfo, StreamObserver
 from ._resume import Resume, ResumeCore
@@ -130,6 +130,7 @@ class BaseClient(Generic[HttpT, StreamT, ResultT]):
         record_to: str | Path | None = None,
         resume: ResumeArg = None,
         body_limits: BodyLimits | None = None,
+        limits: httpx.Limits | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         openrouter = is_openrouter(self.base_url)
@@ -148,6 +149,8 @@ class BaseClient(Generic[HttpT, StreamT, ResultT]):
             raise ValueError(f"in_band_error must be 'raise' or 'yield': {in_band_error!r}")
         if http_client is not None and record_to is not None:
             raise ValueError("record_to cannot wrap a caller's http_client; record with yours")
+        if http_client is not None and limits is not None:
+            raise ValueError("limits apply to the client's own pool; set them on your http_client")
         self._api_key = api_key
         self.timeout = timeout if timeout is not None else Timeouts()
         self.body_limits = body_limits if body_limits is not None else BodyLimits()
@@ -163,14 +166,18 @@ class BaseClient(Generic[HttpT, StreamT, ResultT]):
         """What watches every stream (``add_observer``); empty costs nothing."""
         self._headers = _base_headers(app_url, app_title, headers, api_key)
         self._owns_http = http_client is None
-        self._http: HttpT = http_client if http_client is not None else self._new_http(record_to)
+        self._http: HttpT = (
+            http_client
+            if http_client is not None
+            else self._new_http(record_to, limits if limits is not None else DEFAULT_LIMITS)
+        )
 
     # -- the shell's part ---------------------------------------------------------------
 
     _now: Callable[[], float]
     """The shell's clock."""
-    _new_http: Callable[[str | Path | None], HttpT]
-    """The shell's own pool (recording to ``record_to``)."""
+    _new_http: Callable[[str | Path | None, httpx.Limits], HttpT]
+    """The shell's own pool (recording to ``record_to``), within ``limits``."""
     _stream_type: Callable[[HttpT, httpx.Request, StreamCore], StreamT]
 
     def _complete(self, call: Call, stream: bool) -> ResultT:

@@ -324,9 +324,9 @@ def _install_deadlines(transport: httpx.HTTPTransport) -> bool:
     return True
 
 
-def sync_http_client(record_to: str | Path | None) -> httpx.Client:
+def sync_http_client(record_to: str | Path | None, limits: httpx.Limits) -> httpx.Client:
     """The sync client's own pool: reads bounded by the stream's deadline, optionally recorded."""
-    transport = httpx.HTTPTransport(limits=DEFAULT_LIMITS, verify=ssl_context())
+    transport = httpx.HTTPTransport(limits=limits, verify=ssl_context())
     _install_deadlines(transport)
     inner: httpx.BaseTransport = transport
     if record_to is not None:
@@ -334,10 +334,10 @@ def sync_http_client(record_to: str | Path | None) -> httpx.Client:
     return httpx.Client(transport=inner, timeout=None, verify=ssl_context())
 
 
-def async_http_client(record_to: str | Path | None) -> httpx.AsyncClient:
+def async_http_client(record_to: str | Path | None, limits: httpx.Limits) -> httpx.AsyncClient:
     """The async client's own pool (``AsyncioTransport``: on asyncio its reads end at
     the stream's deadlines; under trio they are cancel scopes), optionally recorded."""
-    transport = AsyncioTransport(limits=DEFAULT_LIMITS, ssl_context=ssl_context())
+    transport = AsyncioTransport(limits=limits, ssl_context=ssl_context())
     inner: httpx.AsyncBaseTransport = transport
     if record_to is not None:
         inner = RecordingTransport(transport, record_to)

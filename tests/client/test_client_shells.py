@@ -37,6 +37,7 @@ def test_both_clients_take_the_same_arguments(cls: type) -> None:
         "record_to",
         "resume",
         "body_limits",
+        "limits",
     ]
     assert all(p.kind is p.KEYWORD_ONLY for p in params.values())
     stream = inspect.signature(cls.stream).parameters
