@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -302,18 +303,20 @@ def heap_app(app: Any) -> Any:
 
 
 def open_streams_app(app: Any, *, traced: bool) -> Any:
-    """``app`` that counts its open ``POST /chat`` streams and samples, every 20 ms,
-    the process's RSS (and, ``traced``, the traced heap) with that count.
+    """``app`` that counts its open ``POST /chat`` requests (and those of them
+    streaming: answer head sent) and samples, every 20 ms, the process's RSS (and,
+    ``traced``, the traced heap) with those counts.
 
     ``GET /mem`` reports the figures now (``?gc=1``: after a full collection)
-    and over the samples since the last ``/mem``: the most streams open at once
-    (``max_open``), the peak RSS, and the heap when the most were open."""
+    and over the samples since the last ``/mem``: the most requests open at once
+    (``max_open``), the most streaming at once, the peak RSS, and the heap when
+    the most were open."""
     import gc
     import tracemalloc
 
     if traced:
         tracemalloc.start(1)
-    state = {"open": 0}
+    state = {"open": 0, "streaming": 0}
     window: dict[str, float] = {}
     page = os.sysconf("SC_PAGE_SIZE")
 
@@ -325,7 +328,7 @@ def open_streams_app(app: Any, *, traced: bool) -> Any:
         return tracemalloc.get_traced_memory()[0] if traced else 0
 
     def reset() -> None:
-        window.update(max_open=0, peak_rss=0, open_at_peak=0, heap_at_max_open=0)
+        window.update(max_open=0, max_streaming=0, peak_rss=0, open_at_peak=0, heap_at_max_open=0)
 
     def sample() -> None:
         opened = state["open"]
@@ -333,6 +336,7 @@ def open_streams_app(app: Any, *, traced: bool) -> Any:
         if opened >= window["max_open"]:
             window["max_open"] = opened
             window["heap_at_max_open"] = heap()
+        window["max_streaming"] = max(window["max_streaming"], state["streaming"])
         if rss_now > window["peak_rss"]:
             window["peak_rss"] = rss_now
             window["open_at_peak"] = opened
@@ -350,28 +354,46 @@ def open_streams_app(app: Any, *, traced: bool) -> Any:
             started.append(asyncio.ensure_future(sampler()))
         if scope["type"] != "http" or scope["path"] != "/mem":
             if scope["type"] == "http" and scope["path"] == "/chat":
+                began = []
+
+                async def counting_send(message: Any) -> None:
+                    if message["type"] == "http.response.start":
+                        began.append(1)
+                        state["streaming"] += 1
+                    await send(message)
+
                 state["open"] += 1
                 try:
-                    await app(scope, receive, send)
+                    await app(scope, receive, counting_send)
                 finally:
                     state["open"] -= 1
+                    state["streaming"] -= len(began)
             else:
                 await app(scope, receive, send)
             return
         query = scope.get("query_string", b"")
-        if query == b"gc=1":
-            gc.collect()
+        unreachable = gc.collect() if query == b"gc=1" else 0
         sample()
         report: dict[str, Any] = {"rss": now_rss(), "heap": heap(), "open": state["open"]}
+        report["unreachable"] = unreachable  # cyclic garbage the collection found
         report.update(window)
-        if query == b"census=1":  # objects the collector tracks, by type: count, bytes
+        found = None
+        if query == b"garbage=1":  # the cyclic garbage, kept to be counted
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            gc.collect()
+            gc.set_debug(0)
+            found, gc.garbage[:] = list(gc.garbage), []
+        if query in (b"census=1", b"garbage=1"):  # objects by type: count, bytes
             census: dict[str, list[int]] = {}
-            for obj in gc.get_objects():
+            for obj in gc.get_objects() if found is None else found:
                 kind = type(obj)
-                cell = census.setdefault(f"{kind.__module__}.{kind.__qualname__}", [0, 0])
+                name = f"{kind.__module__}.{kind.__qualname__}"
+                if kind in (types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType):
+                    name += f" {obj.__qualname__}"  # type: ignore[attr-defined]
+                cell = census.setdefault(name, [0, 0])
                 cell[0] += 1
                 cell[1] += sys.getsizeof(obj)
-            report["census"] = sorted(census.items(), key=lambda kv: -kv[1][1])[:60]
+            report["census"] = sorted(census.items(), key=lambda kv: -kv[1][1])[:200]
         reset()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": json.dumps(report).encode()})

@@ -228,37 +228,35 @@ class RelayApp:
                 [*cors, *exc.headers.items()],
             )
 
-    async def _route(self, call: _Call, path: str, root: str) -> None:
+    def _route(self, call: _Call, path: str, root: str) -> Awaitable[None]:
+        """The request's handler, called (not awaited: one coroutine less per open
+        stream), or ``Rejected``."""
         send, method, cors = call.send, call.method, call.cors
         if path == "":
-            await _send(send, 307, b"", [("location", root + "/"), *cors])
-        elif path.startswith("/chat/"):
-            await self._stream_route(call, path[len("/chat/") :])
-        elif path == "/chat":
+            return _send(send, 307, b"", [("location", root + "/"), *cors])
+        if path.startswith("/chat/"):
+            return self._stream_route(call, path[len("/chat/") :])
+        if path == "/chat":
             if method == "OPTIONS":
-                await self._preflight(call)
-            elif method == "POST":
-                await self._chat(call)
-            else:
-                raise Rejected(
-                    405, f"{method} {path}: use POST", headers={"allow": "POST, OPTIONS"}
-                )
-        elif method not in ("GET", "HEAD"):
+                return self._preflight(call)
+            if method == "POST":
+                return self._chat(call)
+            raise Rejected(405, f"{method} {path}: use POST", headers={"allow": "POST, OPTIONS"})
+        if method not in ("GET", "HEAD"):
             raise Rejected(405, f"{method} {path}: use GET", headers={"allow": "GET"})
-        elif path == "/models":
+        if path == "/models":
             data = [{"id": model} for model in self.policy.models]
             body = json.dumps({"object": "list", "data": data}).encode()
-            await _send_json(send, 200, body, cors, head=method == "HEAD")
-        elif path in _STATIC or (path == "/" and self.demo):
+            return _send_json(send, 200, body, cors, head=method == "HEAD")
+        if path in _STATIC or (path == "/" and self.demo):
             name, content_type = _STATIC.get(path, ("demo.html", b"text/html; charset=utf-8"))
             body_or_none = self._file(name)
             if body_or_none is None:
                 raise Rejected(404, f"{path}: {name} is not installed with this rawsse")
             headers = [("content-type", content_type.decode()), ("cache-control", "no-cache")]
-            await _send(send, 200, body_or_none, [*headers, *cors], head=method == "HEAD")
-        else:
-            routes = "POST /chat, GET /models, GET /rawsse.js" + (", GET /" if self.demo else "")
-            raise Rejected(404, f"{method} {path}: not found (this relay serves {routes})")
+            return _send(send, 200, body_or_none, [*headers, *cors], head=method == "HEAD")
+        routes = "POST /chat, GET /models, GET /rawsse.js" + (", GET /" if self.demo else "")
+        raise Rejected(404, f"{method} {path}: not found (this relay serves {routes})")
 
     def _file(self, name: str) -> bytes | None:
         if name not in self._files:
