@@ -328,7 +328,14 @@ def open_streams_app(app: Any, *, traced: bool) -> Any:
         return tracemalloc.get_traced_memory()[0] if traced else 0
 
     def reset() -> None:
-        window.update(max_open=0, max_streaming=0, peak_rss=0, open_at_peak=0, heap_at_max_open=0)
+        window.update(
+            max_open=0,
+            max_streaming=0,
+            peak_rss=0,
+            open_at_peak=0,
+            rss_at_max_open=0,
+            heap_at_max_open=0,
+        )
 
     def sample() -> None:
         opened = state["open"]
@@ -336,6 +343,7 @@ def open_streams_app(app: Any, *, traced: bool) -> Any:
         if opened >= window["max_open"]:
             window["max_open"] = opened
             window["heap_at_max_open"] = heap()
+            window["rss_at_max_open"] = rss_now
         window["max_streaming"] = max(window["max_streaming"], state["streaming"])
         if rss_now > window["peak_rss"]:
             window["peak_rss"] = rss_now
@@ -372,6 +380,20 @@ def open_streams_app(app: Any, *, traced: bool) -> Any:
                 await app(scope, receive, send)
             return
         query = scope.get("query_string", b"")
+        if query.startswith(b"profile="):  # where the process's CPU goes for N seconds
+            import cProfile
+            import io
+            import pstats
+
+            profile = cProfile.Profile()
+            profile.enable()
+            await asyncio.sleep(float(query.split(b"=")[1]))
+            profile.disable()
+            text = io.StringIO()
+            pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(25)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": text.getvalue().encode()})
+            return
         unreachable = gc.collect() if query == b"gc=1" else 0
         sample()
         report: dict[str, Any] = {"rss": now_rss(), "heap": heap(), "open": state["open"]}
