@@ -29,8 +29,14 @@ stream to its end and checks that every text byte arrived.
    collector as it comes) and as ``rawsse relay`` runs it (``serving_gc``: start-up
    frozen, collections rarer), to show what the collector's pauses add.
 3. 2,000 concurrent relayed streams through ``RelayApp`` (its client keeping few
-   idle connections, as the README advises for many streams): errors, time, and
-   the server's memory per open stream (RSS at the peak minus before, / 2,000).
+   idle connections, as the README advises for many streams), on asyncio and on
+   uvloop (``--loops``), two rounds in one relay process: errors, wall time, the
+   most requests open at once in the relay (and of them streaming: answer head
+   sent), RSS per open stream (RSS when the most were open minus RSS before,
+   over that count; and the high-water RSS over the same count), and after each
+   round, following a full collection, RSS and heap against before.  A second
+   relay process runs a quarter of the streams under ``tracemalloc`` for the
+   Python heap per open stream (tracing slows the relay, so fewer streams).
 4. ``--only heap``: what one open relayed stream holds on the Python heap
    (``tracemalloc`` in the relay process, 200 streams open), and where.
 
@@ -642,22 +648,25 @@ def many_streams(
 
 
 def many_row(count: int, loop: str, plain: dict[str, Any], traced: dict[str, Any]) -> str:
-    """One table row: the plain run's RSS figures, the traced run's heap figures."""
+    """One table row: the plain run's (RSS), the traced run's (heap)."""
     first = plain["rounds"][0]
     before = plain["before"]
-    rss_per = (first["peak_rss"] - before["rss"]) / max(1, first["max_open"])
+    most = max(1, first["max_open"])
+    at_most = (first["rss_at_max_open"] - before["rss"]) / most
+    high = (first["peak_rss"] - before["rss"]) / most
     growth = [(r["rss"] - before["rss"]) / 2**20 for r in plain["rounds"]]
-    heap_round = traced["rounds"][0]
     heap_before = traced["before"]["heap"]
-    heap_per = (heap_round["heap_at_max_open"] - heap_before) / max(1, heap_round["max_open"])
-    heap_growth = (heap_round["heap"] - heap_before) / 2**10
-    errors = sum(r["errors"] for r in plain["rounds"]) + heap_round["errors"]
+    heap_first = traced["rounds"][0]
+    heap_per = (heap_first["heap_at_max_open"] - heap_before) / max(1, heap_first["max_open"])
+    heap_growth = [(r["heap"] - heap_before) / 2**10 for r in traced["rounds"]]
+    errors = sum(r["errors"] for r in (*plain["rounds"], *traced["rounds"]))
     walls = " / ".join(f"{r['elapsed']:.1f}" for r in plain["rounds"])
-    overlaps = " / ".join(str(r["max_open"]) for r in (*plain["rounds"], heap_round))
+    overlap = f"{first['max_open']} / {first['max_streaming']}"
     return (
-        f"| {loop} | {count} | {errors} | {walls} | {overlaps} | {rss_per / 1024:.1f} "
-        f"({rss_per:,.0f} B) | {heap_per / 1024:.1f} | "
-        f"{' / '.join(f'{g:+.1f}' for g in growth)} | {heap_growth:+.1f} |"
+        f"| {loop} | {count} | {errors} | {walls} | {overlap} | {at_most / 1024:.1f} "
+        f"({at_most:,.0f} B) | {high / 1024:.1f} | {heap_per / 1024:.1f} "
+        f"({heap_first['max_open']} open) | {' / '.join(f'{g:+.1f}' for g in growth)} | "
+        f"{' / '.join(f'{g:+.0f}' for g in heap_growth)} |"
     )
 
 
@@ -807,14 +816,15 @@ def many_table(upstream: str, want_many: str, many: int, loops: list[str]) -> No
         f"{MANY_GAP * 1000:.0f} ms apart), per event loop\n"
     )
     print(
-        "| loop | streams | errors | wall s (round 1 / 2) | most open at once "
-        "(round 1 / 2 / traced) | RSS per open stream, KiB | heap per open stream, KiB "
-        "| RSS after − before, MiB (round 1 / 2) | heap after − before, KiB |"
+        "| loop | streams | errors | wall s (round 1 / 2) | most open / streaming at once "
+        "| RSS per open stream, KiB (at the most open) | RSS high-water per open stream, KiB "
+        f"| heap per open stream, KiB (traced, {many // 4} streams) "
+        "| RSS after − before, MiB (round 1 / 2) | heap after − before, KiB (round 1 / 2) |"
     )
-    print("|---|---:|---:|---|---|---:|---:|---|---:|")
+    print("|---|---:|---:|---|---|---:|---:|---:|---|---|")
     for loop in loops:
         plain = many_streams(upstream, want_many, many, loop, rounds=2)
-        traced = many_streams(upstream, want_many, many, loop, traced=True)
+        traced = many_streams(upstream, want_many, many // 4, loop, traced=True, rounds=2)
         print(many_row(many, loop, plain, traced), flush=True)
 
 
