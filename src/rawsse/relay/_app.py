@@ -428,8 +428,7 @@ class RelayApp:
         start) or stops reading cancels ``scope``, and with it upstream."""
         send = call.send
         scope = anyio.CancelScope()
-        watch = anyio.CancelScope()
-        spawn(functools.partial(_watch_disconnect, call.receive, watch, scope.cancel))
+        stop_watching = spawn(functools.partial(_watch_disconnect, call.receive, scope.cancel))
         pump: Pump | None = None
         opened = False
         try:
@@ -446,7 +445,7 @@ class RelayApp:
                 pump = self._pump(stream, encoder, send, scope)
                 await _write(pump, send)
         finally:
-            watch.cancel()
+            stop_watching()
             if opened:
                 with anyio.CancelScope(shield=True):
                     if pump is not None:  # the reader releases the connection on its way out
@@ -490,19 +489,16 @@ async def _write(pump: Pump, send: Send) -> None:
     await pump.wait_stopped()
 
 
-async def _watch_disconnect(
-    receive: Receive, watch: anyio.CancelScope, leave: Callable[[], object]
-) -> None:
-    """Call ``leave`` when the browser leaves (also before the first token), unless
-    ``watch`` is cancelled first.  A failing ``receive`` counts as leaving: this
-    task belongs to no group that could take its error."""
-    with watch:
-        try:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-        except Exception:
-            log.warning("receive() failed; the stream is dropped", exc_info=True)
-        leave()
+async def _watch_disconnect(receive: Receive, leave: Callable[[], object]) -> None:
+    """Call ``leave`` when the browser leaves (also before the first token).  A
+    failing ``receive`` counts as leaving: this task belongs to no group that
+    could take its error."""
+    try:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+    except Exception:
+        log.warning("receive() failed; the stream is dropped", exc_info=True)
+    leave()
 
 
 def _stream_headers(stream_id: str, cors: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
