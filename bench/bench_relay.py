@@ -30,8 +30,14 @@ stream to its end and checks that every text byte arrived.
    frozen, collections rarer), to show what the collector's pauses add.  Paths
    alternate; each path's run with the lowest p99 of ``--runs`` counts.
 3. 2,000 concurrent relayed streams through ``RelayApp`` (its client keeping few
-   idle connections, as the README advises for many streams): errors, time, and
-   the server's memory per open stream (RSS at the peak minus before, / 2,000).
+   idle connections, as the README advises for many streams), on asyncio and on
+   uvloop (``--loops``), two rounds in one relay process: errors, wall time, the
+   most requests open at once in the relay (and of them streaming: answer head
+   sent), RSS per open stream (RSS when the most were open minus RSS before,
+   over that count; and the high-water RSS over the same count), and after each
+   round, following a full collection, RSS and heap against before.  A second
+   relay process runs a quarter of the streams under ``tracemalloc`` for the
+   Python heap per open stream (tracing slows the relay, so fewer streams).
 4. ``--only heap``: what one open relayed stream holds on the Python heap
    (``tracemalloc`` in the relay process, 200 streams open), and where.
 
@@ -55,6 +61,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import types
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -168,6 +175,8 @@ def rss(pid: int) -> int:
 def serve(name: str, upstream: str, models: list[str]) -> None:
     import uvicorn
 
+    name, _, loop = name.partition("@")  # "relay-many@asyncio": the loop named
+
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -192,18 +201,30 @@ def serve(name: str, upstream: str, models: list[str]) -> None:
             app = gc_app(app)
         if name == "relay-many-heap":
             app = heap_app(app)
-        config = uvicorn.Config(app, log_level="error", lifespan="off", backlog=8192)
-        await uvicorn.Server(config).serve(sockets=[sock])
+        servers: list[Any] = []
+        if name in ("relay-many", "relay-many-traced"):
+            app = open_streams_app(app, servers, traced=name.endswith("-traced"))
+        # asgi3 named: the memory probe is a plain function returning the awaitable
+        config = uvicorn.Config(
+            app, log_level="error", lifespan="off", backlog=8192, interface="asgi3"
+        )
+        servers.append(uvicorn.Server(config))
+        await servers[0].serve(sockets=[sock])
 
     # Every server on the same loop: uvloop where installed, as ``rawsse relay`` runs
     # (uvicorn takes httptools by itself when installed, for both servers).
-    loop_run()(main())
+    loop_run(loop)(main())
 
 
-def loop_run() -> Any:
+def loop_run(name: str = "") -> Any:
+    """The event loop's ``run``: ``name`` ("asyncio", "uvloop"), else uvloop where installed."""
+    if name == "asyncio":
+        return asyncio.run
     try:
         import uvloop
     except ImportError:
+        if name == "uvloop":
+            raise
         return asyncio.run
     return uvloop.run
 
@@ -295,23 +316,148 @@ def heap_app(app: Any) -> Any:
         top = int(query.split("=")[1]) if query.startswith("top=") else 0
         report: dict[str, Any] = {"current": tracemalloc.get_traced_memory()[0]}
         snapshot = tracemalloc.take_snapshot()
-        if top:  # by the innermost line of rawsse that allocated (else the innermost line)
-            where: dict[str, list[int]] = {}
+        if top:  # by the innermost line of rawsse that allocated, and by the module that did
+            lines: dict[str, list[int]] = {}
+            files: dict[str, list[int]] = {}
             for st in snapshot.compare_to(last[0], "traceback"):
-                frames = [f for f in st.traceback if "/rawsse/" in f.filename] or [st.traceback[-1]]
-                frame = frames[-1]  # oldest first: the last is the innermost
-                key = f"{'/'.join(frame.filename.rsplit('/', 2)[-2:])}:{frame.lineno}"
-                cell = where.setdefault(key, [0, 0])
-                cell[0] += st.size_diff
-                cell[1] += st.count_diff
-            ranked = sorted(where.items(), key=lambda kv: -kv[1][0])[:top]
-            report["top"] = [(k, size, count) for k, (size, count) in ranked]
+                innermost = st.traceback[-1]  # oldest first
+                ours = [f for f in st.traceback if "/rawsse/" in f.filename] or [innermost]
+                keys = (
+                    (lines, f"{'/'.join(ours[-1].filename.rsplit('/', 2)[-2:])}:{ours[-1].lineno}"),
+                    (files, "/".join(innermost.filename.rsplit("/", 2)[-2:])),
+                )
+                for table, key in keys:
+                    cell = table.setdefault(key, [0, 0])
+                    cell[0] += st.size_diff
+                    cell[1] += st.count_diff
+            for name, table in (("top", lines), ("files", files)):
+                ranked = sorted(table.items(), key=lambda kv: -kv[1][0])[:top]
+                report[name] = [(k, size, count) for k, (size, count) in ranked]
         last[0] = snapshot
         body = json.dumps(report).encode()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": body})
 
     return traced
+
+
+def open_streams_app(app: Any, servers: list[Any], *, traced: bool) -> Any:
+    """``app`` that samples, every 50 ms, the process's RSS (and, ``traced``, the
+    traced heap) with the count of ``POST /chat`` requests open in the uvicorn
+    ``servers`` (and of those streaming: answer head sent).  The counts are read
+    from uvicorn's own connection state, so nothing is added per request (no
+    wrapper frame, no closure) to the memory being measured.
+
+    ``GET /mem`` reports the figures now (``?gc=1``: after a full collection)
+    and over the samples since the last ``/mem``: the most requests open at once
+    (``max_open``), the most streaming at once, the peak RSS, and the heap when
+    the most were open."""
+    import gc
+    import tracemalloc
+
+    if traced:
+        tracemalloc.start(1)
+    window: dict[str, float] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def now_rss() -> int:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * page
+
+    def heap() -> int:
+        return tracemalloc.get_traced_memory()[0] if traced else 0
+
+    def reset() -> None:
+        window.update(
+            max_open=0,
+            max_streaming=0,
+            peak_rss=0,
+            open_at_peak=0,
+            rss_at_max_open=0,
+            heap_at_max_open=0,
+        )
+
+    def counts() -> tuple[int, int]:
+        opened = streaming = 0
+        for server in servers:
+            for protocol in server.server_state.connections:
+                cycle = getattr(protocol, "cycle", None)
+                if cycle is None or cycle.response_complete or cycle.scope["path"] != "/chat":
+                    continue
+                opened += 1
+                streaming += bool(cycle.response_started)
+        return opened, streaming
+
+    def sample() -> None:
+        opened, streaming = counts()
+        rss_now = now_rss()
+        if opened >= window["max_open"]:
+            window["max_open"] = opened
+            window["heap_at_max_open"] = heap()
+            window["rss_at_max_open"] = rss_now
+        window["max_streaming"] = max(window["max_streaming"], streaming)
+        if rss_now > window["peak_rss"]:
+            window["peak_rss"] = rss_now
+            window["open_at_peak"] = opened
+
+    async def sampler() -> None:
+        while True:
+            sample()
+            await asyncio.sleep(0.05)
+
+    reset()
+    started: list[Any] = []
+
+    def counted(scope: Any, receive: Any, send: Any) -> Any:
+        if not started:
+            started.append(asyncio.ensure_future(sampler()))
+        if scope["type"] == "http" and scope["path"] == "/mem":
+            return report(scope, send)
+        return app(scope, receive, send)  # awaited by uvicorn: no frame of ours per request
+
+    async def report(scope: Any, send: Any) -> None:
+        query = scope.get("query_string", b"")
+        if query.startswith(b"profile="):  # where the process's CPU goes for N seconds
+            import cProfile
+            import io
+            import pstats
+
+            profile = cProfile.Profile()
+            profile.enable()
+            await asyncio.sleep(float(query.split(b"=")[1]))
+            profile.disable()
+            text = io.StringIO()
+            pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(25)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": text.getvalue().encode()})
+            return
+        unreachable = gc.collect() if query == b"gc=1" else 0
+        sample()
+        figures: dict[str, Any] = {"rss": now_rss(), "heap": heap(), "open": counts()[0]}
+        figures["unreachable"] = unreachable  # cyclic garbage the collection found
+        figures.update(window)
+        found = None
+        if query == b"garbage=1":  # the cyclic garbage, kept to be counted
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            gc.collect()
+            gc.set_debug(0)
+            found, gc.garbage[:] = list(gc.garbage), []
+        if query in (b"census=1", b"garbage=1"):  # objects by type: count, bytes
+            census: dict[str, list[int]] = {}
+            for obj in gc.get_objects() if found is None else found:
+                kind = type(obj)
+                name = f"{kind.__module__}.{kind.__qualname__}"
+                if kind in (types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType):
+                    name += f" {obj.__qualname__}"  # type: ignore[attr-defined]
+                cell = census.setdefault(name, [0, 0])
+                cell[0] += 1
+                cell[1] += sys.getsizeof(obj)
+            figures["census"] = sorted(census.items(), key=lambda kv: -kv[1][1])[:200]
+        reset()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": json.dumps(figures).encode()})
+
+    return counted
 
 
 async def stamp_upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -513,32 +659,62 @@ def latency(upstream_stamp: str, runs: int) -> dict[str, tuple[float, float, str
     return out
 
 
-def many_streams(upstream: str, want: str, count: int) -> tuple[int, float, float, int]:
-    me = [sys.executable, __file__, "--upstream", upstream, "--models", f"{MODEL}-many", "--serve"]
-    with process([*me, "relay-many"]) as (url, pid):
-        asyncio.run(run_readers(url, "relay", f"{MODEL}-many", 20))
-        before = rss(pid)
-        peak = [before]
+def many_streams(
+    upstream: str, want: str, count: int, loop: str, *, traced: bool = False, rounds: int = 1
+) -> dict[str, Any]:
+    """``rounds`` of ``count`` concurrent relayed streams through one relay process on
+    ``loop``: errors, wall time, overlap, memory at the peak and after each round."""
+    import urllib.request
 
-        async def main() -> list[tuple[int, str, int]]:
-            async def watch() -> None:
-                while True:
-                    peak.append(rss(pid))
-                    await asyncio.sleep(0.05)
+    model = f"{MODEL}-many"
+    name = "relay-many-traced" if traced else "relay-many"
+    me = [sys.executable, __file__, "--upstream", upstream, "--models", model, "--serve"]
+    with process([*me, f"{name}@{loop}"]) as (url, _):
 
-            watcher = asyncio.ensure_future(watch())
-            try:
-                return await run_readers(url, "relay", f"{MODEL}-many", count, ramp=0.002)
-            finally:
-                watcher.cancel()
+        def mem(query: str = "") -> dict[str, Any]:
+            with urllib.request.urlopen(f"{url}/mem{query}") as response:
+                return dict(json.load(response))
 
-        started = time.monotonic()
-        results = asyncio.run(main())
-        elapsed = time.monotonic() - started
-    failed = [r for r in results if r[0] != 200 or r[1] != want]
-    if failed:
-        print(f"<!-- first failure: {failed[0][:2]!r} -->")
-    return len(failed), elapsed, (max(peak) - before) / count, max(peak)
+        asyncio.run(run_readers(url, "relay", model, 20))
+        time.sleep(0.5)  # the warm-up's readers end their [DONE] grace
+        before = mem("?gc=1")
+        out: dict[str, Any] = {"before": before, "rounds": []}
+        for _ in range(rounds):
+            started = time.monotonic()
+            # tracemalloc slows the relay: readers arrive 5 ms apart, not 2
+            ramp = 0.005 if traced else 0.002
+            results = asyncio.run(run_readers(url, "relay", model, count, ramp=ramp))
+            elapsed = time.monotonic() - started
+            time.sleep(0.5)
+            after = mem("?gc=1")  # the round's window, then the figures after a collection
+            failed = [r for r in results if r[0] != 200 or r[1] != want]
+            if failed:
+                print(f"<!-- {loop}: first failure: {failed[0][:2]!r} -->")
+            out["rounds"].append({"errors": len(failed), "elapsed": elapsed, **after})
+    return out
+
+
+def many_row(count: int, loop: str, plain: dict[str, Any], traced: dict[str, Any]) -> str:
+    """One table row: the plain run's (RSS), the traced run's (heap)."""
+    first = plain["rounds"][0]
+    before = plain["before"]
+    most = max(1, first["max_open"])
+    at_most = (first["rss_at_max_open"] - before["rss"]) / most
+    high = (first["peak_rss"] - before["rss"]) / most
+    growth = [(r["rss"] - before["rss"]) / 2**20 for r in plain["rounds"]]
+    heap_before = traced["before"]["heap"]
+    heap_first = traced["rounds"][0]
+    heap_per = (heap_first["heap_at_max_open"] - heap_before) / max(1, heap_first["max_open"])
+    heap_growth = [(r["heap"] - heap_before) / 2**10 for r in traced["rounds"]]
+    errors = sum(r["errors"] for r in (*plain["rounds"], *traced["rounds"]))
+    walls = " / ".join(f"{r['elapsed']:.1f}" for r in plain["rounds"])
+    overlap = f"{first['max_open']} / {first['max_streaming']}"
+    return (
+        f"| {loop} | {count} | {errors} | {walls} | {overlap} | {at_most / 1024:.1f} "
+        f"({at_most:,.0f} B) | {high / 1024:.1f} | {heap_per / 1024:.1f} "
+        f"({heap_first['max_open']} open) | {' / '.join(f'{g:+.1f}' for g in growth)} | "
+        f"{' / '.join(f'{g:+.0f}' for g in heap_growth)} |"
+    )
 
 
 def core_heap(streams: int = 200, tokens: int = 140) -> float:
@@ -574,13 +750,13 @@ def core_heap(streams: int = 200, tokens: int = 140) -> float:
     return held / streams / 1024
 
 
-def heap(upstream: str, want: str, count: int) -> None:
+def heap(upstream: str, want: str, count: int, loop: str) -> None:
     """Print the relay process's traced heap per open stream, and where it lies."""
     import urllib.request
 
     print(f"one stream's StreamCore after 140 text deltas: {core_heap():.1f} KiB\n")
     me = [sys.executable, __file__, "--upstream", upstream, "--models", f"{MODEL}-many", "--serve"]
-    with process([*me, "relay-many-heap"]) as (url, _):
+    with process([*me, f"relay-many-heap@{loop}"]) as (url, _):
 
         def get(query: str = "") -> Any:
             with urllib.request.urlopen(f"{url}/heap{query}") as response:
@@ -596,7 +772,7 @@ def heap(upstream: str, want: str, count: int) -> None:
             )
             # every stream open, the first one about to end: most of each answer held
             await asyncio.sleep(MANY_CHUNKS * MANY_GAP - 0.5)
-            during = await asyncio.to_thread(get, "?top=12")
+            during = await asyncio.to_thread(get, "?top=20")
             return await readers, during
 
         results, during = asyncio.run(main())
@@ -610,10 +786,12 @@ def heap(upstream: str, want: str, count: int) -> None:
         f"errors {len(failed)}; Python heap per open stream "
         f"{(during['current'] - before) / opened / 1024:.1f} KiB (tracemalloc, {opened} open)\n"
     )
-    print("| where | KiB per stream | objects per stream |")
-    print("|---|---|---|")
-    for where, size, objects in during["top"]:
-        print(f"| {where} | {size / opened / 1024:.2f} | {objects / opened:.1f} |")
+    for name, title in (("files", "module that allocated"), ("top", "rawsse's innermost line")):
+        print(f"| {title} | KiB per stream | objects per stream |")
+        print("|---|---|---|")
+        for where, size, objects in during[name]:
+            print(f"| {where} | {size / opened / 1024:.2f} | {objects / opened:.1f} |")
+        print()
 
 
 def main() -> None:
@@ -624,6 +802,7 @@ def main() -> None:
     parser.add_argument(
         "--baseline", metavar="REV", help="also time the relay as of this git revision"
     )
+    parser.add_argument("--loops", default="asyncio,uvloop", help="event loops of --only many,heap")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
     parser.add_argument("--models", help=argparse.SUPPRESS)
@@ -649,12 +828,13 @@ def main() -> None:
         serve_cmd = [sys.executable, "-m", "rawsse", "serve", str(folder), "--port", "0"]
         with process(serve_cmd) as (upstream, _):
             if "heap" in only:
-                print(f"\n## Python heap per open relayed stream ({HEAP} streams)\n")
-                heap(upstream, want_many, HEAP)
+                for loop in args.loops.split(","):
+                    print(f"\n## Python heap per open relayed stream ({HEAP} streams, {loop})\n")
+                    heap(upstream, want_many, HEAP, loop)
             if "cpu" in only:
                 cpu_table(upstream, want, runs)
             if "many" in only:
-                many_table(upstream, want_many, many)
+                many_table(upstream, want_many, many, args.loops.split(","))
         if "latency" in only:
             latency_table(runs)
 
@@ -687,17 +867,22 @@ def cpu_table(upstream: str, want: str, runs: int) -> None:
         print(row, flush=True)
 
 
-def many_table(upstream: str, want_many: str, many: int) -> None:
+def many_table(upstream: str, want_many: str, many: int, loops: list[str]) -> None:
     print(
         f"\n## {many} concurrent relayed streams ({MANY_CHUNKS} chunks each, "
-        f"{MANY_GAP * 1000:.0f} ms apart)\n"
+        f"{MANY_GAP * 1000:.0f} ms apart), per event loop\n"
     )
-    errors, elapsed, per_stream, peak = many_streams(upstream, want_many, many)
     print(
-        f"errors {errors}; all done in {elapsed:.1f} s; memory per open stream "
-        f"{per_stream / 1024:.1f} KiB (peak RSS {peak / 2**20:.0f} MiB)",
-        flush=True,
+        "| loop | streams | errors | wall s (round 1 / 2) | most open / streaming at once "
+        "| RSS per open stream, KiB (at the most open) | RSS high-water per open stream, KiB "
+        f"| heap per open stream, KiB (traced, {many // 4} streams) "
+        "| RSS after − before, MiB (round 1 / 2) | heap after − before, KiB (round 1 / 2) |"
     )
+    print("|---|---:|---:|---|---|---:|---:|---:|---|---|")
+    for loop in loops:
+        plain = many_streams(upstream, want_many, many, loop, rounds=2)
+        traced = many_streams(upstream, want_many, many // 4, loop, traced=True, rounds=2)
+        print(many_row(many, loop, plain, traced), flush=True)
 
 
 def latency_table(runs: int) -> None:

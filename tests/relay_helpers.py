@@ -204,9 +204,15 @@ def fixture_process(directory: Any) -> Iterator[str]:
 
 @contextlib.contextmanager
 def serve_trio(
-    upstream: str, models: list[str], *, headers: dict[str, str] | None = None, **options: Any
+    upstream: str,
+    models: list[str],
+    *,
+    headers: dict[str, str] | None = None,
+    wrap: Callable[[Any], Any] | None = None,
+    **options: Any,
 ) -> Iterator[str]:
-    """``RelayApp`` under hypercorn's trio worker, in a thread; yields the base URL."""
+    """``RelayApp`` under hypercorn's trio worker, in a thread; yields the base URL.
+    ``wrap(app)`` is served instead of the app when given."""
     import pytest
 
     hypercorn_trio = pytest.importorskip("hypercorn.trio", reason="hypercorn is not installed")
@@ -228,6 +234,8 @@ def serve_trio(
         client = AsyncClient(base_url=upstream, api_key="", retries=0, headers=headers)
         async with client:
             app = RelayApp(client, models=models, **options)
+            if wrap is not None:
+                app = wrap(app)
 
             async def shutdown() -> None:
                 while not stop.is_set():

@@ -36,6 +36,9 @@ __all__ = ["AsyncClient", "AsyncStream"]
 _Result = Coroutine[Any, Any, ChatResult]
 
 
+_CLOSED_BODY = httpx.ByteStream(b"")
+
+
 class AsyncStream(AsyncClosesOnExit, StreamShell[httpx.AsyncClient, AsyncIterator[bytes]]):
     """One streaming response: ``async for`` it for ``ChatEvent``s (see ``Stream``).
 
@@ -127,6 +130,10 @@ class AsyncStream(AsyncClosesOnExit, StreamShell[httpx.AsyncClient, AsyncIterato
             if raw is not None:
                 await unwind(raw)
             await response.aclose()
+        # httpx's streaming response and its stream refer to each other: cut the cycle,
+        # so the closed connection's objects are freed now, not by the cyclic
+        # collector (with thousands of streams, several KiB each for a while).
+        response.stream = _CLOSED_BODY
 
     async def _connect(self) -> None:
         while True:

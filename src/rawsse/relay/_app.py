@@ -13,10 +13,17 @@ Every refusal is JSON ``{"error": {"code": ..., "message": ...}}`` (OpenRouter's
 shape) with a 4xx status.  While ``POST /chat`` waits for upstream, a task
 watches for ``http.disconnect``: a browser that leaves cancels the upstream
 request at once, also before the first token.
+
+A relayed stream runs in the request's own task plus two tasks of no task group
+(``spawn``): the disconnect watch and the pump's reader.  The request's task
+waits for the reader before it returns.  A task group would hold a cancel
+scope, an event and a wrapper per task: with thousands of streams open, a
+tenth of what each stream holds.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import inspect
 import json
@@ -27,7 +34,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
-from anyio.abc import TaskGroup
 
 from .._async_client import AsyncClient, AsyncStream
 from .._client_config import ResumeArg, resume_policy
@@ -41,7 +47,7 @@ from .._errors import (
 )
 from ._encoder import RelayEncoder
 from ._policy import DEFAULT_MAX_BODY, ChatRequest, Policy, Rejected
-from ._pump import DEFAULT_MAX_BUFFER, Pump
+from ._pump import DEFAULT_MAX_BUFFER, Pump, spawn
 from ._resumable import DEFAULT_LINGER, ResumableStreams
 from ._store import StreamInfo, StreamStore, is_stream_id
 from ._store_errors import StoreError, StreamNotFound
@@ -222,37 +228,35 @@ class RelayApp:
                 [*cors, *exc.headers.items()],
             )
 
-    async def _route(self, call: _Call, path: str, root: str) -> None:
+    def _route(self, call: _Call, path: str, root: str) -> Awaitable[None]:
+        """The request's handler, called (not awaited: one coroutine less per open
+        stream), or ``Rejected``."""
         send, method, cors = call.send, call.method, call.cors
         if path == "":
-            await _send(send, 307, b"", [("location", root + "/"), *cors])
-        elif path.startswith("/chat/"):
-            await self._stream_route(call, path[len("/chat/") :])
-        elif path == "/chat":
+            return _send(send, 307, b"", [("location", root + "/"), *cors])
+        if path.startswith("/chat/"):
+            return self._stream_route(call, path[len("/chat/") :])
+        if path == "/chat":
             if method == "OPTIONS":
-                await self._preflight(call)
-            elif method == "POST":
-                await self._chat(call)
-            else:
-                raise Rejected(
-                    405, f"{method} {path}: use POST", headers={"allow": "POST, OPTIONS"}
-                )
-        elif method not in ("GET", "HEAD"):
+                return self._preflight(call)
+            if method == "POST":
+                return self._chat(call)
+            raise Rejected(405, f"{method} {path}: use POST", headers={"allow": "POST, OPTIONS"})
+        if method not in ("GET", "HEAD"):
             raise Rejected(405, f"{method} {path}: use GET", headers={"allow": "GET"})
-        elif path == "/models":
+        if path == "/models":
             data = [{"id": model} for model in self.policy.models]
             body = json.dumps({"object": "list", "data": data}).encode()
-            await _send_json(send, 200, body, cors, head=method == "HEAD")
-        elif path in _STATIC or (path == "/" and self.demo):
+            return _send_json(send, 200, body, cors, head=method == "HEAD")
+        if path in _STATIC or (path == "/" and self.demo):
             name, content_type = _STATIC.get(path, ("demo.html", b"text/html; charset=utf-8"))
             body_or_none = self._file(name)
             if body_or_none is None:
                 raise Rejected(404, f"{path}: {name} is not installed with this rawsse")
             headers = [("content-type", content_type.decode()), ("cache-control", "no-cache")]
-            await _send(send, 200, body_or_none, [*headers, *cors], head=method == "HEAD")
-        else:
-            routes = "POST /chat, GET /models, GET /rawsse.js" + (", GET /" if self.demo else "")
-            raise Rejected(404, f"{method} {path}: not found (this relay serves {routes})")
+            return _send(send, 200, body_or_none, [*headers, *cors], head=method == "HEAD")
+        routes = "POST /chat, GET /models, GET /rawsse.js" + (", GET /" if self.demo else "")
+        raise Rejected(404, f"{method} {path}: not found (this relay serves {routes})")
 
     def _file(self, name: str) -> bytes | None:
         if name not in self._files:
@@ -317,14 +321,7 @@ class RelayApp:
         # Neither the body nor its parsed form stays while the answer streams: a
         # long conversation would be held twice more per open stream.
         del body, request
-        # One task group per stream holds the disconnect watch, the pump's reader and
-        # its timer: with thousands of streams open, each group and task is memory.
-        async with anyio.create_task_group() as group:
-            group.start_soon(_watch_disconnect, receive, group.cancel_scope)
-            try:
-                await self._relay(stream, call.send, call.cors, group)
-            finally:
-                group.cancel_scope.cancel()
+        await self._relay(stream, call)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         limit = self.policy.max_body
@@ -426,28 +423,40 @@ class RelayApp:
             raise Rejected(404, "unknown or expired stream")  # not this user's: never say so
         return info
 
-    async def _relay(
-        self, stream: AsyncStream, send: Send, cors: list[tuple[str, str]], group: TaskGroup
-    ) -> None:
-        encoder = self._writing.encoder(anyio.current_time())
+    async def _relay(self, stream: AsyncStream, call: _Call) -> None:
+        """Relay ``stream`` to the browser; a browser that leaves (watched from the
+        start) or stops reading cancels ``scope``, and with it upstream."""
+        send = call.send
+        scope = anyio.CancelScope()
+        stop_watching = spawn(functools.partial(_watch_disconnect, call.receive, scope.cancel))
+        pump: Pump | None = None
+        opened = False
         try:
-            await stream.__aenter__()
-        except RawSSEError as exc:
-            await _send_upstream_error(send, exc, cors)
-            return
-        try:
-            headers = [*SSE_HEADERS, *((k.encode(), v.encode()) for k, v in cors)]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await self._pump(stream, encoder, send, group)
+            with scope:
+                encoder = self._writing.encoder(anyio.current_time())
+                try:
+                    await stream.__aenter__()
+                except RawSSEError as exc:
+                    await _send_upstream_error(send, exc, call.cors)
+                    return
+                opened = True
+                headers = [*SSE_HEADERS, *((k.encode(), v.encode()) for k, v in call.cors)]
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                pump = self._pump(stream, encoder, send, scope)
+                await _write(pump, send)
         finally:
-            with anyio.CancelScope(shield=True):
-                await stream.close()
+            stop_watching()
+            if opened:
+                with anyio.CancelScope(shield=True):
+                    if pump is not None:  # the reader releases the connection on its way out
+                        pump.stop()
+                        await pump.wait_stopped()
+                    await stream.close()
 
-    async def _pump(
-        self, stream: AsyncStream, encoder: RelayEncoder, send: Send, group: TaskGroup
-    ) -> None:
-        def stall() -> None:  # the browser stopped reading for write_timeout: drop it
-            group.cancel_scope.cancel()
+    def _pump(
+        self, stream: AsyncStream, encoder: RelayEncoder, send: Send, scope: anyio.CancelScope
+    ) -> Pump:
+        """The stream's pump, its reader and timer started; a stalled write cancels ``scope``."""
 
         async def send_body(data: bytes) -> None:
             await send({"type": "http.response.body", "body": data, "more_body": True})
@@ -457,31 +466,39 @@ class RelayApp:
             encoder,
             max_buffer=self._writing.max_buffer,
             write_timeout=self._writing.write_timeout,
-            on_stall=stall,
+            on_stall=scope.cancel,  # the browser stopped reading for write_timeout: drop it
             send=send_body,
         )
-        group.start_soon(pump.read)
-        group.start_soon(pump.time)
-        try:
-            data: bytes | None = encoder.open(anyio.current_time())
-            while data is not None:
-                await send_body(data)
-                data = await pump.next_bytes()
-        finally:
-            pump.stop()  # ends the timer; the reader has ended, is cancelled or drains
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-        # After [DONE] the reader reads on until the body ends or the grace passes,
-        # so a server that closes promptly leaves its connection in the pool.
-        await pump.wait_stopped()
+        spawn(pump.read)
+        spawn(pump.time)
+        return pump
 
 
-async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
-    """Cancel ``scope`` when the browser leaves (also before the first token)."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            scope.cancel()
-            return
+async def _write(pump: Pump, send: Send) -> None:
+    """Send what the pump relays, from the opening comment to the terminal event."""
+    try:
+        data: bytes | None = pump.encoder.open(anyio.current_time())
+        while data is not None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+            data = await pump.next_bytes()
+    finally:
+        pump.stop()  # ends the timer; the reader has ended, is cancelled or drains
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    # After [DONE] the reader reads on until the body ends or the grace passes,
+    # so a server that closes promptly leaves its connection in the pool.
+    await pump.wait_stopped()
+
+
+async def _watch_disconnect(receive: Receive, leave: Callable[[], object]) -> None:
+    """Call ``leave`` when the browser leaves (also before the first token).  A
+    failing ``receive`` counts as leaving: this task belongs to no group that
+    could take its error."""
+    try:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+    except Exception:
+        log.warning("receive() failed; the stream is dropped", exc_info=True)
+    leave()
 
 
 def _stream_headers(stream_id: str, cors: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

@@ -620,8 +620,9 @@ def _noting_suspension(awaitable: Awaitable[T], suspended: list[bool]) -> Genera
 _tasks: set[Any] = set()  # strong references: asyncio keeps only weak ones to its tasks
 
 
-def spawn(function: Any) -> None:
-    """Run ``await function()`` in a task that belongs to no task group.
+def spawn(function: Any) -> Callable[[], object]:
+    """Run ``await function()`` in a task that belongs to no task group; returns a
+    function that cancels the task.
 
     ``relay_stream`` is an async iterator that a framework may abandon between two
     items; a task group held across ``yield`` would then be exited in another task.
@@ -636,8 +637,15 @@ def spawn(function: Any) -> None:
     except RuntimeError:  # not asyncio: trio, anyio's other backend
         import trio
 
-        trio.lowlevel.spawn_system_task(function)
-        return
+        scope = trio.CancelScope()
+
+        async def run() -> None:
+            with scope:
+                await function()
+
+        trio.lowlevel.spawn_system_task(run)
+        return scope.cancel
     task = loop.create_task(function())
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
+    return task.cancel
