@@ -80,6 +80,20 @@ class StreamCore:
     the first attempt, ``retry`` from ``decide``, ``end`` once from ``_stop``.
     """
 
+    # Slots: a relay holds one core per open stream, and 42 attributes are past
+    # CPython's shared-key dictionaries (about 2 KiB each as a plain dict).
+    # fmt: off
+    __slots__ = (
+        "_build", "_bytes", "_content_events", "_end", "_events", "_final", "_gaps",
+        "_keepalives", "_metrics_sent", "_next_body", "_observations", "_observers",
+        "_part_first_attempt", "_parts", "_reads", "_request", "_translate", "_ttfb", "_ttft",
+        "accumulator", "announce", "attempts", "body_limits", "clocks", "content",
+        "content_seen", "decoder", "done_at", "error", "finished", "generation_id",
+        "max_retry_delay", "on_metrics", "pending", "raise_in_band", "request_model",
+        "response_started", "resume", "retries", "retry_delay", "secret", "timeouts",
+    )
+    # fmt: on
+
     def __init__(
         self,
         *,
