@@ -66,6 +66,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 CHUNKS = 2000
 READERS = 100
@@ -184,8 +185,9 @@ def serve(name: str, upstream: str, models: list[str]) -> None:
     print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
 
     async def main() -> None:
-        if name == "stamp":
-            server = await asyncio.start_server(stamp_upstream, sock=sock, backlog=8192)
+        if name in ("stamp", "forward"):
+            handler = stamp_upstream if name == "stamp" else forwarder(upstream)
+            server = await asyncio.start_server(handler, sock=sock, backlog=8192)
             async with server:
                 await server.serve_forever()
             return
@@ -460,6 +462,28 @@ def open_streams_app(app: Any, servers: list[Any], *, traced: bool) -> Any:
     return counted
 
 
+def forwarder(upstream: str) -> Any:
+    """A bare TCP forwarder to ``upstream``: the cost of one more process between
+    the client and upstream on this machine, with no work done per event."""
+    host, port = urlsplit(upstream).hostname, urlsplit(upstream).port
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(host, port)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    return forward
+
+
 async def stamp_upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """An OpenAI-compatible upstream whose tokens are its clock at sending."""
     try:
@@ -615,16 +639,24 @@ def cpu_per_token(
     return best
 
 
-def latency(upstream_stamp: str, runs: int) -> dict[str, tuple[float, float, str]]:
-    """p50 and p99 ms per path, and the relay processes' collector pauses meanwhile:
-    paths alternate, and each path's run with the lowest p99 counts."""
+# How the 50 streams start: all at once, so their events fall due together every
+# STAMP_GAP (the worst case: one event loop relays 50 events back to back), or
+# spread evenly over one STAMP_GAP, as the streams of independent users are.
+STARTS = {"together": 0.0, "spread": STAMP_GAP / STAMP_STREAMS}
+FORWARDER = "direct, through a TCP forwarder"
+
+
+def latency(upstream_stamp: str, runs: int) -> dict[tuple[str, str], tuple[float, float, str]]:
+    """p50 and p99 ms per path and start shape, and the relay processes' collector
+    pauses meanwhile: paths alternate, and each one's run with the lowest p99 counts."""
     import urllib.request
 
-    out: dict[str, tuple[float, float, str]] = {}
+    out: dict[tuple[str, str], tuple[float, float, str]] = {}
     me = [sys.executable, __file__, "--upstream", upstream_stamp, "--models", MODEL, "--serve"]
     with ExitStack() as stack:
         paths = [
             ("direct", upstream_stamp),
+            (FORWARDER, stack.enter_context(process([*me, "forward"]))[0]),
             ("recipe", stack.enter_context(process([*me, "recipe"]))[0]),
             ("relay", stack.enter_context(process([*me, "relay"]))[0]),
             ("relay, serving_gc", stack.enter_context(process([*me, "relay-gc"]))[0]),
@@ -639,13 +671,16 @@ def latency(upstream_stamp: str, runs: int) -> dict[str, tuple[float, float, str
                 paths.append((name, url))
         for name, url in paths:  # warm up: imports, pools
             asyncio.run(run_readers(url.removesuffix("/api/v1"), kind_of(name), MODEL, 2))
-        for _, (name, url) in itertools.product(range(runs), paths):
+        for _, start, (name, url) in itertools.product(range(runs), STARTS, paths):
             base = url.removesuffix("/api/v1")
             kind = kind_of(name)
             if kind == "relay":
                 urllib.request.urlopen(f"{base}/gc").close()  # start counting now
             stamps: list[float] = []
-            results = asyncio.run(run_readers(base, kind, MODEL, STAMP_STREAMS, stamps=stamps))
+            ramp = STARTS[start]
+            results = asyncio.run(
+                run_readers(base, kind, MODEL, STAMP_STREAMS, ramp=ramp, stamps=stamps)
+            )
             assert all(r[0] == 200 for r in results), results[:1]
             stamps.sort()
             pauses = "—"
@@ -654,8 +689,8 @@ def latency(upstream_stamp: str, runs: int) -> dict[str, tuple[float, float, str
                     gc = json.load(response)
                 pauses = f"{gc['count']} ({gc['max'] * 1000:.1f} / {gc['total'] * 1000:.1f})"
             p99 = stamps[int(len(stamps) * 0.99)] * 1000
-            if name not in out or p99 < out[name][1]:
-                out[name] = (statistics.median(stamps) * 1000, p99, pauses)
+            if (name, start) not in out or p99 < out[name, start][1]:
+                out[name, start] = (statistics.median(stamps) * 1000, p99, pauses)
     return out
 
 
@@ -892,10 +927,22 @@ def latency_table(runs: int) -> None:
             f"\n## Latency per event ({STAMP_STREAMS} streams, one event every "
             f"{STAMP_GAP * 1000:.0f} ms; upstream's clock to the client's)\n"
         )
-        print("| path | p50 ms | p99 ms | collections over 1 ms (longest / total ms) |")
-        print("|---|---|---|---|")
-        for name, (p50, p99, pauses) in latency(stamp + "/api/v1", runs).items():
-            print(f"| {name} | {p50:.2f} | {p99:.2f} | {pauses} |", flush=True)
+        print(
+            "| path | streams start | p50 ms | p99 ms | p99 added to direct, ms "
+            "| p99 added to the forwarder, ms | collections over 1 ms (longest / total ms) |"
+        )
+        print("|---|---|---:|---:|---:|---:|---|")
+        found = latency(stamp + "/api/v1", runs)
+        for (name, start), (p50, p99, pauses) in sorted(
+            found.items(), key=lambda item: list(STARTS).index(item[0][1])
+        ):
+            added = [
+                "—" if name in (base, "direct") else f"{p99 - found[base, start][1]:+.2f}"
+                for base in ("direct", FORWARDER)
+            ]
+            print(
+                f"| {name} | {start} | {p50:.2f} | {p99:.2f} | {added[0]} | {added[1]} | {pauses} |"
+            )
 
 
 if __name__ == "__main__":
