@@ -644,6 +644,13 @@ def cpu_per_token(
 # spread evenly over one STAMP_GAP, as the streams of independent users are.
 STARTS = {"together": 0.0, "spread": STAMP_GAP / STAMP_STREAMS}
 FORWARDER = "direct, through a TCP forwarder"
+WORKERS = "relay, 2 workers (rawsse relay --workers 2)"
+
+
+def relay_command(upstream: str, *, workers: int) -> list[str]:
+    """``rawsse relay`` itself (uvloop where installed, its collector tuned)."""
+    rawsse = [sys.executable, "-m", "rawsse", "relay", "--upstream", upstream]
+    return [*rawsse, "--models", MODEL, "--port", "0", "--workers", str(workers)]
 
 
 def latency(upstream_stamp: str, runs: int) -> dict[tuple[str, str], tuple[float, float, str]]:
@@ -660,6 +667,7 @@ def latency(upstream_stamp: str, runs: int) -> dict[tuple[str, str], tuple[float
             ("recipe", stack.enter_context(process([*me, "recipe"]))[0]),
             ("relay", stack.enter_context(process([*me, "relay"]))[0]),
             ("relay, serving_gc", stack.enter_context(process([*me, "relay-gc"]))[0]),
+            (WORKERS, stack.enter_context(process(relay_command(upstream_stamp, workers=2)))[0]),
         ]
         if BASELINE:
             rev = BASELINE["rev"]
@@ -674,7 +682,8 @@ def latency(upstream_stamp: str, runs: int) -> dict[tuple[str, str], tuple[float
         for _, start, (name, url) in itertools.product(range(runs), STARTS, paths):
             base = url.removesuffix("/api/v1")
             kind = kind_of(name)
-            if kind == "relay":
+            counted = kind == "relay" and name != WORKERS  # served with the /gc probe
+            if counted:
                 urllib.request.urlopen(f"{base}/gc").close()  # start counting now
             stamps: list[float] = []
             ramp = STARTS[start]
@@ -684,7 +693,7 @@ def latency(upstream_stamp: str, runs: int) -> dict[tuple[str, str], tuple[float
             assert all(r[0] == 200 for r in results), results[:1]
             stamps.sort()
             pauses = "—"
-            if kind == "relay":
+            if counted:
                 with urllib.request.urlopen(f"{base}/gc") as response:
                     gc = json.load(response)
                 pauses = f"{gc['count']} ({gc['max'] * 1000:.1f} / {gc['total'] * 1000:.1f})"

@@ -13,10 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import gc
+import os
 import signal
 import socket
 import threading
+import time
 import webbrowser
 from collections.abc import Callable, Coroutine
 from typing import IO, Any
@@ -66,6 +69,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "'continued' event at the seam",
     )
     add_store_arguments(parser)
+    parser.add_argument(
+        "--workers",
+        type=_workers_arg,
+        default=1,
+        metavar="N",
+        help="processes serving the same port, each with its own event loop (default 1); "
+        "with more than one, resumable streams need --store redis://...",
+    )
 
 
 def _add_relay_options(parser: argparse.ArgumentParser) -> None:
@@ -93,6 +104,7 @@ def _add_relay_options(parser: argparse.ArgumentParser) -> None:
 
 
 _seconds_arg = checked_arg(float, lambda s: s >= 0, "not a number: {}", "must be >= 0 seconds: {}")
+_workers_arg = checked_arg(int, lambda n: n >= 1, "not a whole number: {}", "must be >= 1: {}")
 _bytes_arg = checked_arg(
     int, lambda n: n >= 1, "not a whole number of bytes: {}", "must be >= 1 byte: {}"
 )
@@ -114,6 +126,8 @@ def _upstream_models(upstream: str) -> list[str]:
         raise ValueError("the upstream lists no models")
     return models
 
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 SERVING_GC_THRESHOLD = (50_000, 50, 100)
 """The collector's thresholds in a relay process (the interpreter's default is
@@ -144,6 +158,7 @@ def _serve(
     err: IO[str],
     *,
     open_page: bool = False,
+    workers: int = 1,
 ) -> int:
     try:
         import uvicorn
@@ -193,16 +208,62 @@ def _serve(
     owned = threading.current_thread() is threading.main_thread()
     if owned:
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    # Workers are forked before any event loop runs: each builds its own app and loop.
+    children = [_fork_worker(main) for _ in range(workers - 1)]
     try:
         _event_loop_run(main())
     except KeyboardInterrupt:
         pass
     finally:
         sock.close()
+        _stop_workers(children)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     err.write(f"{name}: stopped\n")
     return ExitCode.OK
+
+
+def _fork_worker(main: Callable[[], Coroutine[Any, Any, None]]) -> int:
+    """Fork a worker that serves ``main()`` and exits; its pid (in the parent)."""
+    pid = os.fork()
+    if pid:
+        return pid
+    status = 0
+    try:
+        _die_with_parent()
+        _event_loop_run(main())
+    except KeyboardInterrupt:
+        pass
+    except BaseException:
+        status = 1
+    finally:
+        os._exit(status)  # never back into the command's code: that is the parent's
+
+
+def _die_with_parent() -> None:
+    """On Linux, the kernel ends this worker when the parent dies, even by SIGKILL."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() == 1:  # the parent died before the line above
+            os._exit(0)
+
+
+def _stop_workers(children: list[int], grace: float = 5.0) -> None:
+    """Stop the workers as the parent stopped (SIGTERM, then SIGKILL after ``grace``)."""
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for pid in children:
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.02)
 
 
 def _event_loop_run(main: Coroutine[Any, Any, None]) -> None:
@@ -233,12 +294,13 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
             )
             return ExitCode.USAGE
     upstream = args.upstream
-    if args.store is not None:
-        try:
+    try:
+        if args.store is not None:
             _check_store(args.store)
-        except (ValueError, ImportError) as exc:
-            err.write(f"rawsse relay: error: {exc}\n")
-            return ExitCode.USAGE
+        _check_workers(args.workers, args.store)
+    except (ValueError, ImportError) as exc:
+        err.write(f"rawsse relay: error: {exc}\n")
+        return ExitCode.USAGE
 
     def make() -> tuple[RelayApp, AsyncClient]:
         client = AsyncClient(base_url=upstream)
@@ -260,7 +322,26 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None, err: IO[str] | 
     if args.store is not None:
         note += f"; resumable streams in {_store_name(args.store)}"
     note += ")"
-    return _serve(make, args.host, args.port, note, "rawsse relay", out, err)
+    if args.workers > 1:
+        note += f" ({args.workers} worker processes)"
+    return _serve(make, args.host, args.port, note, "rawsse relay", out, err, workers=args.workers)
+
+
+def _check_workers(workers: int, store: str | None) -> None:
+    """Refuse ``--workers`` where it cannot work: without fork, off the main thread
+    (forking a process with other threads running is unsafe), or with a store that
+    lives in one process (a browser reconnecting would reach another worker)."""
+    if workers == 1:
+        return
+    if not hasattr(os, "fork"):
+        raise ValueError("--workers needs fork(), which this platform lacks")
+    if threading.current_thread() is not threading.main_thread():
+        raise ValueError("--workers runs only in a process's main thread")
+    if store == "memory":
+        raise ValueError(
+            "--store memory keeps resumable streams in one process; with --workers, "
+            "use --store redis://..."
+        )
 
 
 def _check_store(spec: str) -> None:
