@@ -1,5 +1,5 @@
-"""``rawsse relay --workers N``: N processes serve one port; they stop with the parent,
-also when it is killed."""
+"""``rawsse relay --workers N``: N forked processes serve one port; one that ends is
+replaced; they stop with the command, also when it is killed."""
 
 from __future__ import annotations
 
@@ -58,8 +58,8 @@ def chat(url: str) -> str:
 def test_workers_serve_and_stop_with_the_parent(upstream: FixtureServer) -> None:  # noqa: F811
     argv = ("relay", "--upstream", upstream.base_url, "--port", "0", "--workers", "3")
     with command(*argv) as (url, proc):
-        workers = children(proc.pid, 2)
-        assert len(workers) == 2
+        workers = children(proc.pid, 3)
+        assert len(workers) == 3
         with ThreadPoolExecutor(8) as pool:
             texts = list(pool.map(chat, [url] * 24))
         assert texts[0]
@@ -73,12 +73,32 @@ def test_workers_serve_and_stop_with_the_parent(upstream: FixtureServer) -> None
 def test_workers_end_when_the_parent_is_killed(upstream: FixtureServer) -> None:  # noqa: F811
     argv = ("relay", "--upstream", upstream.base_url, "--port", "0", "--workers", "2")
     with command(*argv) as (url, proc):
-        workers = children(proc.pid, 1)
-        assert len(workers) == 1
+        workers = children(proc.pid, 2)
+        assert len(workers) == 2
         assert chat(url)
         proc.kill()
         proc.wait()
         wait_gone(workers, 5)  # no orphan keeps the port
+
+
+def test_a_worker_that_ends_is_replaced(upstream: FixtureServer) -> None:  # noqa: F811
+    argv = ("relay", "--upstream", upstream.base_url, "--port", "0", "--workers", "2")
+    with command(*argv) as (url, proc):
+        first, second = children(proc.pid, 2)
+        os.kill(first, signal.SIGKILL)
+        wait_gone([first], 5)
+        deadline = time.monotonic() + 10
+        while len(now := children(proc.pid, 1)) < 2 or first in now:
+            assert time.monotonic() < deadline, now
+            time.sleep(0.05)
+        assert second in now
+        with ThreadPoolExecutor(4) as pool:
+            assert all(pool.map(chat, [url] * 8))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert proc.stderr is not None
+        assert f"worker {first} ended (signal 9); starting another" in proc.stderr.read()
+        wait_gone(now, 5)
 
 
 @pytest.mark.parametrize(

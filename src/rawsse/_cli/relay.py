@@ -208,19 +208,55 @@ def _serve(
     owned = threading.current_thread() is threading.main_thread()
     if owned:
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    # Workers are forked before any event loop runs: each builds its own app and loop.
-    children = [_fork_worker(main) for _ in range(workers - 1)]
     try:
-        _event_loop_run(main())
+        if workers > 1:
+            _supervise(main, workers, name, err)
+        else:
+            _event_loop_run(main())
     except KeyboardInterrupt:
         pass
     finally:
         sock.close()
-        _stop_workers(children)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     err.write(f"{name}: stopped\n")
     return ExitCode.OK
+
+
+def _supervise(
+    main: Callable[[], Coroutine[Any, Any, None]], workers: int, name: str, err: IO[str]
+) -> None:
+    """Serve from ``workers`` forked processes, replacing any that ends, until SIGTERM
+    or SIGINT; then stop them all.  This process runs no event loop: it forks from a
+    clean state, and each worker builds its own app and loop."""
+    stopping: list[int] = []
+    handlers = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        handlers[sig] = signal.signal(sig, lambda signum, frame: stopping.append(signum))
+    children = {_fork_worker(main) for _ in range(workers)}
+    last_fork = time.monotonic()
+    try:
+        while not stopping:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0 or pid not in children:
+                time.sleep(0.05)  # a signal cuts it short
+                continue
+            children.discard(pid)
+            err.write(f"{name}: worker {pid} ended ({_ended(status)}); starting another\n")
+            err.flush()
+            time.sleep(max(0.0, last_fork + 1.0 - time.monotonic()))  # at most one a second
+            children.add(_fork_worker(main))
+            last_fork = time.monotonic()
+    finally:
+        _stop_workers(sorted(children))
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def _ended(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"signal {os.WTERMSIG(status)}"
+    return f"exit {os.waitstatus_to_exitcode(status)}"
 
 
 def _fork_worker(main: Callable[[], Coroutine[Any, Any, None]]) -> int:
@@ -230,6 +266,9 @@ def _fork_worker(main: Callable[[], Coroutine[Any, Any, None]]) -> int:
         return pid
     status = 0
     try:
+        # The command's own handling: SIGTERM stops uvicorn and then exits 0, as Ctrl-C.
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         _die_with_parent()
         _event_loop_run(main())
     except KeyboardInterrupt:
