@@ -264,11 +264,10 @@ def relay_app(upstream: str, models: list[str], *, many: bool = False) -> Any:
     from rawsse import AsyncClient
     from rawsse.relay import RelayApp
 
-    http = None
+    limits = None
     if many:  # the README's advice for thousands of streams: few kept-alive connections
         limits = httpx.Limits(max_connections=4096, max_keepalive_connections=16)
-        http = httpx.AsyncClient(limits=limits, timeout=None)
-    client = AsyncClient(base_url=upstream, api_key="", retries=0, http_client=http)
+    client = AsyncClient(base_url=upstream, api_key="", retries=0, limits=limits)
     return RelayApp(client, models=models)
 
 
