@@ -295,8 +295,9 @@ async def _send(
     sent = 0
     body = request.stream
     assert isinstance(body, AsyncIterable)
+    parts = body.__aiter__()
     try:
-        async for part in body:
+        async for part in parts:
             if not part:
                 continue
             sent += len(part)
@@ -320,6 +321,12 @@ async def _send(
             await stream.write(end, timeout)
     except httpcore.WriteError:
         return False
+    finally:
+        # A body generator left behind would be finalised by the garbage collector
+        # (which trio reports).
+        aclose = getattr(parts, "aclose", None)
+        if aclose is not None:
+            await aclose()
     return True
 
 
