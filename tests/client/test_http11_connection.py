@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from rawsse._asyncio_transport import AsyncioBackend
-from rawsse._http11 import ConnectionSettings, Http11Connection, Http11Pool, _Body
+from rawsse._http11 import ConnectionSettings, Http11Connection, Http11Pool
 from rawsse._http11_parse import MAX_HEAD
 from tests.client.test_client_asyncio_transport import Handler, Plain, lean, read_request
 
@@ -200,10 +200,9 @@ async def test_closing_a_body_before_its_end_closes_the_connection() -> None:
         url = f"http://127.0.0.1:{server.port}/"
         request = httpcore.Request("GET", url, headers=[(b"Host", b"127.0.0.1")])
         response = await connection.handle_async_request(request)
-        body = response.stream
-        assert isinstance(body, _Body)
-        assert await body.__anext__() == b"first"
-        await body.aclose()
+        assert isinstance(response.stream, AsyncIterable)
+        assert await anext(aiter(response.stream)) == b"first"
+        await response.aclose()  # before the end of the body
         closed = time.monotonic()
         assert connection.is_closed()
         for _ in range(100):
