@@ -52,6 +52,7 @@ _HEADER_LINE = re.compile(
 _STATUS_LINE = re.compile(rb"HTTP/([0-9]\.[0-9]) ([0-9]{3})(?: ((?:[ \t]|[^\x00\s])*))?")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*")
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_HEXDIG = b"0123456789abcdefABCDEF"
 _DIGITS = re.compile(rb"[0-9]{1,20}")
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 
@@ -333,10 +334,14 @@ class ResponseParser:
                     break
                 if eol - pos > MAX_CHUNK_LINE:
                     return self._fail("a chunk size line is too long")
-                size_line = _CHUNK_SIZE.fullmatch(data, pos, eol)
-                if size_line is None:
-                    return self._fail(f"illegal chunk header: {data[pos : eol + 2]!r}")
-                remaining = int(size_line[1], 16)
+                size = data[pos:eol]
+                if size and len(size) <= 20 and not size.strip(_HEXDIG):  # hex alone: no regex
+                    remaining = int(size, 16)
+                else:
+                    size_line = _CHUNK_SIZE.fullmatch(size)
+                    if size_line is None:
+                        return self._fail(f"illegal chunk header: {data[pos : eol + 2]!r}")
+                    remaining = int(size_line[1], 16)
                 pos = eol + 2
                 state = _DATA if remaining else _TRAILERS
             elif state == _FOOTER:
