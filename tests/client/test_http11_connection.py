@@ -7,6 +7,7 @@ Servers answer with exact bytes; the tests check what the client makes of them
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
@@ -17,10 +18,17 @@ import httpcore
 import httpx
 import pytest
 
-from rawsse._asyncio_transport import AsyncioBackend
+from rawsse._asyncio_transport import AsyncioBackend, AsyncioTransport
 from rawsse._http11 import ConnectionSettings, Http11Connection, Http11Pool
 from rawsse._http11_parse import MAX_HEAD
-from tests.client.test_client_asyncio_transport import Handler, Plain, lean, read_request
+from rawsse._httpx_adapter import DEFAULT_LIMITS
+from tests.client.test_client_asyncio_transport import (
+    Handler,
+    Plain,
+    certificate,  # noqa: F401 - the fixture, shared
+    lean,
+    read_request,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -243,3 +251,23 @@ async def test_a_pool_with_a_unix_socket_connects_there(tmp_path: Path) -> None:
             second = await pool.request("GET", "http://localhost/")
             assert "IDLE, Request Count: 2" in repr(pool.connections[0])
     assert (first.content, second.content) == (b"over unix", b"again")
+
+
+async def test_tls_checks_the_certificate_against_the_sni_hostname_extension(
+    certificate: tuple[Path, Path],  # noqa: F811
+) -> None:
+    cert, key = certificate
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    trusted = ssl.create_default_context(cafile=str(cert))
+    with Plain(answering(ok(b"secure"), ok(b"again")), tls=served) as server:
+        transport = AsyncioTransport(limits=DEFAULT_LIMITS, ssl_context=trusted)
+        async with httpx.AsyncClient(transport=transport) as client:
+            url = f"https://127.0.0.1:{server.port}/"
+            with pytest.raises(httpx.ConnectError):
+                await client.get(url)  # the certificate names localhost
+            named = {"sni_hostname": "localhost"}
+            first = await client.get(url, extensions=named)
+            second = await client.get(url, extensions=named)
+    assert (first.text, second.text) == ("secure", "again")
+    assert first.extensions["network_stream"].get_extra_info("ssl_object") is not None
