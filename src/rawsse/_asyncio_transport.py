@@ -40,6 +40,8 @@ import anyio
 import httpcore
 import httpx
 
+from ._http11 import ConnectionSettings, Http11Pool
+
 __all__ = [
     "HIGH_WATER",
     "READ_DEADLINE",
@@ -117,15 +119,17 @@ def _as_httpx(exc: Exception) -> Exception | None:
 
 
 class AsyncioTransport(httpx.AsyncBaseTransport):
-    """httpcore's connection pool over ``AsyncioBackend``, as an httpx transport."""
+    """httpcore's connection pool of ``Http11Connection``s over ``AsyncioBackend``, as
+    an httpx transport."""
 
     def __init__(self, *, limits: httpx.Limits, ssl_context: ssl.SSLContext) -> None:
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
+        settings = ConnectionSettings(
+            AsyncioBackend(), ssl_context=ssl_context, keepalive_expiry=limits.keepalive_expiry
+        )
+        self._pool = Http11Pool(
+            settings,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=AsyncioBackend(),
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
