@@ -303,12 +303,12 @@ def test_what_follows_the_response_is_leftover_and_no_body_for_head_204_304() ->
     assert parser.leftover == b"HTTP"
 
 
-def test_transfer_codings_must_end_in_chunked() -> None:
+def test_transfer_coding_must_be_chunked_alone() -> None:
     parser = ResponseParser()
-    parser.feed_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+    parser.feed_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n")
     assert parser.feed_body(b"2\r\nab\r\n0\r\n\r\n") == b"ab"
     assert parser.done
-    for codings in (b"gzip", b"chunked, gzip", b", chunked"):
+    for codings in (b"gzip", b"chunked, gzip", b", chunked", b"gzip, chunked", b"chunked, chunked"):
         with pytest.raises(ParseError, match="unsupported Transfer-Encoding"):
             ResponseParser().feed_head(
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: %b\r\n\r\n" % codings
