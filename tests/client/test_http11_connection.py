@@ -160,6 +160,23 @@ async def test_an_early_answer_is_read_though_the_request_body_could_not_be_writ
     assert (response.status_code, response.text) == (200, "too large")
 
 
+async def test_a_request_body_the_server_never_reads_ends_at_the_write_timeout() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(10)  # reads nothing more: the client's writes block
+
+    async def endless() -> AsyncIterator[bytes]:
+        for _ in range(4000):
+            yield b"x" * 65536
+
+    with Plain(handler) as server:
+        async with lean(timeout=httpx.Timeout(5.0, write=0.3)) as client:
+            started = time.monotonic()
+            with pytest.raises(httpx.WriteTimeout):
+                await client.post(f"http://127.0.0.1:{server.port}/", content=endless())
+            assert time.monotonic() - started < 4.0
+
+
 # -- broken responses ---------------------------------------------------------------------------
 
 
