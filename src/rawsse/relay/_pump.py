@@ -611,6 +611,8 @@ def _noting_suspension(awaitable: Awaitable[T], suspended: list[bool]) -> Genera
             except StopIteration as stop:
                 return cast(T, stop.value)
         else:
+            if sent is None:  # asyncio resumes with None: ``yield from`` delegates the rest, in C
+                return (yield from inner)
             try:
                 yielded = inner.send(sent)
             except StopIteration as stop:
