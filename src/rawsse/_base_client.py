@@ -365,9 +365,12 @@ class StreamCore:
         return self.done_at is not None and isinstance(exc, Exception)
 
     def _check_clocks(self, now: float) -> None:
-        found = self.clocks.expired(now, idle=False)
-        if found is not None:
-            self.pending = self._timeout(found)
+        clocks = self.clocks
+        due = clocks.event_deadline()  # once per read: the usual answer, "not yet", in one call
+        if due is not None and now >= due:
+            found = clocks.expired(now, idle=False)
+            if found is not None:
+                self.pending = self._timeout(found)
 
     def overdue(self, now: float) -> StreamTimeout | None:
         """Between events: the timeout that has fired (the stream then ends with it).
