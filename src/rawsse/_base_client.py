@@ -304,16 +304,16 @@ class StreamCore:
         add = self.accumulator.add
         content = _CONTENT
         n_content = 0
-        cut = -1
-        for i, event in enumerate(events):
+        in_band = False
+        for event in events:
             add(event)
             kind = type(event)
             if kind in content:
                 n_content += 1
             elif kind is KeepAlive:
                 self._keepalives += 1
-            elif kind is InBandError and self.raise_in_band and cut < 0:
-                cut = i
+            elif kind is InBandError:
+                in_band = True
         self._events += len(events)
         if n_content:
             self._content_events += n_content
@@ -324,7 +324,8 @@ class StreamCore:
             else:
                 self._gaps.append(now - clocks.last_content)
             clocks.last_content = now
-        if cut >= 0:
+        if in_band and self.raise_in_band:  # the events before the first are delivered
+            cut = next(i for i, event in enumerate(events) if type(event) is InBandError)
             error = events[cut]
             assert isinstance(error, InBandError)
             self.pending = StreamError.from_event(error)
