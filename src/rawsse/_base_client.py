@@ -304,16 +304,16 @@ class StreamCore:
         add = self.accumulator.add
         content = _CONTENT
         n_content = 0
-        cut = -1
-        for i, event in enumerate(events):
+        in_band = False
+        for event in events:
             add(event)
             kind = type(event)
             if kind in content:
                 n_content += 1
             elif kind is KeepAlive:
                 self._keepalives += 1
-            elif kind is InBandError and self.raise_in_band and cut < 0:
-                cut = i
+            elif kind is InBandError:
+                in_band = True
         self._events += len(events)
         if n_content:
             self._content_events += n_content
@@ -324,7 +324,8 @@ class StreamCore:
             else:
                 self._gaps.append(now - clocks.last_content)
             clocks.last_content = now
-        if cut >= 0:
+        if in_band and self.raise_in_band:  # the events before the first are delivered
+            cut = next(i for i, event in enumerate(events) if type(event) is InBandError)
             error = events[cut]
             assert isinstance(error, InBandError)
             self.pending = StreamError.from_event(error)
@@ -365,9 +366,12 @@ class StreamCore:
         return self.done_at is not None and isinstance(exc, Exception)
 
     def _check_clocks(self, now: float) -> None:
-        found = self.clocks.expired(now, idle=False)
-        if found is not None:
-            self.pending = self._timeout(found)
+        clocks = self.clocks
+        due = clocks.event_deadline()  # once per read: the usual answer, "not yet", in one call
+        if due is not None and now >= due:
+            found = clocks.expired(now, idle=False)
+            if found is not None:
+                self.pending = self._timeout(found)
 
     def overdue(self, now: float) -> StreamTimeout | None:
         """Between events: the timeout that has fired (the stream then ends with it).

@@ -135,6 +135,8 @@ class ChatDecoder:
             items = self._sse.feed(data)
         except SSEProtocolError as exc:
             raise self._translated(exc) from None
+        if self._pending is None:  # ``_run``'s usual case, without its call
+            return self._decode(items, 0)
         return self._run(items)
 
     def close(self) -> list[ChatEvent]:

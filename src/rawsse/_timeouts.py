@@ -115,6 +115,10 @@ class Clocks:
     def expired(self, now: float, *, idle: bool = True) -> tuple[type[StreamTimeout], float] | None:
         """The limit that has expired at ``now`` (the earliest one), with its value;
         ``idle=False`` leaves out the idle limit (checked between events)."""
+        # The hot path (once per read): one comparison with the earliest deadline.
+        soonest = self.deadline() if idle else self.event_deadline()
+        if soonest is None or now < soonest:
+            return None
         t = self._t
         found: list[tuple[float, type[StreamTimeout], float]] = []
         if t.total is not None:

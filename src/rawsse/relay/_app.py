@@ -458,8 +458,9 @@ class RelayApp:
     ) -> Pump:
         """The stream's pump, its reader and timer started; a stalled write cancels ``scope``."""
 
-        async def send_body(data: bytes) -> None:
-            await send({"type": "http.response.body", "body": data, "more_body": True})
+        def send_body(data: bytes) -> Awaitable[None]:
+            # ``send``'s own awaitable: no coroutine of ours per event
+            return send({"type": "http.response.body", "body": data, "more_body": True})
 
         pump = Pump(
             stream,

@@ -294,30 +294,52 @@ class Pump:
 
     async def _read_body(self, raw: Any) -> bool:
         """Queue the raw body's chunks until its end or an error; True when the reader
-        itself sent the terminal event."""
+        itself sent the terminal event.
+
+        Given ``send``, on asyncio, a chunk fresh from the network is relayed and sent
+        here, in the reader task: one task switch less per read than handing it to
+        the writer (and written out inline: no coroutine of its own per read)."""
         chunks = self._chunks
-        loop = self._loop if self._send is not None else None
-        suspended = [False]
+        send = self._send
+        loop = self._loop if send is not None else None
+        anext = raw.__anext__
+        suspended = [False]  # stays False without ``loop``: every chunk goes to the writer
         try:
             while True:
                 if loop is None:
-                    chunk = await raw.__anext__()
+                    chunk = await anext()
                 else:
                     # Did this read wait for the network, or was the chunk buffered?
                     suspended[0] = False
-                    chunk = await _noting_suspension(raw.__anext__(), suspended)
+                    chunk = await _noting_suspension(anext(), suspended)
                 if self._draining:  # after [DONE]: read on, never decoded
                     continue
                 chunks.append(chunk)
                 self._size += len(chunk)
-                if loop is not None and suspended[0] and not self._writing:
-                    # Fresh from the network: send it from here, one task switch
-                    # less.  Chunks already buffered behind it go to the writer,
-                    # which runs when this task next waits, and leave together.
-                    if await self._send_now():
-                        return True
-                else:
+                if not suspended[0] or self._writing:
+                    # Buffered behind an earlier chunk (or the caller is still writing):
+                    # the writer runs when this task next waits, and takes all together.
                     self._waiter.wake()
+                else:
+                    assert send is not None
+                    self._reader_sending = True
+                    try:
+                        now = self._now()
+                        out = self._take(now)
+                        if out:
+                            self._sending(now)
+                            await send(out)
+                            self._send_deadline = None
+                    finally:
+                        self._reader_sending = False
+                        if self._blocked:
+                            self._blocked = False
+                            self._waiter.wake()
+                    if self.encoder.closed:
+                        self.stop()
+                        self._waiter.wake()  # the writer returns None
+                        if not self._draining:
+                            return True
                 while self._size >= self._max_buffer:
                     await self._room.wait()
         except StopAsyncIteration:
@@ -345,29 +367,6 @@ class Pump:
                     await self._room.wait()
         except Exception as exc:  # the client's final error: decided, with its partial
             self._end(_FAILED, exc)
-
-    async def _send_now(self) -> bool:
-        """Relay and send what was read, in the reader task (one task switch less per
-        read than handing it to the writer); True once the terminal event is sent."""
-        assert self._send is not None
-        self._reader_sending = True
-        try:
-            now = self._now()
-            out = self._take(now)
-            if out:
-                self._sending(now)
-                await self._send(out)
-                self._send_deadline = None
-        finally:
-            self._reader_sending = False
-            if self._blocked:
-                self._blocked = False
-                self._waiter.wake()
-        if self.encoder.closed:
-            self.stop()
-            self._waiter.wake()  # the writer returns None
-            return not self._draining
-        return False
 
     def _end(self, state: int, error: BaseException | None) -> None:
         self._state = state
@@ -611,6 +610,8 @@ def _noting_suspension(awaitable: Awaitable[T], suspended: list[bool]) -> Genera
             except StopIteration as stop:
                 return cast(T, stop.value)
         else:
+            if sent is None:  # asyncio resumes with None: ``yield from`` delegates the rest, in C
+                return (yield from inner)
             try:
                 yielded = inner.send(sent)
             except StopIteration as stop:
