@@ -22,6 +22,7 @@ from ._asyncio_transport import (
     READ_DEADLINE,
     ReadDeadline,
     backend_clock,
+    body_reader,
     honours_read_deadline,
 )
 from ._base_client import StreamCore
@@ -141,7 +142,9 @@ class AsyncStream(AsyncClosesOnExit, StreamShell[httpx.AsyncClient, AsyncIterato
             try:
                 response = await self._bounded(self._http.send(request, stream=True))
                 if self._is_stream(response):
-                    self._raw = abody_chunks(response)  # decoded by the core, step by step
+                    # Decoded by the core, step by step; read without httpx's layers
+                    # when the client's own transport made the response.
+                    self._raw = body_reader(response) or abody_chunks(response)
                     self._read_deadline = honours_read_deadline(response)
                     return
                 body = await self._bounded(aread_capped(response, self._core))

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import ssl
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
@@ -40,7 +41,7 @@ import anyio
 import httpcore
 import httpx
 
-from ._http11 import ConnectionSettings, Http11Pool
+from ._http11 import BODY, ConnectionSettings, Http11Pool
 
 __all__ = [
     "HIGH_WATER",
@@ -49,6 +50,7 @@ __all__ = [
     "AsyncioTransport",
     "ReadDeadline",
     "backend_clock",
+    "body_reader",
     "honours_read_deadline",
 ]
 
@@ -150,15 +152,54 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
             if mapped is None:
                 raise
             raise mapped from exc
-        return httpx.Response(
+        extensions = response.extensions
+        body = extensions.pop(BODY, None)
+        out = httpx.Response(
             status_code=response.status,
             headers=response.headers,
             stream=_Body(response.stream),
-            extensions=response.extensions,
+            extensions=extensions,
         )
+        if body is not None:
+            _READERS[out] = _Reader(body)
+        return out
 
     async def aclose(self) -> None:
         await self._pool.aclose()
+
+
+# Keyed by the response itself, not carried in its extensions: a response made
+# from this one (a recording's) keeps the extensions but must be read through its
+# own stream.
+_READERS: weakref.WeakKeyDictionary[httpx.Response, _Reader] = weakref.WeakKeyDictionary()
+
+
+def body_reader(response: httpx.Response) -> AsyncIterator[bytes] | None:
+    """The body of a response this transport made, read without the generator
+    layers of httpx and the pool (one per layer per read); None for any other.
+    Closing ``response`` still releases the connection."""
+    return _READERS.pop(response, None)
+
+
+class _Reader:
+    """The connection's body reads, its errors as httpx's (as ``_Body`` gives them)."""
+
+    __slots__ = ("_next",)
+
+    def __init__(self, body: AsyncIterator[bytes]) -> None:
+        self._next = body.__anext__
+
+    def __aiter__(self) -> _Reader:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._next()
+        except Exception as exc:  # StopAsyncIteration maps to nothing: it goes on
+            mapped = _as_httpx(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
 
 class _Body(httpx.AsyncByteStream):

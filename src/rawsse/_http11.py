@@ -39,10 +39,14 @@ import httpcore
 
 from ._http11_parse import ParseError, ResponseHead, ResponseParser
 
-__all__ = ["READ_SIZE", "ConnectionSettings", "Http11Connection", "Http11Pool"]
+__all__ = ["BODY", "READ_SIZE", "ConnectionSettings", "Http11Connection", "Http11Pool"]
 
 READ_SIZE = 64 * 1024
 """Bytes asked of the network stream per read."""
+
+BODY = "rawsse.body"
+"""The response extension that carries the body itself (an async iterator of its
+reads), for a reader that skips the pool's and httpx's generator layers."""
 
 _SocketOption = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
@@ -129,6 +133,7 @@ class Http11Connection(httpcore.AsyncConnectionInterface):
                 "http_version": head.http_version,
                 "reason_phrase": head.reason,
                 "network_stream": stream,
+                BODY: body,  # taken out by the transport (``body_reader``)
             },
         )
 

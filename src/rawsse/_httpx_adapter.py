@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import inspect
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -228,6 +229,8 @@ async def unwind(raw: AsyncIterator[bytes]) -> None:
     ResourceWarning.  Resumed under cancellation, the innermost read raises and
     every layer ends, closing the connection on its way out.
     """
+    if not inspect.isasyncgen(raw):  # a plain reader leaves nothing suspended
+        return
     with anyio.CancelScope() as scope:
         scope.cancel()
         for _ in range(100_000):  # each turn consumes one chunk h11 already buffered
