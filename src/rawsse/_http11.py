@@ -351,7 +351,8 @@ def _request_head(request: httpcore.Request) -> tuple[bytes, bool, int | None]:
         if _TOKEN.fullmatch(name) is None:
             raise httpcore.LocalProtocolError(f"Illegal header name {name!r}")
         if _FIELD_VALUE.fullmatch(value) is None:
-            raise httpcore.LocalProtocolError(f"Illegal header value {value!r}")
+            # Named, not shown: the value may be a key.
+            raise httpcore.LocalProtocolError(f"Illegal header value in {name!r}")
         lower = name.lower()
         line = b"%b: %b\r\n" % (name, value)
         if lower == b"host":

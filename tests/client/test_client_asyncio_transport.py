@@ -69,6 +69,9 @@ class Plain:
             self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         loop.run_forever()
+        # A connection accepted in the last turn is wrapped (and its handler started)
+        # in the next ones; stopped before, its socket would be left open.
+        loop.run_until_complete(asyncio.sleep(0.01))
         server.close()
         for task in asyncio.all_tasks(loop):
             task.cancel()

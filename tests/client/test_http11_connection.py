@@ -288,3 +288,21 @@ async def test_tls_checks_the_certificate_against_the_sni_hostname_extension(
             second = await client.get(url, extensions=named)
     assert (first.text, second.text) == ("secure", "again")
     assert first.extensions["network_stream"].get_extra_info("ssl_object") is not None
+
+
+async def test_an_illegal_header_value_is_named_not_shown() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.read()  # nothing comes: the request is refused before it is sent
+        finally:
+            writer.close()
+
+    with Plain(handler) as server:
+        async with lean() as client:
+            with pytest.raises(httpx.LocalProtocolError) as caught:
+                await client.get(
+                    f"http://127.0.0.1:{server.port}/",
+                    headers={"authorization": "Bearer sk-or-v1-secret\x00"},
+                )
+    assert "authorization" in str(caught.value)
+    assert "secret" not in str(caught.value)
