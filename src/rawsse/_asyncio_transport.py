@@ -4,9 +4,12 @@ httpx's default transport reads through anyio's socket stream: per read, a
 cancel scope (``fail_after``, even with no timeout), an exception-mapping
 context, an ``asyncio.Event`` and two calls that pause and resume the
 transport's reading (each a system call on uvloop): about half of what reading
-upstream cost the relay per event.  On asyncio this transport gives httpcore's
-connection pool (pooling, HTTP/1.1 over h11, TLS, its exceptions) a network
-stream of its own instead, an ``asyncio.Protocol`` that:
+upstream cost the relay per event.  This transport is httpcore's connection
+pool (pooling, limits, keep-alive expiry) holding rawsse's own HTTP/1.1
+connections (``_http11.py``: TLS, the request, the response through a sans-I/O
+reader), and ``body_reader`` reads a body without httpx's and the pool's
+generator layers.  On asyncio the connections read a network stream of its own,
+an ``asyncio.Protocol`` that:
 
 * keeps reading while the buffer holds less than ``HIGH_WATER`` bytes (then
   pauses the transport until a read takes it below), so a read finds what
@@ -17,10 +20,10 @@ stream of its own instead, an ``asyncio.Protocol`` that:
   connection?") from what it saw.
 
 Deadlines and cancellation stay the callers': a cancelled read (anyio's cancel
-scope cancels the task) leaves httpcore to close the connection, as before; a
+scope cancels the task) leaves the connection to close itself, as before; a
 shell that knows its body is read here (``honours_read_deadline``) may instead
 set ``READ_DEADLINE`` around a read, which then ends with ``ReadDeadline``.
-Under trio the pool connects with httpcore's own trio backend.  A caller's own
+Under trio the connections use httpcore's own trio backend.  A caller's own
 ``http_client`` is used as given.
 """
 

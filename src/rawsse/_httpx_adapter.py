@@ -233,7 +233,7 @@ async def unwind(raw: AsyncIterator[bytes]) -> None:
         return
     with anyio.CancelScope() as scope:
         scope.cancel()
-        for _ in range(100_000):  # each turn consumes one chunk h11 already buffered
+        for _ in range(100_000):  # each turn consumes one chunk already buffered
             try:
                 await raw.__anext__()
             except BaseException:  # noqa: PERF203 - ending the generators is the point
