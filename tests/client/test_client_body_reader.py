@@ -4,6 +4,7 @@ layers, on asyncio and trio; any other response is read the usual way."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -39,15 +40,23 @@ def chunked_answers(parts: list[bytes], *, cut: bool = False, stall: bool = Fals
     return handler
 
 
+async def opened(
+    client: httpx.AsyncClient, port: int
+) -> tuple[httpx.Response, AsyncIterator[bytes]]:
+    """A streamed GET and its body reader (which must exist: the client's own transport)."""
+    request = client.build_request("GET", f"http://127.0.0.1:{port}/")
+    response = await client.send(request, stream=True)
+    reader = body_reader(response)
+    assert reader is not None
+    return response, reader
+
+
 async def test_the_reader_gives_the_body_and_the_connection_is_reused() -> None:
     parts = [b"data: one\n\n", b"data: two\n\n"]
     with Plain(chunked_answers(parts)) as server:  # type: ignore[arg-type]
         async with lean() as client:
             for _ in range(2):
-                request = client.build_request("GET", f"http://127.0.0.1:{server.port}/")
-                response = await client.send(request, stream=True)
-                reader = body_reader(response)
-                assert reader is not None
+                response, reader = await opened(client, server.port)
                 assert not hasattr(reader, "ag_frame")  # not a generator
                 assert body_reader(response) is None  # handed out once
                 got = b"".join([chunk async for chunk in reader])
@@ -59,10 +68,7 @@ async def test_the_reader_gives_the_body_and_the_connection_is_reused() -> None:
 async def test_the_reader_raises_httpx_errors() -> None:
     with Plain(chunked_answers([b"data: one\n\n"], cut=True)) as server:  # type: ignore[arg-type]
         async with lean() as client:
-            request = client.build_request("GET", f"http://127.0.0.1:{server.port}/")
-            response = await client.send(request, stream=True)
-            reader = body_reader(response)
-            assert reader is not None
+            response, reader = await opened(client, server.port)
             assert await reader.__anext__() == b"data: one\n\n"
             with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
                 await reader.__anext__()
@@ -74,10 +80,7 @@ async def test_a_body_left_unread_closes_its_connection() -> None:
     with Plain(chunked_answers(parts, stall=True)) as server:  # type: ignore[arg-type]
         async with lean() as client:
             for _ in range(2):
-                request = client.build_request("GET", f"http://127.0.0.1:{server.port}/")
-                response = await client.send(request, stream=True)
-                reader = body_reader(response)
-                assert reader is not None
+                response, reader = await opened(client, server.port)
                 assert await reader.__anext__() == b"data: one\n\n"
                 await response.aclose()
     assert len(server.peers) == 2  # the first connection was not reused
