@@ -185,7 +185,7 @@ def body_reader(response: httpx.Response) -> AsyncIterator[bytes] | None:
 
 
 class _Reader:
-    """The connection's body reads, its errors as httpx's (as ``_Body`` gives them)."""
+    """Reads of a body (the connection's, or the pool's stream), errors as httpx's."""
 
     __slots__ = ("_next",)
 
@@ -213,15 +213,8 @@ class _Body(httpx.AsyncByteStream):
     def __init__(self, stream: Any) -> None:
         self._stream = stream
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for part in self._stream:
-                yield part
-        except Exception as exc:
-            mapped = _as_httpx(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _Reader(self._stream.__aiter__())
 
     async def aclose(self) -> None:
         await self._stream.aclose()
